@@ -1,11 +1,11 @@
 """Parameter and MAC counts of BasicVSR-family models (dense, gated or slim).
 
-MACs are counted by forward hooks on every ``nn.Conv2d`` while one frame of the recurrence runs, on the ``meta``
-device (shapes only: no memory, no arithmetic, so 180x320 costs nothing). One frame of the recurrence is what a
-video costs per frame in steady state:
+MACs are counted by forward hooks on every ``nn.Conv2d`` while one frame of the recurrence runs, on the
+``meta`` device (shapes only: no memory, no arithmetic, so 180x320 costs nothing). One frame of the recurrence
+is what a video costs per frame in steady state:
 
-- bidirectional: two SpyNet flows (one per direction for the new frame pair), one backward and one forward trunk
-  step, one reconstruction;
+- bidirectional: two SpyNet flows (one per direction for the new frame pair), one backward and one forward
+  trunk step, one reconstruction;
 - forward-only: one flow, one forward step, one reconstruction.
 
 Only convolutions are counted (``out_elems * C_in/groups * k*k``), as in ssl.md §2.3 and §10; activations,
@@ -23,7 +23,8 @@ SPYNET = "spynet"
 
 
 def count_params(model: nn.Module) -> dict[str, int]:
-    """``{"total", "spynet", "without_spynet"}`` (weights and biases; buffers such as SpyNet's mean/std excluded)."""
+    """``{"total", "spynet", "without_spynet"}`` (weights and biases; buffers such as SpyNet's mean/std
+    excluded)."""
     total = spynet = 0
     for name, p in model.named_parameters():
         total += p.numel()
@@ -33,7 +34,8 @@ def count_params(model: nn.Module) -> dict[str, int]:
 
 
 def _part(name: str) -> str:
-    """Top-level part a parameter/module belongs to (a ``net.`` wrapper prefix, as in gated models, is skipped)."""
+    """Top-level part a parameter/module belongs to (a ``net.`` wrapper prefix, as in gated models, is
+    skipped)."""
     parts = name.split(".")
     return parts[1] if parts[0] == "net" and len(parts) > 1 else parts[0]
 

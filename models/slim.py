@@ -8,17 +8,18 @@ A plan is plain JSON (written by ``pruning.export``; this module never imports `
               "backward_trunk.main.2.0.conv1.out": [...],   # M_j: its hidden filters
               "backward_trunk.main.2.0.conv2.out": [...],   # O_j: stream channels it writes
               ...,
-              "fusion.out": [...], "upconv1.out": [group ids], "upconv2.out": [group ids], "conv_hr.out": [...]}}
+              "fusion.out": [...], "conv_hr.out": [...],
+              "upconv1.out": [group ids], "upconv2.out": [group ids]}}
 
-Residual blocks use RSC (ssl.md §8): ``x.index_add(1, O_j, conv2(relu(conv1(x.index_select(1, P_j)))))``, out of
-place, so it is autograd-safe and exports as Gather/ScatterND. The 64-channel stream, the hidden state, SpyNet, the
-trunks' first convs and ``conv_last``'s outputs are never pruned, so the recurrence is the dense one. Upsampling
-convs keep whole groups of 4 filters (one PixelShuffle(2) output channel each), and the layer after reads the kept
-group ids.
+Residual blocks use RSC (ssl.md §8): ``x.index_add(1, O_j, conv2(relu(conv1(x.index_select(1, P_j)))))``, out
+of place, so it is autograd-safe and exports as Gather/ScatterND. The 64-channel stream, the hidden state,
+SpyNet, the trunks' first convs and ``conv_last``'s outputs are never pruned, so the recurrence is the dense
+one. Upsampling convs keep whole groups of 4 filters (one PixelShuffle(2) output channel each), and the layer
+after reads the kept group ids.
 
 The slim classes inherit the step API (``flow``, ``backward_step``, ``forward_step``, ``reconstruct``,
-``forward``, ``step``) from :class:`~models.basicvsr.BasicVSR` / :class:`~models.basicvsr.BasicVSRUni`: only the
-layers differ, so the streaming engine runs them with exactly the dense code path.
+``forward``, ``step``) from :class:`~models.basicvsr.BasicVSR` / :class:`~models.basicvsr.BasicVSRUni`: only
+the layers differ, so the streaming engine runs them with exactly the dense code path.
 """
 
 from __future__ import annotations
@@ -48,9 +49,9 @@ def layer_slices(plan: dict[str, Any]) -> dict[str, tuple[list[int] | None, int,
     """For every conv that pruning changes: ``(kept output units or None = all, filters per unit, kept input
     channels or None = all)``. The single source of truth for both the slim shapes and the export's slicing.
 
-    Inputs follow the previous layer's kept outputs (ssl.md §10): conv2 reads M_j, upconv1 reads F, upconv2 reads
-    the kept upconv1 *group ids* (channel index after the shuffle), conv_hr reads upconv2's groups, conv_last reads
-    conv_hr's filters. conv1 reads its own P_j; fusion reads all 2*64 (or 64) stream channels.
+    Inputs follow the previous layer's kept outputs (ssl.md §10): conv2 reads M_j, upconv1 reads F, upconv2
+    reads the kept upconv1 *group ids* (channel index after the shuffle), conv_hr reads upconv2's groups,
+    conv_last reads conv_hr's filters. conv1 reads its own P_j; fusion reads all 2*64 (or 64) stream channels.
     """
     arch, kept = plan["arch"], plan["kept"]
     out: dict[str, tuple[list[int] | None, int, list[int] | None]] = {}
@@ -68,10 +69,11 @@ def layer_slices(plan: dict[str, Any]) -> dict[str, tuple[list[int] | None, int,
 
 
 def validate_plan(plan: dict[str, Any]) -> None:
-    """Raise ``ValueError`` unless ``plan`` is a well-formed plan: every list non-empty, ascending, unique and in
-    range. (Sorted lists keep the slim channel order equal to the dense order, which export relies on.)"""
+    """Raise ``ValueError`` unless ``plan`` is a well-formed plan: every list non-empty, ascending, unique and
+    in range. (Sorted lists keep the slim channel order equal to the dense order, which export relies on.)"""
     if plan.get("format") != PLAN_FORMAT or plan.get("version") != PLAN_VERSION:
-        raise ValueError(f"not a {PLAN_FORMAT} v{PLAN_VERSION} plan: {plan.get('format')!r} {plan.get('version')!r}")
+        raise ValueError(f"not a {PLAN_FORMAT} v{PLAN_VERSION} plan: "
+                         f"{plan.get('format')!r} {plan.get('version')!r}")
     arch, kept = plan["arch"], plan["kept"]
     nf = arch["num_feat"]
     sizes = {"fusion.out": nf, "upconv1.out": nf, "upconv2.out": HR_FEAT, "conv_hr.out": HR_FEAT}
@@ -87,7 +89,8 @@ def validate_plan(plan: dict[str, Any]) -> None:
         idx = kept[name]
         if not idx or any(not isinstance(i, int) for i in idx) or idx != sorted(set(idx)) or idx[0] < 0 \
                 or idx[-1] >= n:
-            raise ValueError(f"plan entry {name} must be a non-empty ascending list of distinct ints in [0, {n})")
+            raise ValueError(f"plan entry {name} must be a non-empty ascending list of distinct ints "
+                             f"in [0, {n})")
 
 
 def _index(idx: list[int]) -> torch.Tensor:
@@ -95,7 +98,8 @@ def _index(idx: list[int]) -> torch.Tensor:
 
 
 class SlimResidualBlock(nn.Module):
-    """RSC residual block: reads stream channels ``read`` (P_j), writes ``write`` (O_j); the rest pass through."""
+    """RSC residual block: reads stream channels ``read`` (P_j), writes ``write`` (O_j); the rest pass
+    through."""
 
     def __init__(self, num_feat: int, read: list[int], hidden: list[int], write: list[int]) -> None:
         super().__init__()
@@ -150,7 +154,8 @@ def _build_slim_layers(model: nn.Module, plan: dict[str, Any]) -> None:
 
 
 class SlimBasicVSR(BasicVSR):
-    """Bidirectional slim BasicVSR. Step API, ``bidirectional``, ``scale`` and ``num_feat`` as the dense model."""
+    """Bidirectional slim BasicVSR. Step API, ``bidirectional``, ``scale`` and ``num_feat`` as the dense
+    model."""
 
     def __init__(self, plan: dict[str, Any]) -> None:
         validate_plan(plan)
@@ -180,7 +185,8 @@ def build_slim(plan: dict[str, Any]) -> SlimBasicVSR | SlimBasicVSRUni:
 
 
 def load_slim(directory: str | Path) -> SlimBasicVSR | SlimBasicVSRUni:
-    """A slim model from an export folder (``plan.json`` + ``model.safetensors``), loaded strictly, in eval mode."""
+    """A slim model from an export folder (``plan.json`` + ``model.safetensors``), loaded strictly, in eval
+    mode."""
     from safetensors.torch import load_file  # imported here so that building from a plan needs no safetensors
 
     directory = Path(directory)

@@ -32,7 +32,8 @@ def _slice_conv(weight: torch.Tensor, bias: torch.Tensor, kept_out: list[int] | 
     if kept_out is not None:
         idx = torch.tensor(kept_out, dtype=torch.long, device=weight.device)
         # Whole groups of `group` consecutive filters: view as [units, group, ...], pick units, flatten back.
-        weight = weight.reshape(-1, group, *weight.shape[1:]).index_select(0, idx).reshape(-1, *weight.shape[1:])
+        shape = weight.shape
+        weight = weight.reshape(-1, group, *shape[1:]).index_select(0, idx).reshape(-1, *shape[1:])
         bias = bias.reshape(-1, group).index_select(0, idx).reshape(-1)
     if kept_in is not None:
         weight = weight.index_select(1, torch.tensor(kept_in, dtype=torch.long, device=weight.device))
@@ -68,7 +69,8 @@ def slim_state_dict(model: GatedModel, plan: dict[str, Any]) -> dict[str, torch.
     return {k: v.detach().to("cpu").contiguous().clone() for k, v in state.items()}
 
 
-def build_meta(slim: torch.nn.Module, plan: dict[str, Any], meta: dict[str, Any] | None = None) -> dict[str, Any]:
+def build_meta(slim: torch.nn.Module, plan: dict[str, Any],
+               meta: dict[str, Any] | None = None) -> dict[str, Any]:
     """Metadata for an export: defaults (measured params/MACs, placeholders) overridden by ``meta``."""
     macs = count_macs(slim, META_LR_SIZE)
     out: dict[str, Any] = {
@@ -99,7 +101,8 @@ def export_slim(model: GatedModel, plan: dict[str, Any], out_dir: str | Path,
     full_meta = build_meta(slim, plan, meta)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    save_file(state, str(out / "model.safetensors"), metadata={"format": "pt", "method": str(full_meta["method"])})
+    save_file(state, str(out / "model.safetensors"),
+              metadata={"format": "pt", "method": str(full_meta["method"])})
     (out / "plan.json").write_text(json.dumps(plan, indent=1) + "\n")
     (out / "meta.json").write_text(json.dumps(full_meta, indent=2) + "\n")
     return out

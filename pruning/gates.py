@@ -6,25 +6,29 @@ What is gated (ssl.md §4-§5), per trunk and block j, plus the reconstruction:
   channels P_j the block reads);
 - ``main.2.j.conv2``: one scale per output filter (the stream channels O_j the block writes);
 - ``fusion`` and ``conv_hr``: one scale per output filter;
-- ``upconv1`` / ``upconv2``: one scale per group of r**2 = 4 consecutive filters, because PixelShuffle(2) turns
-  exactly such a group into one output channel; pruning anything smaller would break the sub-pixel layout.
+- ``upconv1`` / ``upconv2``: one scale per group of r**2 = 4 consecutive filters, because PixelShuffle(2)
+  turns exactly such a group into one output channel; pruning anything smaller would break the sub-pixel
+  layout.
 
-Never gated: SpyNet, each trunk's first conv (``main.0``, which produces the 64-channel stream) and ``conv_last``.
+Never gated: SpyNet, each trunk's first conv (``main.0``, which produces the 64-channel stream) and
+``conv_last``.
 
-How a gate acts. SSL writes the scales on activations: ``y = g_out * conv(g_in * x) + g_out * b``. A convolution is
-linear per input and per output channel (zero padding stays zero when scaled), so that is the same function as a
-plain convolution with the folded weight ``W' = g_out[:, None, None, None] * W * g_in[None, :, None, None]`` and
-bias ``g_out * b``. :class:`GatedConv2d` computes exactly that: the dense ``forward`` code runs unchanged, the
-scales get the same gradients as in the activation form, and with all scales 1 the arithmetic is bit-identical to
-the dense model (``W * 1 == W``).
+How a gate acts. SSL writes the scales on activations: ``y = g_out * conv(g_in * x) + g_out * b``. A
+convolution is linear per input and per output channel (zero padding stays zero when scaled), so that is the
+same function as a plain convolution with the folded weight
+``W' = g_out[:, None, None, None] * W * g_in[None, :, None, None]`` and bias ``g_out * b``.
+:class:`GatedConv2d` computes exactly that: the dense ``forward`` code runs unchanged, the scales get the same
+gradients as in the activation form, and with all scales 1 the arithmetic is bit-identical to the dense model
+(``W * 1 == W``).
 
 Importance score (the decision the tie problem of ssl.md §6 forces). The official BasicSR weights were trained
 without gates, so freshly added scales are all 1 and ranking by |g| would be all ties (the selection would be
 argsort order, i.e. arbitrary). We rank by the L1 norm of the *scale-folded* filter instead (see
-:func:`pruning.selection.importance_scores`): on fresh gates it is the classic filter-L1 criterion (the one the
-paper's figure names), and during/after sparsity learning it shrinks with |g|, so the same criterion re-picks the
-units the penalty drove to zero. Warming the scales up would need a training run before pruning can even start
-and still leaves near-ties after a short warm-up; the L1 criterion needs none and is deterministic.
+:func:`pruning.selection.importance_scores`): on fresh gates it is the classic filter-L1 criterion (the one
+the paper's figure names), and during/after sparsity learning it shrinks with |g|, so the same criterion
+re-picks the units the penalty drove to zero. Warming the scales up would need a training run before pruning
+can even start and still leaves near-ties after a short warm-up; the L1 criterion needs none and is
+deterministic.
 """
 
 from __future__ import annotations
@@ -43,9 +47,9 @@ UPSAMPLE_GROUP = 4
 
 
 class GatedConv2d(nn.Conv2d):
-    """A ``nn.Conv2d`` with an output scale per unit of ``group`` consecutive filters and optionally an input scale
-    per channel. Parameter names: ``weight``, ``bias`` (as the dense conv, so dense checkpoints map 1:1),
-    ``out_scale`` [C_out / group] and ``in_scale`` [C_in] (or ``None``)."""
+    """A ``nn.Conv2d`` with an output scale per unit of ``group`` consecutive filters and optionally an input
+    scale per channel. Parameter names: ``weight``, ``bias`` (as the dense conv, so dense checkpoints map
+    1:1), ``out_scale`` [C_out / group] and ``in_scale`` [C_in] (or ``None``)."""
 
     in_scale: nn.Parameter | None
 
@@ -85,8 +89,8 @@ class GatedConv2d(nn.Conv2d):
 
 @dataclass(frozen=True)
 class Gate:
-    """One gate vector. ``name`` is ``<layer>.<side>`` (e.g. ``forward_trunk.main.2.3.conv1.in``) and is also the
-    key of the plan's kept-index list; ``group`` is the number of filters one entry stands for."""
+    """One gate vector. ``name`` is ``<layer>.<side>`` (e.g. ``forward_trunk.main.2.3.conv1.in``) and is also
+    the key of the plan's kept-index list; ``group`` is the number of filters one entry stands for."""
 
     name: str
     layer: str
@@ -192,7 +196,8 @@ class GatedBasicVSR(GatedModel):
                       flow: torch.Tensor | None = None) -> torch.Tensor:
         return self.net.backward_step(lr, feat, flow)
 
-    def reconstruct(self, lr: torch.Tensor, feat_backward: torch.Tensor, feat_forward: torch.Tensor) -> torch.Tensor:
+    def reconstruct(self, lr: torch.Tensor, feat_backward: torch.Tensor,
+                    feat_forward: torch.Tensor) -> torch.Tensor:
         return self.net.reconstruct(lr, feat_backward, feat_forward)
 
 

@@ -1,18 +1,18 @@
 """Temporal Finetuning (TF) losses for the slim network (ssl.md §11).
 
-The released SSL code fine-tunes with Charbonnier only; the paper's ``L_tf`` could not be retrieved. Ours (ssl.md
-§11's suggestion, not verified against the paper): keep the slim student's hidden states close to the frozen dense
-teacher's at every time step and in both branches,
+The released SSL code fine-tunes with Charbonnier only; the paper's ``L_tf`` could not be retrieved. Ours
+(ssl.md §11's suggestion, not verified against the paper): keep the slim student's hidden states close to the
+frozen dense teacher's at every time step and in both branches,
 
     L_tf = 1/T * sum_t ( mean|h_F^s(t) - h_F^d(t)| + mean|h_B^s(t) - h_B^d(t)| )
 
-(the backward term is absent for forward-only models). RSC never prunes the 64-channel hidden state, so student
-and teacher states have the same shape and need no projection. Per-element means keep the term independent of
-frame size and clip length.
+(the backward term is absent for forward-only models). RSC never prunes the 64-channel hidden state, so
+student and teacher states have the same shape and need no projection. Per-element means keep the term
+independent of frame size and clip length.
 
 To see the hidden states, :func:`run_with_states` drives the recurrence through the step API (``flow``,
-``backward_step``, ``forward_step``, ``reconstruct``) with the same schedule as ``BasicVSR.forward``; any model
-with that API works (dense, gated, slim).
+``backward_step``, ``forward_step``, ``reconstruct``) with the same schedule as ``BasicVSR.forward``; any
+model with that API works (dense, gated, slim).
 """
 
 from __future__ import annotations
@@ -24,16 +24,16 @@ from torch import nn
 
 
 def charbonnier_loss(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
-    """mean(sqrt((pred - target)**2 + eps)): BasicSR's ``CharbonnierLoss`` with SSL's settings (eps 1e-12, mean
-    reduction, weight 1). Written here so training does not pay basicsr's import time."""
+    """mean(sqrt((pred - target)**2 + eps)): BasicSR's ``CharbonnierLoss`` with SSL's settings (eps 1e-12,
+    mean reduction, weight 1). Written here so training does not pay basicsr's import time."""
     return torch.sqrt((pred - target).pow(2) + eps).mean()
 
 
 @dataclass
 class RecurrenceTrace:
-    """What one pass over a clip produced. ``outputs`` (B, T, 3, 4h, 4w); hidden states (B, T, C, h, w) per branch
-    (``backward`` is None for forward-only models); ``flows`` = (to_next, to_prev), each (B, T-1, 2, h, w) or None
-    for a single frame (``to_next`` is None for forward-only models)."""
+    """What one pass over a clip produced. ``outputs`` (B, T, 3, 4h, 4w); hidden states (B, T, C, h, w) per
+    branch (``backward`` is None for forward-only models); ``flows`` = (to_next, to_prev), each (B, T-1, 2, h,
+    w) or None for a single frame (``to_next`` is None for forward-only models)."""
 
     outputs: torch.Tensor
     forward: torch.Tensor
@@ -58,8 +58,8 @@ def run_with_states(model: nn.Module, lrs: torch.Tensor,
                     flows: tuple[torch.Tensor | None, torch.Tensor | None] | None = None) -> RecurrenceTrace:
     """Run ``model`` over the clip ``lrs`` (B, T, 3, h, w), keeping every hidden state of both branches.
 
-    ``flows`` (as returned in a trace) skips the model's own SpyNet: pass the teacher's when the student's SpyNet
-    is frozen and identical to the teacher's (it is ~40 GMACs per 180x320 frame).
+    ``flows`` (as returned in a trace) skips the model's own SpyNet: pass the teacher's when the student's
+    SpyNet is frozen and identical to the teacher's (it is ~40 GMACs per 180x320 frame).
     """
     t = lrs.shape[1]
     to_next, to_prev = compute_flows(model, lrs) if flows is None else flows
@@ -103,8 +103,8 @@ class TemporalFinetuneLoss(nn.Module):
     """``charbonnier(student(lrs), gts) + lambda_tf * L_tf(student, teacher)``; the teacher is frozen.
 
     ``lambda_tf`` defaults to 0.5, the middle of ssl.md §11's 0.1-1 range; it has not been tuned.
-    ``share_flows=True`` feeds the teacher's flows to the student: valid only while the student's SpyNet is frozen
-    and equal to the teacher's (SSL freezes it for the first 5k fine-tuning iterations).
+    ``share_flows=True`` feeds the teacher's flows to the student: valid only while the student's SpyNet is
+    frozen and equal to the teacher's (SSL freezes it for the first 5k fine-tuning iterations).
     """
 
     def __init__(self, teacher: nn.Module, lambda_tf: float = 0.5, eps: float = 1e-12,
@@ -122,10 +122,12 @@ class TemporalFinetuneLoss(nn.Module):
 
     def forward(self, student: nn.Module, lrs: torch.Tensor, gts: torch.Tensor,
                 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """(total loss, {"rec", "tf", "outputs"}) for one clip; ``outputs`` lets the trainer log PSNR for free."""
+        """(total loss, {"rec", "tf", "outputs"}) for one clip; ``outputs`` lets the trainer log PSNR for
+        free."""
         with torch.no_grad():
             ref = run_with_states(self.teacher, lrs)
         trace = run_with_states(student, lrs, ref.flows if self.share_flows else None)
         rec = charbonnier_loss(trace.outputs, gts, self.eps)
         tf = temporal_loss(trace, ref)
-        return rec + self.lambda_tf * tf, {"rec": rec.detach(), "tf": tf.detach(), "outputs": trace.outputs.detach()}
+        parts = {"rec": rec.detach(), "tf": tf.detach(), "outputs": trace.outputs.detach()}
+        return rec + self.lambda_tf * tf, parts

@@ -1,7 +1,7 @@
 """Pruning plans: the JSON-serialisable result of a selection (kept-index lists per gate + arch info).
 
-The format is defined and validated by :mod:`models.slim` (which must load plans without importing ``pruning``);
-this module only turns selection masks into plans and back.
+The format is defined and validated by :mod:`models.slim` (which must load plans without importing
+``pruning``); this module only turns selection masks into plans and back.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from .gates import GatedModel
 
 
 def plan_from_masks(model: GatedModel, pruned: dict[str, torch.Tensor]) -> dict[str, Any]:
-    """A plan keeping every entry of ``model``'s gates that ``pruned`` does not mark (missing gates: keep all)."""
+    """A plan keeping every entry of ``model``'s gates that ``pruned`` does not mark (missing gates: keep
+    all)."""
     kept: dict[str, list[int]] = {}
     for name, g in model.named_gates().items():
         mask = pruned.get(name)

@@ -1,13 +1,14 @@
 """SSL's sparsity-inducing regularisation: a growing L2 penalty on the scales of the marked units (ssl.md §7).
 
-``L = L_rec + sum_u 1/2 * lambda(t) * g_u**2`` over the marked entries u only; unmarked scales are free. lambda(t)
-starts at 0, grows by ``delta`` every ``interval`` iterations up to ``ceiling`` and then holds (official defaults
-1e-4, 5, 0.1: about 5k iterations of growth, then SSL keeps training ~14k iterations at the ceiling).
+``L = L_rec + sum_u 1/2 * lambda(t) * g_u**2`` over the marked entries u only; unmarked scales are free.
+lambda(t) starts at 0, grows by ``delta`` every ``interval`` iterations up to ``ceiling`` and then holds
+(official defaults 1e-4, 5, 0.1: about 5k iterations of growth, then SSL keeps training ~14k iterations at the
+ceiling).
 
-The official code adds ``lambda * g`` to the gradients after ``backward()``; writing it as a loss term gives the
-same gradient (d/dg of 1/2 lambda g**2 = lambda g) and works with any optimiser, AMP scaler or DDP. The official
-code adds conv1's *output* scale to the *input* scale's gradient (a bug hidden by C_in = C_out = 64); here every
-gate is penalised with its own tensor, looked up by name, so ``*.conv1.in`` uses the input scales.
+The official code adds ``lambda * g`` to the gradients after ``backward()``; writing it as a loss term gives
+the same gradient (d/dg of 1/2 lambda g**2 = lambda g) and works with any optimiser, AMP scaler or DDP. The
+official code adds conv1's *output* scale to the *input* scale's gradient (a bug hidden by C_in = C_out = 64);
+here every gate is penalised with its own tensor, looked up by name, so ``*.conv1.in`` uses the input scales.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """Importance scores and SSL's global selection of the units to prune (ssl.md §6).
 
-Score. The L1 norm (mean |w|) of each unit's *scale-folded* weights (see :mod:`pruning.gates` for why not |g|):
+Score. The L1 norm (mean |w|) of each unit's *scale-folded* weights (see :mod:`pruning.gates` for why not
+|g|):
 
 - output gate, group 1: mean |W'[i, :, :, :]|;
 - upconv group g: mean |W'[4g:4g+4, :, :, :]|;
@@ -8,12 +9,12 @@ Score. The L1 norm (mean |w|) of each unit's *scale-folded* weights (see :mod:`p
 
 Normalisation. Every gate vector is divided by its own mean before the global sort, so a score says "this unit
 relative to the average unit of its own layer". Raw L1 magnitudes differ between layers for reasons that have
-nothing to do with importance: 1x1 fusion versus 3x3 convs, a filter's L1 versus an input slice's, BasicSR's 0.1
-init scaling of residual blocks, later blocks learning smaller residuals. Unnormalised, a global threshold would
-remove whole layers by their scale convention (ssl.md §6 notes the official code even mixes |g| with L1 in one
-list). Mean normalisation keeps the ranking global (one threshold for all 11,776 entries, so per-layer ratios
-still come out unequal: a layer with a few dominant filters loses many, a flat layer few) while making the
-entries comparable. Each upconv group counts once, as in SSL.
+nothing to do with importance: 1x1 fusion versus 3x3 convs, a filter's L1 versus an input slice's, BasicSR's
+0.1 init scaling of residual blocks, later blocks learning smaller residuals. Unnormalised, a global threshold
+would remove whole layers by their scale convention (ssl.md §6 notes the official code even mixes |g| with L1
+in one list). Mean normalisation keeps the ranking global (one threshold for all 11,776 entries, so per-layer
+ratios still come out unequal: a layer with a few dominant filters loses many, a flat layer few) while making
+the entries comparable. Each upconv group counts once, as in SSL.
 """
 
 from __future__ import annotations
@@ -42,7 +43,8 @@ def importance_scores(model: GatedModel, normalise: bool = True) -> dict[str, to
 
 def select_global(scores: dict[str, torch.Tensor], ratio: float = 0.5, min_keep: int = 1,
                   ) -> dict[str, torch.Tensor]:
-    """Mark the lowest ``ratio`` of all entries of all gates together; return gate name -> bool (True = pruned).
+    """Mark the lowest ``ratio`` of all entries of all gates together; return gate name -> bool (True =
+    pruned).
 
     Ties break by position (stable sort), so the result is deterministic. Every gate keeps at least
     ``min_keep`` entries (its best ones), so the count pruned can fall a few short of ``ratio``.
