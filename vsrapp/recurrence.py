@@ -1,0 +1,117 @@
+"""Driving a recurrent VSR network over a stream of frames, a window at a time.
+
+The networks in ``models/`` expose per-frame steps (``flow``, ``backward_step``, ``forward_step``,
+``reconstruct``). Here those steps are scheduled so that a video of any length runs in bounded memory:
+
+- Forward-only models (and the stateless bicubic baseline): one frame in, one frame out (:class:`StreamRunner`).
+- Bidirectional models (:class:`WindowRunner`): frames arrive in windows. The forward hidden state is carried
+  exactly from window to window, so the forward branch is the same as on the whole clip. The backward branch of
+  each window starts from zeros at the end of ``lookahead`` extra frames whose outputs are dropped (they are output
+  by the next window); by the time it reaches the window, the missing future has faded from the hidden state.
+  A window with no lookahead that holds the whole clip is exactly ``model(clip)``.
+- The flow of every adjacent frame pair is computed once: backward flows of look-ahead pairs are kept for the
+  next window, and the forward flow into a window's first frame uses the previous window's last frame.
+
+Tensors here are (B, 3, h, w) float in [0, 1] on the model's device; conversion, padding and tiling live in
+:mod:`vsrapp.upscaler`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import nn
+
+StepCallback = Callable[[float], None]
+
+
+class StreamRunner:
+    """Forward-only models: ``step(frame) -> output`` with the hidden state carried inside."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model
+        self.state = None
+
+    def step(self, lr: torch.Tensor) -> torch.Tensor:
+        out, self.state = self.model.step(lr, self.state)
+        return out
+
+    def reset(self) -> None:
+        self.state = None
+
+
+class WindowRunner:
+    """Bidirectional models over consecutive windows of one stream (see the module docstring)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model
+        self.prev_lr: torch.Tensor | None = None  # last frame output by the previous window
+        self.feat_forward: torch.Tensor | None = None  # forward hidden state after that frame
+        self.backward_flows: dict[int, torch.Tensor] = {}  # global pair index i -> flow warping i+1 onto i
+        self.frames_done = 0  # global index of the next frame to output
+
+    def reset(self) -> None:
+        self.__init__(self.model)
+
+    def _backward_flow(self, i: int, lr_i: torch.Tensor, lr_next: torch.Tensor) -> torch.Tensor:
+        if i not in self.backward_flows:
+            self.backward_flows[i] = self.model.flow(lr_i, lr_next)
+        return self.backward_flows[i]
+
+    def run(self, frames: Sequence[torch.Tensor], n_out: int, on_step: StepCallback | None = None,
+            ) -> list[torch.Tensor]:
+        """Output the first ``n_out`` of ``frames``; the rest are look-ahead for the backward branch.
+
+        ``frames[0]`` must be the frame right after the last one output by the previous call.
+        ``on_step`` is called with a fraction of a frame after each half step (progress reporting).
+        """
+        if not 0 < n_out <= len(frames):
+            raise ValueError(f"n_out={n_out} must be in 1..{len(frames)}")
+        start = self.frames_done
+        model = self.model
+
+        # Backward branch, from the end of the look-ahead down to the window's first frame.
+        feats_backward: list[torch.Tensor | None] = [None] * n_out
+        feat = None
+        for k in range(len(frames) - 1, -1, -1):
+            flow = None if feat is None else self._backward_flow(start + k, frames[k], frames[k + 1])
+            feat = model.backward_step(frames[k], feat, flow)
+            if k < n_out:
+                feats_backward[k] = feat
+                if on_step:
+                    on_step(0.5)
+
+        # Forward branch, continuing the state carried from the previous window.
+        outputs = []
+        feat, prev = self.feat_forward, self.prev_lr
+        for k in range(n_out):
+            flow = None if feat is None else model.flow(frames[k], prev)
+            feat = model.forward_step(frames[k], feat, flow)
+            outputs.append(model.reconstruct(frames[k], feats_backward[k], feat))
+            prev = frames[k]
+            if on_step:
+                on_step(0.5)
+
+        self.feat_forward, self.prev_lr = feat, prev
+        self.frames_done = start + n_out
+        # Flows of pairs before the next window's first frame are never needed again.
+        for i in [i for i in self.backward_flows if i < self.frames_done]:
+            del self.backward_flows[i]
+        return outputs
+
+
+def upscale_clip(model: nn.Module, lrs: torch.Tensor, on_step: StepCallback | None = None) -> torch.Tensor:
+    """The whole clip ``lrs`` (T, 3, h, w) through the network in one window: ``model(lrs[None])[0]`` exactly,
+    with progress callbacks. Returns (T, 3, s*h, s*w)."""
+    frames = [f[None] for f in lrs]
+    if getattr(model, "bidirectional", False):
+        outs = WindowRunner(model).run(frames, len(frames), on_step)
+    else:
+        runner = StreamRunner(model)
+        outs = []
+        for f in frames:
+            outs.append(runner.step(f))
+            if on_step:
+                on_step(1.0)
+    return torch.cat(outs, dim=0)
