@@ -13,6 +13,8 @@ here every gate is penalised with its own tensor, looked up by name, so ``*.conv
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from .gates import GatedModel
@@ -36,8 +38,8 @@ class GrowingL2:
 
     def growth_steps(self) -> int:
         """First iteration at which lambda has reached the ceiling."""
-        n_updates = -(-self.ceiling // self.delta)
-        return int(n_updates) * self.interval
+        # The tolerance absorbs float noise such as 0.1 / 1e-4 = 1000.0000000000001.
+        return math.ceil(self.ceiling / self.delta - 1e-9) * self.interval
 
     def penalty(self, model: GatedModel, step: int) -> torch.Tensor:
         """The loss term at iteration ``step`` (a scalar on the gates' device, differentiable)."""
