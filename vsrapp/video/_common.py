@@ -1,0 +1,53 @@
+"""Types shared by the reader and the writer, and the one exception users see."""
+
+from __future__ import annotations
+
+import fractions
+import logging
+import os
+from dataclasses import dataclass
+
+import av
+import numpy as np
+
+log = logging.getLogger("vsrapp.video")
+
+
+class VideoError(Exception):
+    """A problem with a user's file: its message is one line naming the file and what is wrong."""
+
+
+@dataclass
+class Frame:
+    """One decoded picture travelling through the pipeline.
+
+    ``image`` is H x W x 3 RGB: uint8 for 8-bit sources, uint16 using the full 0..65535 range for deeper ones.
+    ``pts`` is in ``time_base`` units (None only if the source had no timestamps at all). ``index`` is the
+    0-based position in presentation order. ``duration`` (same units) is carried so the last frame keeps its
+    length in the output; None when unknown.
+    """
+
+    image: np.ndarray
+    pts: int | None
+    time_base: fractions.Fraction
+    index: int
+    duration: int | None = None
+
+
+def open_input(path: str | os.PathLike) -> av.container.InputContainer:
+    """``av.open`` for reading, with every failure turned into a one-line VideoError."""
+    name = os.fspath(path)
+    if not os.path.exists(name):
+        raise VideoError(f"{name}: no such file")
+    if os.path.isdir(name):
+        raise VideoError(f"{name}: is a directory, not a video file")
+    try:
+        return av.open(name, "r")
+    except av.error.FFmpegError as exc:
+        raise VideoError(f"{name}: not a readable media file ({_short(exc)})") from exc
+
+
+def _short(exc: BaseException) -> str:
+    """FFmpeg errors carry the whole call in their text; keep the reason only, on one line."""
+    text = getattr(exc, "strerror", None) or str(exc)
+    return " ".join(str(text).split())

@@ -1,0 +1,136 @@
+"""Colour policy and explicit YUV <-> RGB conversion.
+
+Numbers are FFmpeg's enum values (AVColorSpace, AVColorRange, AVColorPrimaries, AVColorTransferCharacteristic),
+so they can be copied straight onto frames and codec contexts; ``*_NAMES`` give FFmpeg's names for display.
+
+Policy (see the package docstring): tags the source has are kept; untagged sources get BT.601 below 720 lines
+and BT.709 otherwise, limited range. The output carries the *source* colour, even though a x4 upscale of SD is
+HD-sized: re-matrixing would cost a lossy conversion and the explicit tags make every player decode it right.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import av
+import numpy as np
+from av.video.reformatter import Interpolation
+
+# AVColorSpace (matrix) values and names.
+MATRIX_NAMES = {
+    0: "gbr", 1: "bt709", 2: "unknown", 4: "fcc", 5: "bt470bg", 6: "smpte170m", 7: "smpte240m",
+    8: "ycgco", 9: "bt2020nc", 10: "bt2020c", 14: "ictcp",
+}
+RANGE_NAMES = {0: "unknown", 1: "tv", 2: "pc"}
+PRIMARIES_NAMES = {
+    1: "bt709", 2: "unknown", 4: "bt470m", 5: "bt470bg", 6: "smpte170m", 7: "smpte240m", 8: "film",
+    9: "bt2020", 10: "smpte428", 11: "smpte431", 12: "smpte432", 22: "ebu3213",
+}
+TRANSFER_NAMES = {
+    1: "bt709", 2: "unknown", 4: "gamma22", 5: "gamma28", 6: "smpte170m", 7: "smpte240m", 8: "linear",
+    13: "iec61966-2-1", 14: "bt2020-10", 15: "bt2020-12", 16: "smpte2084", 18: "arib-std-b67",
+}
+
+UNSPECIFIED = 2  # the "unknown" value of matrix, primaries and transfer
+RANGE_UNSPECIFIED, RANGE_LIMITED, RANGE_FULL = 0, 1, 2
+BT709, SMPTE170M, BT470BG = 1, 6, 5
+
+# swscale only knows a few matrices, named by its own SWS_CS_* enum; map FFmpeg's matrix values onto them.
+_SWS_MATRIX = {1: "ITU709", 4: "FCC", 5: "ITU601", 6: "ITU601", 7: "SMPTE240M", 9: "BT2020", 10: "BT2020"}
+
+# Accurate rounding and full chroma interpolation: without them swscale is off by a few codes on flat colours
+# and smears chroma edges; the cost is small next to the network.
+SWS_FLAGS = (
+    Interpolation.BICUBIC | Interpolation.ACCURATE_RND | Interpolation.FULL_CHR_H_INT
+    | Interpolation.FULL_CHR_H_INP
+)
+
+
+@dataclass(frozen=True)
+class ColourInfo:
+    """Colour description of a stream, as FFmpeg enum values."""
+
+    matrix: int = UNSPECIFIED
+    range: int = RANGE_UNSPECIFIED
+    primaries: int = UNSPECIFIED
+    transfer: int = UNSPECIFIED
+
+    @property
+    def matrix_name(self) -> str:
+        return MATRIX_NAMES.get(self.matrix, str(self.matrix))
+
+    @property
+    def range_name(self) -> str:
+        return RANGE_NAMES.get(self.range, str(self.range))
+
+    @property
+    def primaries_name(self) -> str:
+        return PRIMARIES_NAMES.get(self.primaries, str(self.primaries))
+
+    @property
+    def transfer_name(self) -> str:
+        return TRANSFER_NAMES.get(self.transfer, str(self.transfer))
+
+    @property
+    def is_hdr(self) -> bool:
+        return self.transfer in (16, 18)
+
+
+def read_tags(ctx: av.video.codeccontext.VideoCodecContext) -> ColourInfo:
+    """The colour tags exactly as the decoder context reports them (may be unspecified)."""
+    rng = ctx.color_range
+    if rng == RANGE_UNSPECIFIED and (ctx.pix_fmt or "").startswith("yuvj"):
+        rng = RANGE_FULL  # the deprecated yuvj formats mean full range without saying so
+    return ColourInfo(ctx.colorspace, rng, ctx.color_primaries, ctx.color_trc)
+
+
+def resolve(tags: ColourInfo, height: int, is_rgb: bool = False) -> ColourInfo:
+    """Fill what the source left unspecified, the way players do: BT.601 below 720 lines, BT.709 above."""
+    hd = height >= 720
+    if tags.matrix in _SWS_MATRIX:
+        matrix = tags.matrix
+    else:
+        matrix = BT709 if hd else SMPTE170M
+    if tags.range in (RANGE_LIMITED, RANGE_FULL) and not is_rgb:
+        rng = tags.range
+    else:
+        rng = RANGE_LIMITED  # an RGB source still becomes limited-range YUV in the output
+    sd_default = BT470BG if height == 576 else SMPTE170M  # 625-line (PAL) vs 525-line (NTSC) SD
+    primaries = tags.primaries if tags.primaries in PRIMARIES_NAMES and tags.primaries != UNSPECIFIED else (
+        BT709 if hd else sd_default)
+    transfer = tags.transfer if tags.transfer in TRANSFER_NAMES and tags.transfer != UNSPECIFIED else (
+        BT709 if hd else SMPTE170M)
+    return ColourInfo(matrix, rng, primaries, transfer)
+
+
+def frame_to_rgb(frame: av.VideoFrame, colour: ColourInfo, deep: bool) -> np.ndarray:
+    """Decoded frame -> H x W x 3 RGB (uint8, or uint16 full-scale when ``deep``), with the given matrix/range."""
+    fmt = "rgb48le" if deep else "rgb24"
+    if frame.format.is_rgb:
+        return frame.to_ndarray(format=fmt)
+    cs = _SWS_MATRIX[colour.matrix]
+    return frame.to_ndarray(
+        format=fmt, src_colorspace=cs, dst_colorspace=cs, src_color_range=colour.range,
+        dst_color_range=RANGE_FULL, interpolation=SWS_FLAGS,
+    )
+
+
+def rgb_to_frame(image: np.ndarray, pix_fmt: str, colour: ColourInfo) -> av.VideoFrame:
+    """H x W x 3 RGB array -> frame in ``pix_fmt`` with an explicit matrix and range, tagged with ``colour``."""
+    if image.dtype == np.uint8:
+        rgb = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+    elif image.dtype == np.uint16:
+        rgb = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb48le")
+    else:
+        raise ValueError(f"frame image must be uint8 or uint16, got {image.dtype}")
+    cs = _SWS_MATRIX[colour.matrix]
+    out = rgb.reformat(
+        format=pix_fmt, src_colorspace=cs, dst_colorspace=cs, src_color_range=RANGE_FULL,
+        dst_color_range=colour.range, interpolation=SWS_FLAGS,
+    )
+    # reformat maps swscale's matrix back onto a close FFmpeg value (601 -> smpte170m); tag exactly.
+    out.colorspace = colour.matrix
+    out.color_range = colour.range
+    out.color_primaries = colour.primaries
+    out.color_trc = colour.transfer
+    return out

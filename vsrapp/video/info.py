@@ -1,0 +1,186 @@
+"""What a media file holds: :func:`probe` -> :class:`VideoInfo`, and :func:`list_packets` for tests and tools."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+import av
+
+from ._common import VideoError, _short, open_input
+from .colour import ColourInfo, read_tags, resolve
+
+
+@dataclass(frozen=True)
+class StreamSummary:
+    """A non-video stream: enough to tell the user what will be copied."""
+
+    index: int
+    type: str  # "audio", "subtitle", "data", "attachment"
+    codec: str  # FFmpeg's canonical codec name ("subrip", not the decoder name "srt")
+    language: str | None = None
+    time_base: Fraction | None = None
+    sample_rate: int | None = None
+    channels: int | None = None
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """Everything the pipeline needs to know about the input's video stream.
+
+    ``colour`` is what the file says (possibly "unknown"); ``colour_used`` is what vsrapp decodes with and tags
+    the output with (see :mod:`vsrapp.video.colour`). ``frame_count`` is exact when ``frame_count_exact``,
+    otherwise an estimate from duration x fps (or None). ``rotation`` is counter-clockwise degrees from the
+    display matrix, as PyAV reports it.
+    """
+
+    path: str
+    container: str
+    stream_index: int
+    codec: str
+    width: int
+    height: int
+    pix_fmt: str
+    bit_depth: int
+    time_base: Fraction
+    fps: Fraction | None
+    frame_count: int | None
+    frame_count_exact: bool
+    duration: float | None
+    start_pts: int | None
+    colour: ColourInfo
+    colour_used: ColourInfo
+    rotation: int = 0
+    sample_aspect_ratio: Fraction | None = None
+    audio: list[StreamSummary] = field(default_factory=list)
+    subtitles: list[StreamSummary] = field(default_factory=list)
+    other: list[StreamSummary] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class PacketRecord:
+    """One demuxed packet, copied out of FFmpeg's buffers."""
+
+    pts: int | None
+    dts: int | None
+    duration: int | None
+    time_base: Fraction
+    is_keyframe: bool
+    data: bytes
+
+
+def probe(path: str | os.PathLike) -> VideoInfo:
+    """Read a file's headers and decode its first video frame (for rotation and to prove it decodes)."""
+    name = os.fspath(path)
+    with open_input(name) as container:
+        stream = _main_video_stream(container, name)
+        first = _first_frame(container, stream, name)
+        return _build_info(name, container, stream, first)
+
+
+def list_packets(path: str | os.PathLike, stream_index: int) -> list[PacketRecord]:
+    """Every non-empty packet of one stream, in file order (used to compare copied streams bit for bit)."""
+    name = os.fspath(path)
+    with open_input(name) as container:
+        if not 0 <= stream_index < len(container.streams):
+            raise VideoError(f"{name}: no stream #{stream_index}")
+        stream = container.streams[stream_index]
+        return [
+            PacketRecord(p.pts, p.dts, p.duration, p.time_base, p.is_keyframe, bytes(p))
+            for p in container.demux(stream)
+            if p.size
+        ]
+
+
+def _main_video_stream(container: av.container.InputContainer, name: str) -> av.video.stream.VideoStream:
+    """The first video stream that is a real video, not cover art."""
+    for stream in container.streams.video:
+        if not stream.disposition & av.stream.Disposition.attached_pic:
+            return stream
+    raise VideoError(f"{name}: no video stream (streams: {_stream_kinds(container)})")
+
+
+def _stream_kinds(container: av.container.InputContainer) -> str:
+    kinds = [f"{s.type}/{s.codec_context.name if s.codec_context else '?'}" for s in container.streams]
+    return ", ".join(kinds) or "none"
+
+
+def _first_frame(container, stream, name: str) -> av.VideoFrame:
+    stream.thread_type = "SLICE"  # frame threading would need a full drain before close (PyAV #1849)
+    try:
+        for packet in container.demux(stream):
+            for frame in stream.decode(packet if packet.size else None):
+                return frame
+    except av.error.FFmpegError as exc:
+        raise VideoError(f"{name}: video stream is truncated or undecodable ({_short(exc)})") from exc
+    raise VideoError(f"{name}: video stream has no decodable frame (truncated or corrupt)")
+
+
+def _build_info(name, container, stream, first: av.VideoFrame) -> VideoInfo:
+    ctx = stream.codec_context
+    pix_fmt = ctx.pix_fmt or first.format.name
+    fmt = av.VideoFormat(pix_fmt)
+    tb = stream.time_base or Fraction(1, 90000)
+    fps = stream.average_rate or stream.guessed_rate or None
+    duration = _duration(container, stream)
+    count, exact = _frame_count(stream, duration, fps)
+    tags = read_tags(ctx)
+    return VideoInfo(
+        path=name,
+        container=container.format.name,
+        stream_index=stream.index,
+        codec=stream.codec.canonical_name if stream.codec else ctx.name,
+        width=ctx.width or first.width,
+        height=ctx.height or first.height,
+        pix_fmt=pix_fmt,
+        bit_depth=max((c.bits for c in fmt.components), default=8),
+        time_base=Fraction(tb),
+        fps=Fraction(fps) if fps else None,
+        frame_count=count,
+        frame_count_exact=exact,
+        duration=duration,
+        start_pts=stream.start_time,
+        colour=tags,
+        colour_used=resolve(tags, ctx.height or first.height, is_rgb=fmt.is_rgb),
+        rotation=int(round(first.rotation or 0)),
+        sample_aspect_ratio=_sar(stream),
+        audio=[_summary(s) for s in container.streams.audio],
+        subtitles=[_summary(s) for s in container.streams.subtitles],
+        other=[_summary(s) for s in container.streams if s.type in ("data", "attachment")],
+    )
+
+
+def _duration(container, stream) -> float | None:
+    if stream.duration and stream.time_base:
+        return float(stream.duration * stream.time_base)
+    if container.duration:
+        return container.duration / av.time_base
+    return None
+
+
+def _frame_count(stream, duration: float | None, fps) -> tuple[int | None, bool]:
+    if stream.frames:
+        return stream.frames, True
+    if duration and fps:
+        return round(duration * float(fps)), False
+    return None, False
+
+
+def _sar(stream) -> Fraction | None:
+    sar = stream.sample_aspect_ratio or stream.codec_context.sample_aspect_ratio
+    return Fraction(sar) if sar else None  # 0/1 means unknown in FFmpeg, i.e. square pixels
+
+
+def _summary(stream) -> StreamSummary:
+    ctx = stream.codec_context
+    codec = stream.codec.canonical_name if ctx is not None and stream.codec else "unknown"
+    return StreamSummary(
+        index=stream.index,
+        type=stream.type,
+        codec=codec,
+        language=stream.language,
+        time_base=Fraction(stream.time_base) if stream.time_base else None,
+        sample_rate=getattr(ctx, "sample_rate", None) if stream.type == "audio" else None,
+        channels=getattr(ctx, "channels", None) if stream.type == "audio" else None,
+    )
