@@ -1,0 +1,19 @@
+"""Pruning of BasicVSR-family networks. SSL (Xia et al., CVPR 2023; see docs in ``shared/docs/ssl.md``):
+
+1. :mod:`pruning.gates` - learnable per-filter scales on a dense model (``add_gates``);
+2. :mod:`pruning.selection` - folded-filter-L1 importance, global selection (``select_global``);
+3. :mod:`pruning.regularizer` - growing L2 on the marked scales (``GrowingL2.penalty``);
+4. :mod:`pruning.plan` - kept-index plans (``plan_from_masks``), the format :mod:`models.slim` builds from;
+5. :mod:`pruning.export` - fold, slice and save safetensors + plan + meta (``export_slim``);
+6. :mod:`pruning.losses` - Charbonnier and the Temporal Finetuning hidden-state term (``TemporalFinetuneLoss``).
+
+A trainer's sparsity phase, in short::
+
+    gated = add_gates(dense)
+    marked = select_global(importance_scores(gated), ratio=0.5)
+    reg = GrowingL2(marked)                      # official schedule: +1e-4 every 5 its up to 0.1
+    loss = charbonnier_loss(gated(lrs), gts) + reg.penalty(gated, it)
+    ...
+    plan = plan_from_masks(gated, select_global(importance_scores(gated), 0.5))
+    export_slim(gated, plan, out_dir, meta={"ratio": 0.5, "teacher": ..., "recipe": ...})
+"""

@@ -162,7 +162,8 @@ class GatedModel(nn.Module):
         """Zero the scales of pruned units (``pruned[name]`` is a bool vector, True = pruned): the *masked*
         model, which computes what the sliced network computes."""
         for name, mask in pruned.items():
-            self.gate_tensor(name)[mask.to(torch.bool)] = 0.0
+            gate = self.gate_tensor(name)
+            gate[mask.to(device=gate.device, dtype=torch.bool)] = 0.0
 
     @torch.no_grad()
     def reset_gates(self, value: float = 1.0) -> None:
