@@ -246,7 +246,7 @@ def test_temporal_finetuning_lowers_the_loss(bidirectional):
     for _ in range(8):
         loss, parts = crit(student, x, gts)
         assert parts["tf"] > 0  # pruning changed the hidden states
-        history.append(float(loss))
+        history.append(float(loss.detach()))
         opt.zero_grad()
         loss.backward()
         opt.step()
