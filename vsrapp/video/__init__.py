@@ -40,6 +40,7 @@ from ._common import Frame, VideoError
 from .colour import ColourInfo
 from .info import PacketRecord, StreamSummary, VideoInfo, list_packets, probe
 from .reader import VideoReader
+from .writer import VideoWriter
 
 __all__ = [
     "ColourInfo",
@@ -49,6 +50,7 @@ __all__ = [
     "VideoError",
     "VideoInfo",
     "VideoReader",
+    "VideoWriter",
     "list_packets",
     "probe",
 ]

@@ -44,7 +44,8 @@ def open_input(path: str | os.PathLike) -> av.container.InputContainer:
     try:
         return av.open(name, "r")
     except av.error.FFmpegError as exc:
-        raise VideoError(f"{name}: not a readable media file ({_short(exc)})") from exc
+        raise VideoError(f"{name}: cannot be read as media: not a video file, or truncated/damaged "
+                         f"({_short(exc)})") from exc
 
 
 def _short(exc: BaseException) -> str:

@@ -99,6 +99,7 @@ class _Decoder:
         self.index = 0
         self.start = 0
         self.last: Frame | None = None
+        self.last_image = None
         self.last_pts: int | None = None
 
     def run(self, start: int) -> Iterator[Frame]:
@@ -177,12 +178,14 @@ class _Decoder:
 
     def _repeat(self, pts: int) -> Frame:
         prev = self.last
-        frame = Frame(prev.image, pts, prev.time_base, self.index, prev.duration)
+        # A copy of the image we decoded, not prev.image: the consumer may have replaced or changed that.
+        frame = Frame(self.last_image.copy(), pts, prev.time_base, self.index, prev.duration)
         return self._advance(frame)
 
     def _advance(self, frame: Frame) -> Frame:
         self.index += 1
         self.last = frame
+        self.last_image = frame.image
         self.last_pts = frame.pts
         return frame
 

