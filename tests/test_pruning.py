@@ -127,11 +127,18 @@ def test_select_global_ranks_all_layers_together():
 
 def test_scores_are_normalised_per_layer_and_follow_scales():
     gated = add_gates(tiny())
-    raw = importance_scores(gated, normalise=False)
+    raw = importance_scores(gated, normalise="none")
     norm = importance_scores(gated)
     for name in norm:
         assert math.isclose(float(norm[name].mean()), 1.0, rel_tol=1e-5)
         assert torch.allclose(norm[name], raw[name] / raw[name].mean(), atol=1e-6)
+    by_kind = importance_scores(gated, normalise="kind")
+    conv2 = [n for n in by_kind if n.endswith(".conv2.out")]
+    assert len(conv2) == 4  # 2 branches x 2 blocks share one normaliser
+    assert math.isclose(float(torch.cat([by_kind[n] for n in conv2]).mean()), 1.0, rel_tol=1e-5)
+    assert torch.allclose(by_kind["fusion.out"], norm["fusion.out"])
+    with pytest.raises(ValueError):
+        importance_scores(gated, normalise="max")
     # Shrinking a scale shrinks its score: the same criterion re-picks the units the penalty pushed down.
     with torch.no_grad():
         gated.gate_tensor("forward_trunk.main.2.1.conv1.in")[3] = 0.0
