@@ -52,3 +52,14 @@ def vid4_lr_frames(vid4_root: Path):
 
     gts = [read_rgb(p) for p in frame_paths(vid4_root / "calendar")[:4]]
     return np.stack([bicubic_degrade(g) for g in gts]), np.stack(gts)
+
+
+# --- media fixtures for tests/test_video*.py: small real files made with PyAV (see tests/media.py) ---------
+
+
+@pytest.fixture(scope="session")
+def media(tmp_path_factory):
+    """A :class:`media.MediaLibrary`: each file is made on first use, once per session."""
+    from media import MediaLibrary
+
+    return MediaLibrary(tmp_path_factory.mktemp("media"))
