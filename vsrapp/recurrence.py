@@ -23,6 +23,8 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
+from models.basicvsr import ForwardState
+
 StepCallback = Callable[[float], None]
 
 
@@ -40,6 +42,15 @@ class StreamRunner:
     def reset(self) -> None:
         self.state = None
 
+    def get_state(self) -> dict[str, torch.Tensor]:
+        """The carried state as tensors (empty for stateless models), for checkpoints that resume a stream."""
+        if self.state is None:
+            return {}
+        return {"lr": self.state.lr, "feat": self.state.feat}
+
+    def set_state(self, state: dict[str, torch.Tensor]) -> None:
+        self.state = ForwardState(state["lr"], state["feat"]) if state else None
+
 
 class WindowRunner:
     """Bidirectional models over consecutive windows of one stream (see the module docstring)."""
@@ -53,6 +64,16 @@ class WindowRunner:
 
     def reset(self) -> None:
         self.__init__(self.model)
+
+    def get_state(self) -> dict[str, torch.Tensor]:
+        """The forward state at the window boundary: all a resumed stream needs to continue exactly."""
+        if self.feat_forward is None:
+            return {}
+        return {"lr": self.prev_lr, "feat": self.feat_forward}
+
+    def set_state(self, state: dict[str, torch.Tensor]) -> None:
+        self.prev_lr, self.feat_forward = (state["lr"], state["feat"]) if state else (None, None)
+        self.backward_flows.clear()
 
     def _backward_flow(self, i: int, lr_i: torch.Tensor, lr_next: torch.Tensor) -> torch.Tensor:
         if i not in self.backward_flows:

@@ -191,12 +191,30 @@ def load_checkpoint(path: str | Path) -> nn.Module:
     return model.eval()
 
 
+def load_slim_export(directory: str | Path) -> nn.Module:
+    """A pruned model from its export folder (``model.safetensors`` + ``plan.json`` + ``meta.json``)."""
+    from models.slim import load_slim
+
+    directory = Path(directory)
+    missing = [f for f in ("plan.json", "model.safetensors") if not (directory / f).is_file()]
+    if missing:
+        raise WeightsError(f"{directory} is not a pruned-model folder: {' and '.join(missing)} missing")
+    try:
+        return load_slim(directory)
+    except (ValueError, KeyError, RuntimeError, OSError) as exc:
+        raise WeightsError(f"cannot load pruned model from {directory}: {str(exc).splitlines()[0]}") from exc
+
+
 def get_model(name_or_path: str) -> nn.Module:
-    """The model for a zoo name or a checkpoint path, in eval mode on the CPU."""
-    if name_or_path not in _ZOO and (os.sep in name_or_path or Path(name_or_path).suffix):
-        if not Path(name_or_path).is_file():
+    """The model for a zoo name, an official checkpoint file, or a pruned-model folder; eval mode, on the CPU."""
+    if name_or_path not in _ZOO and (os.sep in name_or_path or Path(name_or_path).suffix
+                                     or Path(name_or_path).exists()):
+        path = Path(name_or_path)
+        if path.is_dir():
+            return load_slim_export(path)
+        if not path.is_file():
             raise WeightsError(f"checkpoint {name_or_path} does not exist")
-        return load_checkpoint(name_or_path)
+        return load_checkpoint(path)
     entry = get_entry(name_or_path)
     model = build(entry.arch)
     if entry.weights is not None:

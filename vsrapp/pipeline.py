@@ -1,0 +1,357 @@
+"""``upscale_file``: decode → upscale → encode on three threads, in resumable segments.
+
+- Three stages with bounded queues: a decode thread, the network (the calling thread), an encode thread. The
+  network never waits on I/O unless a queue runs dry, and memory is bounded by the queues and the window.
+- The output is encoded in segments of whole windows into a job folder beside the output
+  (``.<name>.vsrapp-job/``), with a manifest and, at each segment's end, the recurrent state (a few MB). An
+  interrupted job (Ctrl-C, crash, power loss) continues with ``resume=True`` from the last finished segment
+  and gives the same frames as an uninterrupted run. At the end the segments are joined losslessly (packet
+  copy) with the source's audio and subtitles in one write, the file is renamed to its final name, and the
+  job folder is removed. Until then nothing exists under the final name.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import shutil
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .upscaler import DEFAULT_LOOKAHEAD, DEFAULT_MODEL, DEFAULT_TILE_OVERLAP, DEFAULT_WINDOW, Upscaler
+from .video import Frame, VideoError, VideoInfo, VideoReader, VideoWriter, probe
+from .video.concat import join_segments
+
+MANIFEST_VERSION = 1
+DEFAULT_SEGMENT_FRAMES = 480
+QUEUE_FRAMES = 16
+ProgressCallback = Callable[[int, int | None], None]
+_END = object()
+
+
+@dataclass
+class UpscaleReport:
+    input: str
+    output: str
+    model: str
+    device: str
+    frames: int
+    resumed_from: int
+    seconds: float
+    network_seconds: float
+    reader_errors: list[str] = field(default_factory=list)
+
+    @property
+    def fps(self) -> float:
+        return (self.frames - self.resumed_from) / self.seconds if self.seconds else 0.0
+
+
+@dataclass(frozen=True)
+class JobSettings:
+    """What must be the same for a resumed job to produce the same file."""
+
+    model: str
+    precision: str
+    window: int
+    lookahead: int
+    tile: int | None
+    tile_overlap: int
+    codec: str
+    crf: int | None
+    preset: str | None
+    pix_fmt: str | None
+    segment_frames: int
+
+
+def job_dir_for(output: str | os.PathLike) -> Path:
+    out = Path(output)
+    return out.parent / f".{out.name}.vsrapp-job"
+
+
+def _source_signature(path: str) -> dict:
+    st = os.stat(path)
+    return {"path": os.path.abspath(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+class Job:
+    """The job folder: finished segments, their end states, and the manifest that lists them."""
+
+    def __init__(self, directory: Path, source: str, settings: JobSettings, ext: str) -> None:
+        self.dir = directory
+        self.source = _source_signature(source)
+        self.settings = settings
+        self.ext = ext
+        self.segments: list[dict] = []
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.dir / "manifest.json"
+
+    @property
+    def frames_done(self) -> int:
+        return sum(s["frames"] for s in self.segments)
+
+    def start_fresh(self) -> None:
+        if self.dir.exists():
+            shutil.rmtree(self.dir)
+        self.dir.mkdir(parents=True)
+        self.save()
+
+    def load(self) -> None:
+        """Read the manifest of an interrupted job; refuse one made from another input or other settings."""
+        try:
+            manifest = json.loads(self.manifest_path.read_text())
+        except (OSError, ValueError) as exc:
+            raise VideoError(f"{self.dir}: no readable job manifest to resume from ({exc})") from exc
+        if manifest.get("source") != self.source:
+            raise VideoError(f"{self.dir}: the interrupted job was made from a different or changed input file; "
+                             "start over without --resume")
+        if manifest.get("settings") != asdict(self.settings):
+            diff = {k: v for k, v in manifest.get("settings", {}).items() if asdict(self.settings).get(k) != v}
+            raise VideoError(f"{self.dir}: the interrupted job used other settings {diff}; resume with the same "
+                             "options or start over")
+        # Trust only segments whose files are all there (a crash can come between a file and the manifest).
+        for seg in manifest["segments"]:
+            if not all((self.dir / seg[k]).is_file() for k in ("file", "state")):
+                break
+            self.segments.append(seg)
+
+    def save(self) -> None:
+        manifest = {"version": MANIFEST_VERSION, "source": self.source, "settings": asdict(self.settings),
+                    "segments": self.segments}
+        tmp = self.manifest_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(manifest, indent=1))
+        os.replace(tmp, self.manifest_path)  # atomic: a crash leaves the old or the new manifest, never half
+
+    def segment_path(self, k: int) -> Path:
+        return self.dir / f"segment_{k:05d}{self.ext}"
+
+    def finish_segment(self, k: int, first: int, frames: int, state: dict[str, torch.Tensor]) -> None:
+        from safetensors.torch import save_file
+
+        state_name = f"state_{k:05d}.safetensors"
+        save_file({n: t.contiguous() for n, t in state.items()}, str(self.dir / state_name))
+        self.segments.append({"index": k, "first_frame": first, "frames": frames,
+                              "file": self.segment_path(k).name, "state": state_name})
+        self.save()
+
+    def last_state(self) -> dict[str, torch.Tensor]:
+        from safetensors.torch import load_file
+
+        return load_file(str(self.dir / self.segments[-1]["state"])) if self.segments else {}
+
+
+def _segment_length(requested: int | None, upscaler: Upscaler) -> int:
+    """Segments hold whole windows, so each one ends exactly where the recurrent state is checkpointed."""
+    n = requested or DEFAULT_SEGMENT_FRAMES
+    unit = upscaler.window if upscaler.bidirectional else 1
+    return max(unit, -(-n // unit) * unit)
+
+
+def upscale_file(
+    src: str | os.PathLike,
+    dst: str | os.PathLike,
+    model: str | nn.Module = DEFAULT_MODEL,
+    *,
+    device: str = "auto",
+    precision: str = "auto",
+    window: int = DEFAULT_WINDOW,
+    lookahead: int = DEFAULT_LOOKAHEAD,
+    tile: int | None = None,
+    tile_overlap: int = DEFAULT_TILE_OVERLAP,
+    codec: str = "libx264",
+    crf: int | None = None,
+    preset: str | None = None,
+    pix_fmt: str | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    segment_frames: int | None = None,
+    copy_streams: bool = True,
+    progress: ProgressCallback | None = None,
+    upscaler: Upscaler | None = None,
+) -> UpscaleReport:
+    """Upscale the video file ``src`` into ``dst`` (container from its extension), keeping audio, subtitles,
+    timing and colour. ``resume=True`` continues an interrupted job for the same ``dst``."""
+    src, dst = os.fspath(src), os.fspath(dst)
+    info = probe(src)  # raises VideoError for anything that is not a readable video
+    if os.path.exists(dst) and not overwrite:
+        if os.path.abspath(dst) == os.path.abspath(src) or os.path.samefile(dst, src):
+            raise VideoError(f"{dst}: refusing to write over the input file")
+        raise VideoError(f"{dst}: already exists (use --overwrite to replace it)")
+    model_name = model if isinstance(model, str) else type(model).__name__
+    if upscaler is None:
+        upscaler = Upscaler(model, device=device, precision=precision, window=window, lookahead=lookahead,
+                            tile=tile, tile_overlap=tile_overlap)
+    settings = JobSettings(model_name, str(upscaler.dtype).removeprefix("torch."), upscaler.window,
+                           upscaler.lookahead, upscaler.tile, upscaler.tile_overlap, codec, crf, preset, pix_fmt,
+                           _segment_length(segment_frames, upscaler))
+    job = Job(job_dir_for(dst), src, settings, Path(dst).suffix or ".mkv")
+    if resume and job.manifest_path.exists():
+        job.load()
+    elif job.dir.exists() and not overwrite:
+        raise VideoError(f"{dst}: an interrupted job is in {job.dir}; continue it with --resume, or start over "
+                         "with --overwrite")
+    else:
+        job.start_fresh()
+
+    start = job.frames_done
+    upscaler.reset()
+    if start:
+        upscaler.load_state_dict(job.last_state(), start)
+    run = _Run(info, job, upscaler, start, progress,
+               dict(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, scale=upscaler.scale))
+    started = time.perf_counter()
+    frames, network_seconds, errors = run.execute()
+    parts = [job.dir / s["file"] for s in job.segments]
+    join_segments(parts, info, dst, copy_streams=copy_streams)
+    shutil.rmtree(job.dir, ignore_errors=True)
+    return UpscaleReport(src, dst, model_name, str(upscaler.device), frames, start,
+                         round(time.perf_counter() - started, 3), round(network_seconds, 3), errors)
+
+
+class _Run:
+    """One pass over the frames still to do: the three stages and what flows between them."""
+
+    def __init__(self, info: VideoInfo, job: Job, upscaler: Upscaler, start: int,
+                 progress: ProgressCallback | None, writer_options: dict) -> None:
+        self.info, self.job, self.upscaler, self.start = info, job, upscaler, start
+        self.progress = progress
+        self.writer_options = writer_options
+        self.segment_frames = job.settings.segment_frames
+        self.decoded: queue.Queue = queue.Queue(maxsize=QUEUE_FRAMES)
+        self.upscaled: queue.Queue = queue.Queue(maxsize=QUEUE_FRAMES)
+        self.stop = threading.Event()
+        self.failure: BaseException | None = None
+        self.reader_errors: list[str] = []
+        self.frames_written = start
+
+    # ------------------------------------------------------------------------------------------- plumbing
+    def _put(self, q: queue.Queue, item) -> bool:
+        """Put unless the run is stopping; never blocks forever on a queue nobody reads any more."""
+        while not self.stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _get(self, q: queue.Queue):
+        while True:
+            try:
+                return q.get(timeout=0.1)
+            except queue.Empty:
+                if self.stop.is_set():
+                    return _END
+
+    def _fail(self, exc: BaseException) -> None:
+        if self.failure is None:
+            self.failure = exc
+        self.stop.set()
+
+    # ------------------------------------------------------------------------------------------- stages
+    def _decode(self) -> None:
+        try:
+            with VideoReader(self.info.path) as reader:
+                for frame in reader.frames(start=self.start):
+                    if not self._put(self.decoded, frame):
+                        return
+                self.reader_errors = list(reader.errors)
+            self._put(self.decoded, _END)
+        except BaseException as exc:
+            self._fail(exc)
+
+    def _encode(self) -> None:
+        writer: VideoWriter | None = None
+        k = len(self.job.segments)
+        first = self.start
+        try:
+            while True:
+                item = self._get(self.upscaled)
+                if item is _END:
+                    break
+                frame, state = item
+                if writer is None:
+                    writer = VideoWriter(self.job.segment_path(k), self.info, copy_streams=False,
+                                         **self.writer_options)
+                writer.write(frame)
+                self.frames_written += 1
+                if self.progress:
+                    self.progress(self.frames_written, self.info.frame_count)
+                if state is not None:  # the last frame of a segment (or of the video) carries the state
+                    writer.close()
+                    self.job.finish_segment(k, first, self.frames_written - first, state)
+                    writer, k, first = None, k + 1, self.frames_written
+            if writer is not None and self.stop.is_set():  # stopped mid-segment: that segment is discarded
+                writer.abort()
+            elif writer is not None:  # the end of the video closes the last segment; nothing follows it
+                writer.close()
+                self.job.finish_segment(k, first, self.frames_written - first, {})
+        except BaseException as exc:
+            if writer is not None:
+                writer.abort()
+            self._fail(exc)
+
+    def _network(self) -> float:
+        """Runs on the calling thread; returns the seconds spent in the network (push/flush)."""
+        pending: deque[Frame] = deque()
+        spent = 0.0
+        upscaler, seg = self.upscaler, self.segment_frames
+        while True:
+            item = self._get(self.decoded)
+            if item is _END:
+                break
+            pending.append(item)
+            t0 = time.perf_counter()
+            outs = upscaler.push(item.image)
+            spent += time.perf_counter() - t0
+            if not self._emit(outs, pending, at_boundary=upscaler.frames_out % seg == 0):
+                return spent
+        if self.stop.is_set():
+            return spent
+        t0 = time.perf_counter()
+        outs = upscaler.flush()
+        spent += time.perf_counter() - t0
+        self._emit(outs, pending, at_boundary=False)
+        self._put(self.upscaled, _END)
+        return spent
+
+    def _emit(self, outs: list, pending: deque[Frame], at_boundary: bool) -> bool:
+        for i, image in enumerate(outs):
+            src = pending.popleft()
+            last = i == len(outs) - 1
+            state = self.upscaler.state_dict() if last and at_boundary else None
+            frame = Frame(image=image, pts=src.pts, time_base=src.time_base, index=src.index,
+                          duration=src.duration)
+            if not self._put(self.upscaled, (frame, state)):
+                return False
+        return True
+
+    def execute(self) -> tuple[int, float, list[str]]:
+        decoder = threading.Thread(target=self._decode, name="vsrapp-decode", daemon=True)
+        encoder = threading.Thread(target=self._encode, name="vsrapp-encode", daemon=True)
+        decoder.start()
+        encoder.start()
+        spent = 0.0
+        try:
+            spent = self._network()
+        except BaseException as exc:  # Ctrl-C lands here too: stop the other stages, keep finished segments
+            self._fail(exc)
+        finally:
+            if self.failure is not None:
+                self.stop.set()
+            decoder.join()
+            encoder.join()
+        if self.failure is not None:
+            raise self.failure
+        if self.frames_written == 0:
+            raise VideoError(f"{self.info.path}: no frames could be decoded")
+        return self.frames_written, spent, self.reader_errors

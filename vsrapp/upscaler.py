@@ -1,0 +1,308 @@
+"""The frame-by-frame engine: ``Upscaler.push(frame) -> ready frames``, ``flush()``, ``upscale_frames(iterable)``.
+
+Frames are numpy ``H x W x 3`` RGB arrays (``uint8``, or ``uint16`` for >8-bit video) or torch tensors of the same
+layout; the output has the input's type and dtype at ``scale`` times the size. Everything between happens on the
+model's device: integer to float conversion, padding, tiling, the network, rounding back to integers.
+
+- Forward-only models (and bicubic) emit one frame per frame pushed.
+- Bidirectional models run on overlapping windows (:class:`vsrapp.recurrence.WindowRunner`): a window of
+  ``window`` frames is emitted once ``lookahead`` more frames have arrived; memory is bounded by
+  ``window + lookahead`` frames whatever the video's length.
+- Frames larger than ``tile`` (LR pixels) are cut into overlapping tiles on a grid that stays the same for every
+  frame; each tile keeps its own hidden state, and tiles are blended with linear ramps over their overlap.
+- Any size works: frames smaller than the model's minimum or not a multiple of its modulus are padded by edge
+  replication and the output is cropped back.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import zoo
+from .recurrence import StreamRunner, WindowRunner
+
+DEFAULT_MODEL = "basicvsr-vimeo-bi"
+DEFAULT_WINDOW = 24
+DEFAULT_LOOKAHEAD = 8
+DEFAULT_TILE_OVERLAP = 16
+PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def pick_device(device: str | torch.device = "auto") -> torch.device:
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def pick_precision(precision: str, device: torch.device) -> torch.dtype:
+    """fp32 on the CPU (half precision is slower there); on CUDA ``auto`` is fp16."""
+    if precision == "auto":
+        return torch.float16 if device.type == "cuda" else torch.float32
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of auto, {', '.join(PRECISIONS)}; got {precision!r}")
+    return PRECISIONS[precision]
+
+
+@dataclass(frozen=True)
+class Span:
+    """A tile's extent ``[start, end)`` along one axis, and how far it overlaps its neighbours on each side."""
+
+    start: int
+    end: int
+    lo: int = 0
+    hi: int = 0
+
+
+@dataclass(frozen=True)
+class Tile:
+    """A tile's LR box within the padded frame: rows ``y``, columns ``x``."""
+
+    y: Span
+    x: Span
+
+
+def tile_spans(n: int, tile: int | None, overlap: int) -> list[Span]:
+    """Overlapping spans of length ``tile`` covering ``0..n`` (the last one flush with the end)."""
+    if tile is None or n <= tile:
+        return [Span(0, n)]
+    starts = sorted(set(range(0, n - tile, tile - overlap)) | {n - tile})
+    spans = []
+    for i, a in enumerate(starts):
+        lo = starts[i - 1] + tile - a if i > 0 else 0
+        hi = a + tile - starts[i + 1] if i + 1 < len(starts) else 0
+        spans.append(Span(a, a + tile, lo, hi))
+    return spans
+
+
+def tile_grid(h: int, w: int, tile: int | None, overlap: int) -> list[Tile]:
+    """The tiles of an ``h x w`` frame, row by row; a single tile when the frame fits."""
+    return [Tile(y, x) for y in tile_spans(h, tile, overlap) for x in tile_spans(w, tile, overlap)]
+
+
+def _ramp(n: int, lo_overlap: int, hi_overlap: int, device: torch.device) -> torch.Tensor:
+    """Blend weights along one axis of a tile: rising over the overlap with the previous tile, falling over the
+    overlap with the next, 1 elsewhere. Strictly positive so every output pixel gets weight."""
+    w = torch.ones(n, device=device)
+    if lo_overlap:
+        w[:lo_overlap] = torch.linspace(0, 1, lo_overlap + 2, device=device)[1:-1]
+    if hi_overlap:
+        w[n - hi_overlap:] = torch.linspace(1, 0, hi_overlap + 2, device=device)[1:-1]
+    return w
+
+
+class _Lane:
+    """One tile position and the recurrent state that goes with it."""
+
+    def __init__(self, tile: Tile, model: nn.Module) -> None:
+        self.tile = tile
+        self.runner = WindowRunner(model) if getattr(model, "bidirectional", False) else StreamRunner(model)
+
+    def crop(self, frame: torch.Tensor) -> torch.Tensor:
+        t = self.tile
+        return frame[..., t.y.start:t.y.end, t.x.start:t.x.end]
+
+
+class Upscaler:
+    """Upscale a stream of frames with a zoo model (name), a checkpoint path, or an ``nn.Module``."""
+
+    def __init__(
+        self,
+        model: str | nn.Module = DEFAULT_MODEL,
+        device: str | torch.device = "auto",
+        precision: str = "auto",
+        window: int = DEFAULT_WINDOW,
+        lookahead: int = DEFAULT_LOOKAHEAD,
+        tile: int | None = None,
+        tile_overlap: int = DEFAULT_TILE_OVERLAP,
+        threads: int | None = None,
+    ) -> None:
+        if window < 1 or lookahead < 0:
+            raise ValueError(f"window must be >= 1 and lookahead >= 0 (got {window}, {lookahead})")
+        if tile is not None and tile <= 2 * tile_overlap:
+            raise ValueError(f"tile ({tile}) must be larger than twice the overlap ({tile_overlap})")
+        self.device = pick_device(device)
+        self.dtype = pick_precision(precision, self.device)
+        if self.device.type == "cpu":
+            torch.set_num_threads(threads or os.cpu_count() or 1)
+        net = zoo.get_model(model) if isinstance(model, str) else model
+        self.model = net.eval().to(self.device)
+        if self.device.type == "cuda":
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.scale: int = getattr(self.model, "scale", 4)
+        self.bidirectional: bool = getattr(self.model, "bidirectional", False)
+        self.window, self.lookahead = window, lookahead
+        self.tile, self.tile_overlap = tile, tile_overlap
+        self._modulus: int = getattr(self.model, "modulus", 1)
+        self._min_size: int = getattr(self.model, "min_size", 1)
+        self._lanes: list[_Lane] = []
+        self._buffer: list[torch.Tensor] = []  # LR frames (1, 3, h, w) waiting for their window
+        self._frame_kind: tuple | None = None  # how to hand frames back: (is_tensor, dtype, h, w)
+        self._pending_state: dict[str, torch.Tensor] | None = None  # from load_state_dict, until lanes exist
+        self.frames_in = 0
+        self.frames_out = 0
+
+    # ------------------------------------------------------------------------------------------- public API
+    @property
+    def latency(self) -> int:
+        """Frames that must be pushed before the first one comes out."""
+        return self.window + self.lookahead if self.bidirectional else 1
+
+    def push(self, frame: np.ndarray | torch.Tensor) -> list[np.ndarray | torch.Tensor]:
+        """Add one frame; return the upscaled frames that are ready (possibly none)."""
+        lr = self._to_model_input(frame)
+        self.frames_in += 1
+        if not self.bidirectional:
+            return [self._emit(self._run_stream(lr))]
+        self._buffer.append(lr)
+        if len(self._buffer) >= self.window + self.lookahead:
+            return self._run_window(self.window)
+        return []
+
+    def flush(self) -> list[np.ndarray | torch.Tensor]:
+        """Return every frame still held back (the end of the stream: no look-ahead is missing)."""
+        if not self._buffer:
+            return []
+        return self._run_window(len(self._buffer))
+
+    def upscale_frames(self, frames: Iterable[np.ndarray | torch.Tensor]) -> Iterator[np.ndarray | torch.Tensor]:
+        """Generator: upscaled frames, in order, as soon as each is ready."""
+        for frame in frames:
+            yield from self.push(frame)
+        yield from self.flush()
+
+    def reset(self) -> None:
+        """Forget the stream (hidden states, buffered frames, tile grid) to start a new one."""
+        self._lanes, self._buffer, self._frame_kind, self._pending_state = [], [], None, None
+        self.frames_in = self.frames_out = 0
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """The recurrent state after the last frame output, as CPU tensors (``lane{i}.{name}``).
+
+        Together with the index of the next frame, this is all a stream needs to continue exactly where it
+        stopped: call it right after a ``push`` that emitted frames and while no frame is buffered past a window
+        boundary, i.e. when ``frames_out`` is a multiple of ``window`` (always, for forward-only models).
+        """
+        return {f"lane{i}.{k}": v.detach().cpu() for i, lane in enumerate(self._lanes)
+                for k, v in lane.runner.get_state().items()}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor], frames_done: int) -> None:
+        """Continue a stream whose first ``frames_done`` frames were already output (see :meth:`state_dict`)."""
+        self.reset()
+        self.frames_in = self.frames_out = frames_done
+        self._pending_state = state
+
+    def _apply_pending_state(self) -> None:
+        state, self._pending_state = self._pending_state or {}, None
+        for i, lane in enumerate(self._lanes):
+            prefix = f"lane{i}."
+            mine = {k[len(prefix):]: v.to(self.device, self.dtype) for k, v in state.items() if k.startswith(prefix)}
+            lane.runner.set_state(mine)
+            if isinstance(lane.runner, WindowRunner):
+                lane.runner.frames_done = self.frames_out
+
+    # ------------------------------------------------------------------------------------------- conversion
+    def _to_model_input(self, frame: np.ndarray | torch.Tensor) -> torch.Tensor:
+        is_tensor = isinstance(frame, torch.Tensor)
+        data = frame if is_tensor else torch.from_numpy(np.ascontiguousarray(frame))
+        if data.dim() != 3 or data.shape[2] != 3:
+            raise ValueError(f"frames must be H x W x 3 RGB, got shape {tuple(data.shape)}")
+        if data.dtype == torch.uint8:
+            peak = 255.0
+        elif data.dtype == torch.uint16:
+            peak = 65535.0
+        else:
+            raise ValueError(f"frames must be uint8 or uint16, got {data.dtype}")
+        kind = (is_tensor, data.dtype, data.shape[0], data.shape[1])
+        if self._frame_kind is None:
+            self._frame_kind = kind
+            self._lanes = [_Lane(t, self.model) for t in tile_grid(*self._padded_size(*kind[2:]), self.tile,
+                                                                      self.tile_overlap)]
+            if self._pending_state is not None:
+                self._apply_pending_state()
+        elif kind[2:] != self._frame_kind[2:]:
+            raise ValueError(f"frame size changed mid-stream from {self._frame_kind[2:]} to {kind[2:]}")
+        if data.dtype == torch.uint16:  # few kernels take uint16; int32 holds it exactly
+            data = data.to(torch.int32)
+        if self.device.type == "cuda" and not is_tensor:
+            data = data.pin_memory()
+        # Integers travel to the device (4x fewer bytes than floats) and are converted there.
+        x = data.to(self.device, non_blocking=True).permute(2, 0, 1)[None].to(self.dtype).div_(peak)
+        return self._pad(x)
+
+    def _padded_size(self, h: int, w: int) -> tuple[int, int]:
+        def fit(n: int) -> int:
+            n = max(n, self._min_size)
+            return -(-n // self._modulus) * self._modulus
+
+        return fit(h), fit(w)
+
+    def _pad(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        ph, pw = self._padded_size(h, w)
+        if (ph, pw) == (h, w):
+            return x
+        return F.pad(x, (0, pw - w, 0, ph - h), mode="replicate")
+
+    def _emit(self, out: torch.Tensor) -> np.ndarray | torch.Tensor:
+        assert self._frame_kind is not None
+        is_tensor, dtype, h, w = self._frame_kind
+        s = self.scale
+        out = out[0, :, : h * s, : w * s].float().clamp_(0, 1)
+        peak = 255.0 if dtype == torch.uint8 else 65535.0
+        # Round on the device, then move integers (not floats) back to the host.
+        ints = out.mul_(peak).round_().permute(1, 2, 0)
+        ints = ints.to(torch.uint8) if dtype == torch.uint8 else ints.to(torch.int32)
+        host = ints.cpu()
+        self.frames_out += 1
+        if is_tensor:
+            return host if dtype == torch.uint8 else host.to(torch.uint16)
+        return host.numpy() if dtype == torch.uint8 else host.numpy().astype(np.uint16)
+
+    # ------------------------------------------------------------------------------------------- running
+    def _autocast(self):
+        enabled = self.dtype != torch.float32
+        return torch.autocast(self.device.type, dtype=self.dtype, enabled=enabled)
+
+    @torch.inference_mode()
+    def _run_stream(self, lr: torch.Tensor) -> torch.Tensor:
+        with self._autocast():
+            outs = [lane.runner.step(self._prep(lane.crop(lr))) for lane in self._lanes]
+        return self._stitch(outs, lr.shape[-2:])
+
+    @torch.inference_mode()
+    def _run_window(self, n_out: int) -> list[np.ndarray | torch.Tensor]:
+        frames = self._buffer
+        with self._autocast():
+            per_lane = [lane.runner.run([self._prep(lane.crop(f)) for f in frames], n_out) for lane in self._lanes]
+        ready = [self._emit(self._stitch([outs[k] for outs in per_lane], frames[0].shape[-2:]))
+                 for k in range(n_out)]
+        self._buffer = frames[n_out:]
+        return ready
+
+    def _prep(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.contiguous()
+        return x.to(memory_format=torch.channels_last) if self.device.type == "cuda" else x
+
+    def _stitch(self, outs: list[torch.Tensor], lr_size: torch.Size) -> torch.Tensor:
+        if len(outs) == 1:
+            return outs[0]
+        s = self.scale
+        h, w = lr_size
+        canvas = outs[0].new_zeros(1, 3, h * s, w * s, dtype=torch.float32)
+        weight = canvas.new_zeros(1, 1, h * s, w * s)
+        for lane, out in zip(self._lanes, outs):
+            y, x = lane.tile.y, lane.tile.x
+            wy = _ramp((y.end - y.start) * s, y.lo * s, y.hi * s, canvas.device)
+            wx = _ramp((x.end - x.start) * s, x.lo * s, x.hi * s, canvas.device)
+            wgt = (wy[:, None] * wx[None, :])[None, None]
+            region = (..., slice(y.start * s, y.end * s), slice(x.start * s, x.end * s))
+            canvas[region] += out.float() * wgt
+            weight[region] += wgt
+        return canvas / weight
