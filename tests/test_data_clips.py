@@ -31,7 +31,7 @@ def write_stills(root: Path, n: int = 2, size: tuple[int, int] = (160, 200), see
     yy, xx = np.mgrid[0:h, 0:w]
     for i in range(n):
         base = np.stack([np.sin(xx / (7 + i + c)) * np.cos(yy / (5 + c)) for c in range(3)], -1) * 80 + 128
-        img = base + rng.normal(0, 25, (h, w, 3)) + 60 * ((xx // 9 + yy // 13) % 2)[..., None]
+        img = base + rng.normal(0, 6, (h, w, 3)) + 60 * ((xx // 9 + yy // 13) % 2)[..., None]
         cv2.imwrite(str(folder / f"{i}.png"), np.clip(img, 0, 255).astype(np.uint8))
     return root
 

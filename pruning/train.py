@@ -1,0 +1,469 @@
+"""One training loop for both SSL phases (ssl.md §7, §11, §12), single-process or DDP under ``torchrun``.
+
+- ``sparsity``: the dense model gets scale gates (:func:`pruning.gates.add_gates`); the lowest ``ratio`` of the
+  gate entries is marked once at the start (:func:`pruning.selection.select_global`) and a growing L2 penalty
+  (:class:`pruning.regularizer.GrowingL2`) pushes the marked scales towards zero while the Charbonnier loss lets
+  the rest of the network re-route. At the end the selection is redone on the trained gates, and the slim
+  model is exported (:func:`pruning.export.export_slim`).
+- ``finetune``: a slim model (:func:`models.slim.load_slim`) is trained with Charbonnier plus, optionally, the
+  hidden-state temporal term against the frozen dense teacher (:class:`pruning.losses.TemporalFinetuneLoss`),
+  with a cosine schedule; then saved in the same export format.
+
+Shared machinery: Adam (beta 0.9/0.99), learning rate set by hand every step (constant or cosine to
+``min_lr``: nothing to restore on resume), SpyNet frozen for the first ``spynet_frozen_iters`` iterations
+(``-1`` = always; its learning rate is ``lr * spynet_lr_mult`` once it trains), checkpoints every
+``ckpt_every`` iterations and at the end (model + optimiser + step + RNG states, written atomically), exact
+resume (samples are a pure function of their index, see :mod:`pruning.data`), log lines with loss and ETA to
+stderr and ``<out>/train.log``, bf16 autocast on CUDA, DDP through ``torchrun`` (``torch.distributed`` env
+initialisation; NCCL on CUDA, gloo on CPU).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import os
+import platform
+import random
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+
+from models.basicvsr import BasicVSR, BasicVSRUni
+from models.slim import SlimBasicVSR, SlimBasicVSRUni
+
+from .data import ClipConfig, ResumableSampler, SyntheticClips
+from .export import build_meta, export_slim
+from .gates import GatedModel, add_gates
+from .losses import TemporalFinetuneLoss, charbonnier_loss
+from .plan import plan_from_masks
+from .regularizer import GrowingL2
+from .selection import importance_scores, pruned_fraction, select_global
+
+LOG = logging.getLogger("vsrapp.train")
+CKPT_NAME = "last.pt"
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run depends on (stored in checkpoints and in the export's ``meta.json`` recipe)."""
+
+    phase: str  # "sparsity" | "finetune"
+    data: str
+    out: str
+    iters: int = 1000
+    batch: int = 1  # clips per process and step
+    frames: int = 7
+    lr_size: int = 64
+    real_prob: float = 0.15
+    lr: float = 2e-4
+    gate_lr: float | None = None  # sparsity: learning rate of the gates (None = lr, as SSL)
+    min_lr: float = 1e-7
+    schedule: str = "constant"  # "constant" (SSL's sparsity phase) | "cosine" (its fine-tuning)
+    spynet_frozen_iters: int = -1  # -1: frozen throughout (SSL's sparsity phase); SSL fine-tuning: 5000
+    spynet_lr_mult: float = 0.125
+    # sparsity
+    ratio: float = 0.5
+    normalise: str = "layer"
+    reg_delta: float = 1e-4
+    reg_interval: int = 5
+    reg_ceiling: float = 0.1
+    # finetune
+    tf_weight: float = 0.0
+    # bookkeeping
+    seed: int = 0
+    ckpt_every: int = 100
+    log_every: int = 10
+    stop_at: int | None = None  # stop (with a checkpoint) after this step: time-boxed jobs, tests of resume
+    workers: int = 0
+    threads: int | None = None
+    bf16: bool = True  # autocast on CUDA only
+
+    def clip_config(self) -> ClipConfig:
+        return ClipConfig(frames=self.frames, lr_size=self.lr_size, real_prob=self.real_prob)
+
+
+# ------------------------------------------------------------------------------------------ distributed
+@dataclass(frozen=True)
+class Dist:
+    rank: int = 0
+    world: int = 1
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def setup_distributed(device: str | None = None) -> Dist:
+    """Join the process group that ``torchrun`` describes in the environment (``WORLD_SIZE`` > 1), or run
+    alone. ``device``: None = CUDA if available (one GPU per local rank), else CPU."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    use_cuda = torch.cuda.is_available() if device is None else device.startswith("cuda")
+    if use_cuda:
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        dev = torch.device("cuda", local if device in (None, "cuda") else torch.device(device).index or 0)
+        torch.cuda.set_device(dev)
+    else:
+        dev = torch.device("cpu")
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if use_cuda else "gloo", init_method="env://")
+    rank = dist.get_rank() if dist.is_initialized() else 0
+    return Dist(rank, dist.get_world_size() if dist.is_initialized() else 1, dev)
+
+
+# ------------------------------------------------------------------------------------------ objectives
+class SparsityObjective(nn.Module):
+    """Charbonnier on the gated model's outputs plus the growing L2 on the marked gates (a loss term here, so
+    its gradient passes through DDP like any other)."""
+
+    def __init__(self, gated: GatedModel, reg: GrowingL2) -> None:
+        super().__init__()
+        self.model = gated
+        self.reg = reg
+
+    def forward(self, lrs: torch.Tensor, gts: torch.Tensor, step: int) -> tuple[torch.Tensor, dict[str, Any]]:
+        out = self.model(lrs)
+        rec = charbonnier_loss(out.float(), gts)
+        pen = self.reg.penalty(self.model, step).to(rec.device)
+        return rec + pen, {"rec": rec.detach(), "pen": pen.detach(), "outputs": out.detach()}
+
+
+class FinetuneObjective(nn.Module):
+    """Charbonnier (``tf_weight`` 0, no teacher pass) or Charbonnier + ``tf_weight`` * L_tf against the frozen
+    teacher. Flows are shared from the teacher while the student's SpyNet is frozen (it is the teacher's)."""
+
+    def __init__(self, student: nn.Module, teacher: nn.Module | None, tf_weight: float) -> None:
+        super().__init__()
+        self.model = student
+        self.tf = TemporalFinetuneLoss(teacher, tf_weight) if tf_weight > 0 and teacher is not None else None
+
+    def forward(self, lrs: torch.Tensor, gts: torch.Tensor, step: int) -> tuple[torch.Tensor, dict[str, Any]]:
+        if self.tf is None:
+            out = self.model(lrs)
+            rec = charbonnier_loss(out.float(), gts)
+            return rec, {"rec": rec.detach(), "outputs": out.detach()}
+        self.tf.share_flows = not any(p.requires_grad for p in self.model.spynet.parameters())
+        loss, parts = self.tf(self.model, lrs, gts)
+        return loss, parts
+
+
+# ------------------------------------------------------------------------------------------ checkpoints
+def rng_state() -> dict[str, Any]:
+    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    """Atomic: a crash while writing leaves the previous checkpoint intact."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".part")
+    torch.save(state, tmp)
+    tmp.replace(path)
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    # Our own files, but they hold numpy/python RNG states that weights_only=True rejects.
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+# ------------------------------------------------------------------------------------------ the loop
+def lr_factor(cfg: TrainConfig, step: int) -> float:
+    """Multiplier of every group's base learning rate at ``step``: 1, or cosine from 1 to min_lr/lr."""
+    if cfg.schedule == "constant":
+        return 1.0
+    if cfg.schedule != "cosine":
+        raise ValueError(f"unknown schedule {cfg.schedule!r}")
+    floor = cfg.min_lr / cfg.lr
+    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(step, cfg.iters) / cfg.iters))
+
+
+def spynet_frozen(cfg: TrainConfig, step: int) -> bool:
+    return cfg.spynet_frozen_iters < 0 or step < cfg.spynet_frozen_iters
+
+
+def setup_logging(out: Path, main: bool) -> None:
+    LOG.setLevel(logging.INFO if main else logging.WARNING)
+    LOG.propagate = False
+    for h in list(LOG.handlers):
+        LOG.removeHandler(h)
+        h.close()
+    if not main:
+        return
+    fmt = logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S")
+    out.mkdir(parents=True, exist_ok=True)
+    for handler in (logging.StreamHandler(), logging.FileHandler(out / "train.log")):
+        handler.setFormatter(fmt)
+        LOG.addHandler(handler)
+
+
+def _fmt_time(seconds: float) -> str:
+    seconds = int(max(0, seconds))
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+def _psnr(out: torch.Tensor, gt: torch.Tensor) -> float:
+    mse = (out.float().clamp(0, 1) - gt.float()).pow(2).mean()
+    return float(10 * torch.log10(1 / mse.clamp_min(1e-10)))
+
+
+class Trainer:
+    """Runs ``objective`` (a module returning ``(loss, parts)``) for ``cfg.iters`` steps with checkpoints.
+
+    ``model`` is the module being trained (inside ``objective``); ``groups`` maps an optimiser group name to
+    (parameters, base learning rate). ``extra`` is stored with every checkpoint (e.g. the marked set)."""
+
+    def __init__(self, cfg: TrainConfig, objective: nn.Module, model: nn.Module,
+                 groups: dict[str, tuple[list[nn.Parameter], float]], env: Dist,
+                 extra: dict[str, Any] | None = None) -> None:
+        self.cfg, self.objective, self.model, self.env = cfg, objective.to(env.device), model, env
+        self.extra = extra or {}
+        self.out = Path(cfg.out)
+        self.ckpt = self.out / "checkpoints" / CKPT_NAME
+        self.optimizer = torch.optim.Adam(
+            [{"params": p, "lr": lr, "base_lr": lr, "name": n} for n, (p, lr) in groups.items() if p],
+            betas=(0.9, 0.99))
+        net = model.net if isinstance(model, GatedModel) else model
+        self.spynet = list(net.spynet.parameters())
+        self.step = 0
+        self.history: list[float] = []  # loss per step (this process), for tests and the final summary
+        self._ddp: nn.Module | None = None
+        self._ddp_frozen: bool | None = None
+
+    # -------------------------------------------------------------------------------------------- state
+    def state(self) -> dict[str, Any]:
+        return {"step": self.step, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "rng": rng_state(), "config": dataclasses.asdict(self.cfg), "extra": self.extra,
+                "history": self.history}
+
+    def resume(self, path: Path | None = None) -> bool:
+        """Continue from ``path`` (default: this run's last checkpoint); False if there is none."""
+        path = path or self.ckpt
+        if not path.is_file():
+            return False
+        state = load_checkpoint(path)
+        if state["config"]["phase"] != self.cfg.phase:
+            raise ValueError(f"{path} is a {state['config']['phase']} checkpoint, not {self.cfg.phase}")
+        self.model.load_state_dict(state["model"], strict=True)
+        self._set_spynet_frozen(spynet_frozen(self.cfg, state["step"]))
+        self.optimizer.load_state_dict(state["optimizer"])
+        set_rng_state(state["rng"])
+        self.step = state["step"]
+        self.history = list(state.get("history", []))
+        self.extra.update(state.get("extra", {}))
+        LOG.info("resumed from %s at step %d", path, self.step)
+        return True
+
+    def save(self) -> None:
+        if self.env.main:
+            save_checkpoint(self.ckpt, self.state())
+
+    # ---------------------------------------------------------------------------------------------- run
+    def _set_spynet_frozen(self, frozen: bool) -> None:
+        for p in self.spynet:
+            p.requires_grad_(not frozen)
+
+    def _wrapped(self) -> nn.Module:
+        """The objective, under DDP when distributed. DDP fixes its set of trainable parameters at
+        construction, so it is rebuilt when SpyNet is unfrozen."""
+        if self.env.world == 1:
+            return self.objective
+        frozen = not self.spynet[0].requires_grad
+        if self._ddp is None or self._ddp_frozen != frozen:
+            ids = [self.env.device.index] if self.env.device.type == "cuda" else None
+            self._ddp = DistributedDataParallel(self.objective, device_ids=ids)
+            self._ddp_frozen = frozen
+        return self._ddp
+
+    def batches(self, dataset: SyntheticClips) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        sampler = ResumableSampler(self.cfg.iters * self.cfg.batch, self.step * self.cfg.batch, self.env.rank,
+                                   self.env.world)
+        loader = DataLoader(dataset, batch_size=self.cfg.batch, sampler=sampler, num_workers=self.cfg.workers,
+                            pin_memory=self.env.device.type == "cuda", drop_last=True,
+                            persistent_workers=False)
+        yield from loader
+
+    def run(self, dataset: SyntheticClips) -> None:
+        cfg, env = self.cfg, self.env
+        if self.step >= cfg.iters:
+            LOG.info("already at step %d of %d", self.step, cfg.iters)
+            return
+        self.objective.train()
+        autocast = env.device.type == "cuda" and cfg.bf16
+        started, start_step = time.perf_counter(), self.step
+        window: list[dict[str, float]] = []
+        for lrs, gts in self.batches(dataset):
+            frozen = spynet_frozen(cfg, self.step)
+            if frozen == self.spynet[0].requires_grad:
+                self._set_spynet_frozen(frozen)
+                LOG.info("step %d: SpyNet %s", self.step, "frozen" if frozen else "unfrozen")
+            factor = lr_factor(cfg, self.step)
+            for group in self.optimizer.param_groups:
+                group["lr"] = group["base_lr"] * factor
+            lrs = lrs.to(env.device, non_blocking=True)
+            gts = gts.to(env.device, non_blocking=True)
+            with torch.autocast(env.device.type, dtype=torch.bfloat16, enabled=autocast):
+                loss, parts = self._wrapped()(lrs, gts, self.step)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            self.step += 1
+            value = float(loss.detach())
+            if not math.isfinite(value):
+                raise FloatingPointError(f"loss became {value} at step {self.step}")
+            self.history.append(value)
+            row = {"loss": value, "psnr": _psnr(parts["outputs"], gts)}
+            row.update({k: float(v) for k, v in parts.items() if k != "outputs"})
+            window.append(row)
+            if self.step % cfg.log_every == 0 or self.step == cfg.iters:
+                self._log(window, started, start_step)
+                window = []
+            stop = cfg.stop_at is not None and self.step >= cfg.stop_at
+            if self.step % cfg.ckpt_every == 0 or self.step == cfg.iters or stop:
+                self.save()
+            if stop:
+                LOG.info("stopping at step %d (stop_at); continue with resume", self.step)
+                break
+        if dist.is_initialized():
+            dist.barrier()
+
+    def _log(self, window: list[dict[str, float]], started: float, start_step: int) -> None:
+        mean = {k: float(np.mean([r[k] for r in window])) for k in window[0]}
+        per_step = (time.perf_counter() - started) / max(1, self.step - start_step)
+        text = " ".join(f"{k} {v:.5g}" for k, v in mean.items())
+        lr = self.optimizer.param_groups[0]["lr"]
+        LOG.info("it %d/%d %s lr %.3g | %.2f s/it ETA %s", self.step, self.cfg.iters, text, lr, per_step,
+                 _fmt_time(per_step * (self.cfg.iters - self.step)))
+        if hasattr(self.objective, "reg"):
+            marked_max, free_min = self.objective.reg.marked_magnitude(self.model)
+            LOG.info("  lambda %.4g  max|g| marked %.4f  min|g| free %.4f",
+                     self.objective.reg.lam(self.step), marked_max, free_min)
+
+
+# ------------------------------------------------------------------------------------------ phases
+def _prepare(cfg: TrainConfig, env: Dist | None) -> tuple[Dist, SyntheticClips]:
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    env = env or setup_distributed()
+    setup_logging(Path(cfg.out), env.main)
+    torch.manual_seed(cfg.seed)
+    dataset = SyntheticClips(cfg.data, cfg.clip_config(), seed=cfg.seed, length=cfg.iters * cfg.batch * env.world)
+    LOG.info("%s phase: %d stills, %d real clips under %s; world %d on %s", cfg.phase, len(dataset.stills),
+             len(dataset.clips), cfg.data, env.world, env.device)
+    LOG.info("config %s", json.dumps(dataclasses.asdict(cfg)))
+    return env, dataset
+
+
+def _recipe(cfg: TrainConfig, env: Dist, trainer: Trainer, seconds: float, n_stills: int) -> dict[str, Any]:
+    device = torch.cuda.get_device_name(env.device) if env.device.type == "cuda" else \
+        f"CPU {platform.machine()} ({torch.get_num_threads()} threads)"
+    tail = trainer.history[-max(1, cfg.log_every):]
+    return {"phase": cfg.phase, "config": dataclasses.asdict(cfg), "world": env.world, "device": device,
+            "effective_batch": cfg.batch * env.world, "stills": n_stills, "seconds": round(seconds, 1),
+            "final_loss": float(np.mean(tail)) if tail else None, "date": time.strftime("%Y-%m-%d %H:%M:%S")}
+
+
+def train_sparsity(cfg: TrainConfig, dense: BasicVSR | BasicVSRUni, teacher_name: str = "",
+                   resume: bool = False, env: Dist | None = None) -> Path:
+    """SSL sparsity learning on a copy of ``dense``, then selection and slim export into ``cfg.out``."""
+    env, dataset = _prepare(cfg, env)
+    gated = add_gates(dense).to(env.device)
+    marked = select_global(importance_scores(gated, cfg.normalise), cfg.ratio)
+    reg = GrowingL2(marked, cfg.reg_delta, cfg.reg_interval, cfg.reg_ceiling)
+    LOG.info("marked %d of %d gate entries (ratio %.3f); lambda reaches %.3g at step %d",
+             sum(int(m.sum()) for m in marked.values()), sum(m.numel() for m in marked.values()), cfg.ratio,
+             cfg.reg_ceiling, reg.growth_steps())
+    spynet_ids = {id(p) for p in gated.net.spynet.parameters()}
+    weights = [p for p in gated.weight_parameters() if id(p) not in spynet_ids]
+    groups = {"weights": (weights, cfg.lr), "gates": (gated.gate_parameters(), cfg.gate_lr or cfg.lr),
+              "spynet": (list(gated.net.spynet.parameters()), cfg.lr * cfg.spynet_lr_mult)}
+    objective = SparsityObjective(gated, reg)
+    trainer = Trainer(cfg, objective, gated, groups, env, extra={"marked": marked})
+    trainer._set_spynet_frozen(spynet_frozen(cfg, 0))
+    if resume:
+        trainer.resume()
+        reg.marked = {n: m for n, m in trainer.extra["marked"].items() if bool(m.any())}
+    started = time.perf_counter()
+    trainer.run(dataset)
+    out = Path(cfg.out)
+    if env.main and trainer.step >= cfg.iters:
+        final = select_global(importance_scores(gated, cfg.normalise), cfg.ratio)
+        overlap = sum(int((final[n] & marked[n]).sum()) for n in final)
+        LOG.info("re-selection: %d pruned, %d of them were marked at the start", sum(int(m.sum()) for m in
+                                                                                  final.values()), overlap)
+        fractions = pruned_fraction(final)
+        LOG.info("pruned fraction per gate: min %.2f max %.2f", min(fractions.values()), max(fractions.values()))
+        plan = plan_from_masks(gated, final)
+        meta = {"ratio": cfg.ratio, "teacher": teacher_name,
+                "recipe": {"sparsity": _recipe(cfg, env, trainer, time.perf_counter() - started,
+                                               len(dataset.stills))}}
+        export_slim(gated.cpu(), plan, out, meta)
+        LOG.info("exported slim model to %s", out)
+    return out
+
+
+def save_slim(model: SlimBasicVSR | SlimBasicVSRUni, out_dir: str | Path, meta: dict[str, Any]) -> Path:
+    """Write a (fine-tuned) slim model in the export format of :func:`pruning.export.export_slim`."""
+    from safetensors.torch import save_file
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    model = model.cpu()
+    state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
+    full = build_meta(model, model.plan, meta)
+    save_file(state, str(out / "model.safetensors"), metadata={"format": "pt", "method": str(full["method"])})
+    (out / "plan.json").write_text(json.dumps(model.plan, indent=1) + "\n")
+    (out / "meta.json").write_text(json.dumps(full, indent=2) + "\n")
+    return out
+
+
+def train_finetune(cfg: TrainConfig, student: SlimBasicVSR | SlimBasicVSRUni, teacher: nn.Module | None,
+                   base_meta: dict[str, Any] | None = None, resume: bool = False, env: Dist | None = None) -> Path:
+    """Fine-tune the slim ``student`` (Charbonnier, + ``cfg.tf_weight`` * L_tf against ``teacher``) and save it
+    into ``cfg.out``. ``base_meta``: the source export's meta (its recipe is kept and extended)."""
+    env, dataset = _prepare(cfg, env)
+    student = student.to(env.device).train()
+    if teacher is not None:
+        teacher = teacher.to(env.device).eval().requires_grad_(False)
+    spynet_ids = {id(p) for p in student.spynet.parameters()}
+    groups = {"weights": ([p for p in student.parameters() if id(p) not in spynet_ids], cfg.lr),
+              "spynet": (list(student.spynet.parameters()), cfg.lr * cfg.spynet_lr_mult)}
+    objective = FinetuneObjective(student, teacher, cfg.tf_weight)
+    trainer = Trainer(cfg, objective, student, groups, env)
+    trainer._set_spynet_frozen(spynet_frozen(cfg, 0))
+    if resume:
+        trainer.resume()
+    started = time.perf_counter()
+    trainer.run(dataset)
+    out = Path(cfg.out)
+    if env.main and trainer.step >= cfg.iters:
+        meta = dict(base_meta or {})
+        for key in ("params", "macs_per_frame", "kept_fraction", "arch"):
+            meta.pop(key, None)  # recomputed from the model
+        recipe = dict(meta.get("recipe") or {})
+        recipe["finetune"] = _recipe(cfg, env, trainer, time.perf_counter() - started, len(dataset.stills))
+        meta["recipe"] = recipe
+        save_slim(student, out, meta)
+        LOG.info("saved fine-tuned slim model to %s", out)
+    return out
