@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.multiprocessing as mp
+from test_data_clips import write_stills
 
 from models.basicvsr import BasicVSR
 from models.slim import build_slim, load_slim
@@ -20,8 +21,6 @@ from pruning.losses import charbonnier_loss
 from pruning.plan import plan_from_masks
 from pruning.selection import importance_scores, select_global
 from pruning.train import Dist, TrainConfig, train_finetune, train_sparsity
-
-from test_data_clips import write_stills
 
 TINY = {"num_feat": 8, "num_block": 2}
 
