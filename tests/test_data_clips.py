@@ -103,3 +103,14 @@ def test_resumable_sampler_splits_ranks_and_resumes():
     assert list(ResumableSampler(6, 4, 0, 1)) == full[4:]
     r0, r1 = list(ResumableSampler(3, 0, 0, 2)), list(ResumableSampler(3, 0, 1, 2))
     assert sorted(r0 + r1) == list(range(6)) and not set(r0) & set(r1)
+
+
+def test_normalise_is_an_integer_area_downscale_and_never_upscales():
+    from pruning.prepare_data import normalise
+
+    img = np.random.default_rng(0).integers(0, 255, (1000, 3000, 3), dtype=np.uint8)
+    out = normalise(img, 2048)
+    assert out.shape == (500, 1500, 3)  # k = ceil(3000 / 2048) = 2
+    assert np.abs(out[0, 0].astype(float) - img[:2, :2].reshape(-1, 3).mean(0)).max() <= 1
+    small = img[:300, :400]
+    assert normalise(small, 2048) is small

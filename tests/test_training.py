@@ -158,3 +158,29 @@ def test_ddp_gloo_two_processes_keep_identical_replicas(tmp_path, data):
         changed |= not torch.equal(a[name], start[name])
     assert changed, "training did not change the weights"
     assert (tmp_path / "sparsity" / "model.safetensors").is_file()
+
+
+def test_uni_sparsity_from_bidirectional_init(tmp_path, data):
+    from models.basicvsr import BasicVSRUni, uni_state_from_bidirectional
+
+    uni = BasicVSRUni(**TINY)
+    uni.load_state_dict(uni_state_from_bidirectional(tiny_dense().state_dict(), TINY["num_feat"]), strict=True)
+    out = train_sparsity(config(tmp_path, data, "sparsity", iters=2, reg_interval=1), uni, teacher_name="tiny")
+    slim = load_slim(out)
+    assert not slim.bidirectional
+    assert json.loads((out / "meta.json").read_text())["arch"] == "basicvsr-uni-slim"
+
+
+def test_commands_register_prune_and_finetune():
+    import argparse
+
+    from pruning.commands import add_commands
+
+    parser = argparse.ArgumentParser()
+    add_commands(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["prune", "--method", "ssl", "--teacher", "basicvsr-vimeo-bi", "--ratio", "0.5",
+                              "--out", "x", "--iters", "7", "--arch", "uni", "--resume"])
+    assert (args.ratio, args.iters, args.arch, args.resume, args.func.__name__) == (0.5, 7, "uni", True,
+                                                                                 "cmd_prune")
+    args = parser.parse_args(["finetune", "--model", "m", "--out", "y", "--tf-weight", "0"])
+    assert args.tf_weight == 0 and args.func.__name__ == "cmd_finetune"
