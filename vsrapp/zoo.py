@@ -72,6 +72,7 @@ register(ModelEntry(
     name="bicubic",
     arch="bicubic",
     description="MATLAB-compatible bicubic x4 (no network): the baseline",
+    metrics={"vid4_bi_psnr_y": 23.7836, "vid4_bi_ssim_y": 0.6347},
 ))
 register(ModelEntry(
     name="basicvsr-vimeo-bi",
@@ -85,6 +86,7 @@ register(ModelEntry(
         licence=OFFICIAL_LICENCE,
         size=25_234_632,
     ),
+    metrics={"vid4_bi_psnr_y": 27.2383, "vid4_bi_ssim_y": 0.8251},
 ))
 register(ModelEntry(
     name="basicvsr-reds4",
