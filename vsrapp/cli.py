@@ -13,6 +13,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from . import zoo
+from .upscaler import DEFAULT_LOOKAHEAD, DEFAULT_TILE_OVERLAP, DEFAULT_WINDOW
+from .upscaler import DEFAULT_MODEL as DEFAULT_MODEL_NAME
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
@@ -78,6 +80,79 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------------------------- upscale
+VIDEO_SUFFIXES = {".mp4", ".mkv", ".mov", ".m4v", ".webm", ".avi", ".ts", ".mts", ".m2ts", ".mpg", ".mpeg",
+                  ".flv", ".wmv", ".ogv", ".3gp"}
+
+
+def _jobs(src: Path, dst: Path) -> list[tuple[Path, Path]]:
+    """(input, output) pairs: one file, or every video in a folder into the folder ``dst``, keeping sub-folders."""
+    if not src.exists():
+        raise UserError(f"{src}: no such file or folder")
+    if src.is_file():
+        if dst.is_dir():
+            raise UserError(f"{dst}: is a folder; give an output file name (the container follows its extension)")
+        return [(src, dst)]
+    if dst.exists() and not dst.is_dir():
+        raise UserError(f"{dst}: input is a folder, so the output must be a folder too")
+    if dst.resolve() == src.resolve():
+        raise UserError(f"{dst}: output folder must differ from the input folder (inputs are never overwritten)")
+    videos = sorted(p for p in src.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES
+                    and dst.resolve() not in p.resolve().parents)
+    if not videos:
+        raise UserError(f"{src}: no video files in this folder")
+    return [(v, dst / v.relative_to(src)) for v in videos]
+
+
+def cmd_upscale(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .pipeline import upscale_file
+    from .upscaler import Upscaler
+    from .video import VideoError
+
+    jobs = _jobs(Path(args.input), Path(args.output))
+    upscaler = Upscaler(args.model, device=resolve_device(args.device), precision=args.precision,
+                        window=args.window, lookahead=args.lookahead, tile=args.tile, tile_overlap=args.tile_overlap)
+    failures = 0
+    for src, dst in jobs:
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        bar = tqdm(unit="frame", desc=src.name, disable=args.quiet, dynamic_ncols=True, smoothing=0.1,
+                   delay=0.5)  # no bar for a file that fails at once
+
+        def progress(done: int, total: int | None, bar=bar) -> None:
+            if total and bar.total != total:
+                bar.total = total
+            bar.update(done - bar.n)
+
+        try:
+            report = upscale_file(src, dst, args.model, codec=args.codec, crf=args.crf, preset=args.preset,
+                                  pix_fmt=args.pix_fmt, resume=args.resume, overwrite=args.overwrite,
+                                  segment_frames=args.segment_frames, progress=progress, upscaler=upscaler)
+        except VideoError as exc:
+            bar.close()
+            if args.debug:
+                raise
+            failures += 1
+            print(f"vsrapp: error: {exc}", file=sys.stderr)
+            continue
+        except KeyboardInterrupt:
+            bar.close()
+            print(f"vsrapp: interrupted; finished segments are kept: continue with\n"
+                  f"  vsrapp upscale {src} {dst} --resume  (with the same options)", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        bar.close()
+        for line in report.reader_errors:
+            print(f"vsrapp: warning: {src}: {line}", file=sys.stderr)
+        if not args.quiet:
+            resumed = f", resumed at frame {report.resumed_from}" if report.resumed_from else ""
+            print(f"{dst}: {report.frames} frames in {report.seconds:.1f} s ({report.fps:.2f} frames/s, "
+                  f"network {report.network_seconds:.1f} s) with {report.model} on {report.device}{resumed}")
+    if failures and len(jobs) > 1:
+        print(f"vsrapp: {failures} of {len(jobs)} videos failed", file=sys.stderr)
+    return EXIT_USER_ERROR if failures else 0
+
+
 # ---------------------------------------------------------------------------------------------- main
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vsrapp", description="Streaming x4 video super-resolution.")
@@ -87,6 +162,30 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("models", help="list the model zoo and which weights are installed")
     p.add_argument("-v", "--verbose", action="store_true", help="also show files, hashes, sources, licences")
     p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("upscale", help="upscale a video file (or every video in a folder) x4")
+    p.add_argument("input", help="video file, or a folder of videos")
+    p.add_argument("output", help="output file (container from its extension), or a folder for folder input")
+    p.add_argument("--model", default=DEFAULT_MODEL_NAME, help="zoo name, official .pth, or pruned-model folder")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"],
+                   help="auto: fp16 on CUDA, fp32 on CPU")
+    p.add_argument("--half", dest="precision", action="store_const", const="fp16", help="same as --precision fp16")
+    p.add_argument("--window", type=int, default=DEFAULT_WINDOW, help="frames per window (bidirectional models)")
+    p.add_argument("--lookahead", type=int, default=DEFAULT_LOOKAHEAD,
+                   help="extra future frames that warm up each window's backward branch")
+    p.add_argument("--tile", type=int, help="cut frames larger than this (LR pixels) into overlapping tiles")
+    p.add_argument("--tile-overlap", type=int, default=DEFAULT_TILE_OVERLAP, help="tile overlap in LR pixels")
+    p.add_argument("--codec", default="libx264", help="libx264 (default), libx265, libsvtav1, ...")
+    p.add_argument("--crf", type=int, help="encoder quality (lower is better; codec default if not given)")
+    p.add_argument("--preset", help="encoder preset, e.g. medium, slow")
+    p.add_argument("--pix-fmt", help="output pixel format (default yuv420p, or yuv420p10le for 10-bit input)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted job for the same output")
+    p.add_argument("--overwrite", "-y", action="store_true",
+                   help="replace an existing output and discard an interrupted job's parts")
+    p.add_argument("--segment-frames", type=int, help="frames per resumable segment (default 480)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    p.set_defaults(func=cmd_upscale)
 
     p = sub.add_parser("eval", help="PSNR/SSIM on a benchmark (Vid4 BI x4 protocol)")
     p.add_argument("--model", default="basicvsr-vimeo-bi", help="zoo name or checkpoint path")

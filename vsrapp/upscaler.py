@@ -69,10 +69,12 @@ class Tile:
 
 
 def tile_spans(n: int, tile: int | None, overlap: int) -> list[Span]:
-    """Overlapping spans of length ``tile`` covering ``0..n`` (the last one flush with the end)."""
+    """As few spans of length ``tile`` as cover ``0..n`` with at least ``overlap`` between neighbours, spread
+    evenly (equal overlaps, the last flush with the end)."""
     if tile is None or n <= tile:
         return [Span(0, n)]
-    starts = sorted(set(range(0, n - tile, tile - overlap)) | {n - tile})
+    count = -(-(n - overlap) // (tile - overlap))
+    starts = [round(i * (n - tile) / (count - 1)) for i in range(count)]
     spans = []
     for i, a in enumerate(starts):
         lo = starts[i - 1] + tile - a if i > 0 else 0
@@ -250,6 +252,7 @@ class Upscaler:
             return x
         return F.pad(x, (0, pw - w, 0, ph - h), mode="replicate")
 
+    @torch.inference_mode()
     def _emit(self, out: torch.Tensor) -> np.ndarray | torch.Tensor:
         assert self._frame_kind is not None
         is_tensor, dtype, h, w = self._frame_kind
