@@ -29,9 +29,12 @@ def flow_warp(
     _, _, h, w = feat.shape
     if flow.shape[-2:] != (h, w):
         raise ValueError(f"flow is {tuple(flow.shape[-2:])} but features are {(h, w)}")
+    # Coordinates in float32 whatever the compute dtype: fp16 cannot tell x = 1000 from 1000.4.
+    flow = flow.float()
     coords = _pixel_grid(h, w, flow) + flow.permute(0, 2, 3, 1)
     # Normalise to [-1, 1]; max(.., 1) keeps a 1-pixel-wide map finite.
     grid_x = 2.0 * coords[..., 0] / max(w - 1, 1) - 1.0
     grid_y = 2.0 * coords[..., 1] / max(h - 1, 1) - 1.0
     grid = torch.stack((grid_x, grid_y), dim=-1)
-    return F.grid_sample(feat, grid.to(feat.dtype), mode=mode, padding_mode=padding_mode, align_corners=True)
+    out = F.grid_sample(feat.float(), grid, mode=mode, padding_mode=padding_mode, align_corners=True)
+    return out.to(feat.dtype)

@@ -209,7 +209,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", help="write the full result (per clip, per frame) to this JSON file")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_eval)
+
+    _add_training_commands(sub)
     return parser
+
+
+def _add_training_commands(sub) -> None:
+    """`prune` and `finetune` live with the training code; inference never imports it, so a failed import
+    (a trimmed install) only removes these two commands."""
+    try:
+        from pruning.commands import add_commands
+    except ImportError:
+        return
+    add_commands(sub)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
