@@ -1,0 +1,116 @@
+"""End to end through HTTP: the app launched on localhost, driven by gradio_client as an API user would."""
+
+from __future__ import annotations
+
+import av
+import pytest
+from webui_support import MAX_SECONDS, MAX_UPLOAD_MB, running_server
+
+from vsrapp.video import probe
+
+pytestmark = pytest.mark.timeout(300)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    with pytest.MonkeyPatch.context() as mp, running_server(tmp_path_factory.mktemp("webui"), mp) as srv:
+        yield srv
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    from gradio_client import Client
+
+    c = Client(server.url, verbose=False, download_files=str(server.gradio_dir.parent / "downloads"))
+    yield c
+    c.close()
+
+
+def _upscale(client, path, model="bicubic"):
+    from gradio_client import handle_file
+
+    return client.predict(handle_file(str(path)), model, "cpu", "auto", api_name="/upscale")
+
+
+def test_upscale_returns_full_file_with_audio(client, server, media):
+    src = media.h264_aac
+    out, status = _upscale(client, src)
+    info_in, info_out = probe(src), probe(out)
+    assert (info_out.width, info_out.height) == (4 * info_in.width, 4 * info_in.height) == (256, 192)
+    with av.open(out) as c:  # count by decoding, not from the header
+        frames = sum(1 for _ in c.decode(video=0))
+    assert frames == info_in.frame_count == 50
+    assert info_out.duration == pytest.approx(info_in.duration, abs=1 / 25)
+    assert [a.codec for a in info_out.audio] == ["aac"]
+    assert "Done: 50 frames" in status and "audio kept: aac" in status
+    # Nothing is left in the job folder once Gradio has its copy.
+    assert list(server.work_dir.iterdir()) == []
+
+
+def test_model_choice_is_respected_and_speed_recorded(client, server, media):
+    out, status = _upscale(client, media.odd_size, model="tiny-basicvsr")
+    assert "tiny-basicvsr" in status
+    info = probe(out)
+    assert (info.width, info.height) == (35 * 4, 27 * 4)
+    menu = server.demo.vsrapp.menu
+    assert any(name == "tiny-basicvsr" for name, _ in menu.speed)
+    assert "measured on this server" in menu.info("tiny-basicvsr")
+
+
+def test_not_a_video_is_refused(client, media):
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match="This is not a video this server can read"):
+        _upscale(client, media.not_video)
+
+
+def test_audio_only_is_refused(client, media):
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match="This is not a video this server can read: .*no video stream"):
+        _upscale(client, media.audio_only)
+
+
+def test_too_long_is_refused(client, tmp_path):
+    from media import make_h264_aac
+
+    long_clip = make_h264_aac(tmp_path / "long.mp4", n=int(25 * (MAX_SECONDS + 1)))
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match=r"The video lasts 4\.0 s; this server takes videos up to 3 s"):
+        _upscale(client, long_clip)
+
+
+def test_too_big_is_refused_at_upload(client, tmp_path):
+    big = tmp_path / "big.mp4"
+    big.write_bytes(b"\0" * int(MAX_UPLOAD_MB * 1.5 * 2**20))
+    with pytest.raises(Exception, match="exceeds the maximum file size"):
+        _upscale(client, big)
+
+
+def test_unknown_model_is_refused(client, media):
+    from gradio_client.exceptions import AppError
+
+    # Gradio's dropdown refuses it first; the model menu would too (tested in test_webui_units.py).
+    with pytest.raises(AppError, match="not in the list of choices|Unknown model"):
+        _upscale(client, media.h264_aac, model="../../etc/passwd")
+
+
+def test_compare_endpoint(client, media):
+    from gradio_client import handle_file
+
+    pair, caption = client.predict(handle_file(str(media.h264_aac)), "tiny-basicvsr", "cpu", "auto", 1.0,
+                                   api_name="/compare")
+    assert "Frame 25" in caption
+    assert len(pair) == 2
+
+
+
+def test_too_big_is_refused_by_the_server_too(server):
+    """A client that skips the size check (the browser and gradio_client both check first) meets the server's."""
+    import httpx
+
+    payload = b"\0" * int(MAX_UPLOAD_MB * 1.5 * 2**20)
+    r = httpx.post(f"{server.url}gradio_api/upload", files={"files": ("big.mp4", payload, "video/mp4")},
+                   timeout=60)
+    assert r.status_code == 413, r.text

@@ -1,0 +1,100 @@
+"""What a shared web server accepts: the limits, and the checks an uploaded video must pass.
+
+No Gradio here: :func:`check_video` raises :class:`Rejected` with a message meant for the visitor, and the web
+UI turns it into a ``gr.Error``. Keeping the messages here (as templates) lets the tests and the docs quote them.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .video import VideoError, VideoInfo, probe
+
+# The messages a visitor can see; tests match on the text before the first "{".
+NO_VIDEO = "No video given: upload a file or pick an example clip."
+OUTSIDE = "That file is not one this server handed out; upload it again."
+TOO_BIG = "The file is {size_mb:.1f} MB; this server takes videos up to {limit_mb} MB."
+NOT_VIDEO = "This is not a video this server can read: {reason}"
+TOO_LONG = "The video lasts {seconds:.1f} s; this server takes videos up to {limit:.0f} s."
+TOO_LARGE = "The video is {width}x{height}; this server takes up to {limit} pixels per frame (e.g. {example})."
+UNKNOWN_LENGTH = "The video's duration cannot be read, so its length cannot be checked; remux it (e.g. to mp4)."
+
+
+class Rejected(ValueError):
+    """An input the server refuses; ``str(exc)`` is the message for the visitor."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Everything a shared server caps. Defaults suit a single-GPU demo machine."""
+
+    max_upload_mb: int = 200
+    max_seconds: float = 60.0
+    max_pixels: int = 1280 * 720  # per input frame; the output has 16x as many
+    queue_size: int = 8  # waiting jobs, beyond the one running; more are refused with "queue is full"
+    chunk_seconds: float = 2.0  # preview segments: Gradio wants >= 1 s each
+    preview_max_side: int = 1280  # the live preview is scaled down to this; the final file never is
+    webcam_seconds: float = 60.0  # one visitor's webcam session holds the GPU at most this long
+    webcam_max_side: int = 240  # webcam frames are scaled down to this before the x4 upscale
+    webcam_interval: float = 0.25  # seconds between webcam frames sent by the browser
+    cache_seconds: int = 3600  # Gradio's cached uploads and results older than this are deleted
+
+    def describe(self) -> str:
+        """Markdown list of the limits, for the page."""
+        return "\n".join([
+            f"- uploads up to **{self.max_upload_mb} MB** and **{self.max_seconds:g} s**, "
+            f"frames up to **{self.max_pixels:,} pixels** (input)",
+            f"- **one job at a time** on the accelerator; at most **{self.queue_size}** waiting, more are refused",
+            f"- webcam sessions last up to **{self.webcam_seconds:g} s**, frames scaled to "
+            f"**{self.webcam_max_side} px** before the x4 upscale",
+            f"- uploaded and produced files are deleted after **{self.cache_seconds // 60} min**",
+        ])
+
+
+def _inside(path: Path, roots: list[Path]) -> bool:
+    return any(path == root or root in path.parents for root in roots)
+
+
+def confine(path: str | os.PathLike, roots: list[str | os.PathLike]) -> Path:
+    """``path`` resolved (symlinks followed), if it lies inside one of ``roots``; :class:`Rejected` otherwise.
+
+    Why: the page hands the server file paths (uploads, examples). Gradio already checks them, but this is the
+    server's own line: whatever arrives, nothing outside the app's folders is ever opened.
+    """
+    real = Path(os.path.realpath(path))
+    if not _inside(real, [Path(os.path.realpath(r)) for r in roots]):
+        raise Rejected(OUTSIDE)
+    return real
+
+
+def check_video(path: str | os.PathLike | None, roots: list[str | os.PathLike], limits: Limits) -> VideoInfo:
+    """The probed video at ``path``, or :class:`Rejected` saying what is wrong with it, cheapest test first."""
+    if not path:
+        raise Rejected(NO_VIDEO)
+    real = confine(path, roots)
+    if not real.is_file():
+        raise Rejected(NO_VIDEO)
+    size = real.stat().st_size
+    if size > limits.max_upload_mb * 1024 * 1024:
+        raise Rejected(TOO_BIG.format(size_mb=size / 2**20, limit_mb=limits.max_upload_mb))
+    try:
+        info = probe(real)
+    except VideoError as exc:
+        reason = str(exc).removeprefix(f"{real}: ")
+        raise Rejected(NOT_VIDEO.format(reason=reason)) from exc
+    if info.duration is None:
+        raise Rejected(UNKNOWN_LENGTH)
+    if info.duration > limits.max_seconds:
+        raise Rejected(TOO_LONG.format(seconds=info.duration, limit=limits.max_seconds))
+    if info.width * info.height > limits.max_pixels:
+        raise Rejected(TOO_LARGE.format(width=info.width, height=info.height, limit=f"{limits.max_pixels:,}",
+                                        example=_example_size(limits.max_pixels)))
+    return info
+
+
+def _example_size(pixels: int) -> str:
+    """A 16:9 size within ``pixels``, to make the limit concrete."""
+    h = int((pixels * 9 / 16) ** 0.5) // 2 * 2
+    return f"{h * 16 // 9 // 2 * 2}x{h}"

@@ -1,0 +1,370 @@
+"""The Gradio page: upload or pick a clip, choose model/device/precision, upscale with a live preview, compare a
+frame with bicubic, or upscale the webcam live. ``python app.py`` and ``vsrapp serve`` both land in :func:`main`.
+
+Everything here is wiring: the work is done by :func:`vsrapp.preview.stream_upscale` (which drives
+:func:`vsrapp.upscale_file`), :func:`vsrapp.compare.compare_frame` and :class:`vsrapp.live.LiveSession`; inputs
+are checked by :mod:`vsrapp.webguard`. Every heavy event shares one concurrency group of size one, so one job
+at a time touches the accelerator and the others wait in Gradio's queue (their position is shown).
+
+Endpoints: ``/upscale`` (file in, upscaled mp4 and a status line out; the one for API clients) and
+``/upscale_live`` (the same with a streamed preview: Gradio's clients do not consume media streams).
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import os
+import re
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import fields
+from pathlib import Path
+
+import gradio as gr
+
+from .webguard import Limits, Rejected, check_video
+from .webmodels import ModelChoice, ModelMenu, UnknownModel, zoo_choices
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_EXAMPLES = REPO / "examples"
+GPU = "gpu"  # the concurrency group of every event that runs a network
+PRECISIONS = ["auto", "fp32", "fp16", "bf16"]
+VIDEO_EXTS = (".mp4", ".mkv", ".mov", ".webm")
+# Gradio finds the progress tracker by its default value; one shared instance is how its docs spell it too.
+_PROGRESS = gr.Progress()
+_FOLDERS = re.compile(r"/(?:[^/\s:]+/)+")  # the directory part of an absolute path
+
+
+def device_choices() -> list[str]:
+    import torch
+
+    devices = ["auto", "cpu"] + [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        devices.append("mps")
+    return devices
+
+
+def _safe_stem(path: str | os.PathLike) -> str:
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(path).stem).strip("._") or "video"
+    return stem[:60]
+
+
+class WebApp:
+    """The server's state (models, limits, folders) and the event handlers."""
+
+    def __init__(self, menu: ModelMenu, limits: Limits, work_dir: Path, examples_dir: Path | None,
+                 threads: int | None = None) -> None:
+        self.menu, self.limits = menu, limits
+        self.work_dir = work_dir
+        self.examples_dir = examples_dir if examples_dir and examples_dir.is_dir() else None
+        self.threads = threads
+        self.devices = device_choices()
+
+    # ------------------------------------------------------------------------------------------- checks
+    def roots(self) -> list[Path]:
+        """Where a visitor's file may come from: Gradio's upload cache and the bundled examples."""
+        from gradio.utils import get_upload_folder
+
+        roots = [Path(get_upload_folder())]
+        return roots + [self.examples_dir] if self.examples_dir else roots
+
+    def _checked(self, video: str | None, model: str, device: str, precision: str):
+        if device not in self.devices:
+            raise _refuse(f"Unknown device {device!r}; choose one from the list.")
+        if precision not in PRECISIONS:
+            raise _refuse(f"Unknown precision {precision!r}; choose one from the list.")
+        try:
+            info = check_video(video, self.roots(), self.limits)
+            network = self.menu.network(model)
+        except (Rejected, UnknownModel) as exc:
+            raise _refuse(str(exc)) from exc
+        return info, network
+
+    def _new_job(self) -> Path:
+        job = self.work_dir / f"job-{uuid.uuid4().hex[:12]}"
+        job.mkdir(parents=True)
+        return job
+
+    # ------------------------------------------------------------------------------------------- upscale
+    def upscale_live(self, video: str | None, model: str, device: str, precision: str,
+                     progress: gr.Progress = _PROGRESS) -> Iterator[tuple]:
+        """Outputs: (preview chunk, status, final file). Yields a preview chunk as each is encoded."""
+        from .preview import Chunk, Done, Progress, stream_upscale
+
+        info, network = self._checked(video, model, device, precision)
+        job = self._new_job()
+        dst = job / f"{_safe_stem(video)}_x4_{_safe_stem(model)}.mp4"
+        try:
+            events = stream_upscale(info.path, dst, network, job / "preview", device=device, precision=precision,
+                                    chunk_seconds=self.limits.chunk_seconds, max_side=self.limits.preview_max_side,
+                                    model_name=model, pix_fmt="yuv420p", threads=self.threads)
+            yield gr.skip(), "Starting…", None
+            for event in _friendly(events):
+                if isinstance(event, Chunk):
+                    yield str(event.path), gr.skip(), gr.skip()
+                elif isinstance(event, Progress):
+                    if event.total:
+                        progress((event.done, event.total), desc="upscaling", unit="frames")
+                    yield gr.skip(), event.text(), gr.skip()
+                elif isinstance(event, Done):
+                    yield gr.skip(), self._finished(event.report, info), str(event.path)
+        finally:
+            # Gradio has copied every yielded file into its own cache by the time the generator resumes.
+            shutil.rmtree(job, ignore_errors=True)
+
+    def upscale(self, video: str | None, model: str, device: str, precision: str,
+                progress: gr.Progress = _PROGRESS) -> Iterator[tuple]:
+        """Outputs: (final file, status). A generator only so the job folder is removed after Gradio copied it."""
+        from .pipeline import upscale_file
+        from .upscaler import Upscaler
+
+        info, network = self._checked(video, model, device, precision)
+        job = self._new_job()
+        dst = job / f"{_safe_stem(video)}_x4_{_safe_stem(model)}.mp4"
+
+        def report_progress(done: int, total: int | None) -> None:
+            if total:
+                progress((done, total), desc="upscaling", unit="frames")
+
+        try:
+            upscaler = Upscaler(network, device=device, precision=precision, threads=self.threads)
+            try:
+                report = upscale_file(info.path, dst, model, upscaler=upscaler, pix_fmt="yuv420p",
+                                      progress=report_progress)
+            except Exception as exc:
+                raise _as_gr_error(exc) from exc
+            yield str(dst), self._finished(report, info)
+        finally:
+            shutil.rmtree(job, ignore_errors=True)
+
+    def _finished(self, report, info) -> str:
+        size = f"{info.width}x{info.height}"
+        self.menu.record_speed(report.model, report.device, report.fps, size)
+        audio = ", ".join(a.codec for a in info.audio) or "none"
+        warnings = "".join(f"\n- warning: {w}" for w in report.reader_errors)
+        return (f"Done: {report.frames} frames in {report.seconds:.1f} s ({report.fps:.2f} frames/s) with "
+                f"**{report.model}** on {report.device}, {size} → {info.width * 4}x{info.height * 4}; "
+                f"audio kept: {audio}.{warnings}")
+
+    # ------------------------------------------------------------------------------------------- compare
+    def compare(self, video: str | None, model: str, device: str, precision: str, seconds: float):
+        from .compare import compare_frame
+
+        info, network = self._checked(video, model, device, precision)
+        try:
+            pair = compare_frame(info.path, float(seconds or 0), network, device=device, precision=precision,
+                                 threads=self.threads)
+        except Exception as exc:
+            raise _as_gr_error(exc) from exc
+        caption = f"Frame {pair.index} ({pair.seconds:.2f} s): left bicubic, right **{model}**. Drag to compare."
+        return (pair.bicubic, pair.model), caption
+
+    def describe_video(self, video: str | None):
+        """On upload: what the file is, and the comparison slider's range. Never raises: it is only a hint."""
+        if not video:
+            return "", gr.update(maximum=1, value=0)
+        try:
+            info = check_video(video, self.roots(), self.limits)
+        except Rejected as exc:
+            return f"⚠ {exc}", gr.update()
+        audio = ", ".join(f"{a.codec}" for a in info.audio) or "no audio"
+        fps = f"{float(info.fps):.3g} fps" if info.fps else "unknown fps"
+        text = (f"{info.width}x{info.height}, {info.duration:.1f} s, {fps}, {info.frame_count or '?'} frames, "
+                f"{audio} → output {info.width * 4}x{info.height * 4}")
+        return text, gr.update(maximum=max(0.0, round(info.duration, 2)), value=0)
+
+    # ------------------------------------------------------------------------------------------- webcam
+    def live_frame(self, image, model: str, device: str, precision: str, session):
+        """One webcam frame. ``session`` (per visitor) keeps the forward-only upscaler between frames."""
+        from .live import LiveSession, NotLiveCapable
+
+        if image is None:
+            return None, "Waiting for the camera…", session
+        key = (model, device, precision)
+        if session is None or session[0] != key:
+            if device not in self.devices or precision not in PRECISIONS:
+                raise _refuse("Unknown device or precision; choose one from the lists.")
+            try:
+                network = self.menu.network(model)
+                live = LiveSession(network, device=device, precision=precision,
+                                   max_side=self.limits.webcam_max_side, interval=self.limits.webcam_interval,
+                                   threads=self.threads)
+            except (UnknownModel, NotLiveCapable) as exc:
+                raise _refuse(str(exc)) from exc
+            session = (key, live)
+        out, status = session[1].process(image)
+        return out, status.text(), session
+
+
+def _refuse(message: str) -> gr.Error:
+    """An error shown to the visitor; the visitor's mistake, so no traceback in the server log."""
+    return gr.Error(message, print_exception=False)
+
+
+def _friendly(events):
+    """Re-raise what the pipeline raises as a message for the visitor."""
+    try:
+        yield from events
+    except Exception as exc:
+        raise _as_gr_error(exc) from exc
+
+
+def _as_gr_error(exc: Exception) -> Exception:
+    from .video import VideoError
+
+    if isinstance(exc, gr.Error):
+        return exc
+    if isinstance(exc, VideoError):
+        # Only file names: the visitor has no business knowing the server's folders.
+        return _refuse(f"The video could not be processed: {_FOLDERS.sub('', str(exc))}")
+    if isinstance(exc, (RuntimeError, ValueError)) and "out of memory" in str(exc).lower():
+        return _refuse("The accelerator ran out of memory on this video; try a smaller video or fp16.")
+    return exc  # a bug: Gradio shows a generic error and logs the traceback
+
+
+# ---------------------------------------------------------------------------------------------- the page
+def build_app(models: Sequence[ModelChoice] | None = None, limits: Limits | None = None, *,
+              examples_dir: str | os.PathLike | None = DEFAULT_EXAMPLES, work_dir: str | os.PathLike | None = None,
+              threads: int | None = None) -> gr.Blocks:
+    """The Blocks app. ``models`` defaults to the zoo; tests pass their own (e.g. bicubic and a tiny network).
+    ``work_dir`` (default: a new temporary folder, removed at exit) holds each job's files until Gradio has
+    copied the results into its cache."""
+    limits = limits or Limits()
+    menu = ModelMenu(models if models is not None else zoo_choices())
+    if work_dir is None:
+        work_dir = tempfile.mkdtemp(prefix="vsrapp-web-")
+        atexit.register(shutil.rmtree, work_dir, True)
+    work = Path(work_dir)
+    work.mkdir(parents=True, exist_ok=True)
+    app = WebApp(menu, limits, work, Path(examples_dir) if examples_dir else None, threads)
+
+    with gr.Blocks(title="vsrapp: x4 video super-resolution", analytics_enabled=False,
+                   delete_cache=(limits.cache_seconds, limits.cache_seconds)) as demo:
+        demo.vsrapp = app  # for tests and launch()
+        gr.Markdown("# vsrapp: x4 video super-resolution\nRecurrent (BasicVSR-family) networks; the result keeps "
+                    "the source's audio, timing and colour.")
+        default = menu.default()
+        with gr.Row():
+            model = gr.Dropdown([(menu.choices[n].label(), n) for n in menu.names()], value=default, label="Model",
+                                elem_id="model")
+            device = gr.Dropdown(app.devices, value="auto", label="Device", elem_id="device")
+            precision = gr.Dropdown(PRECISIONS, value="auto", label="Precision",
+                                    info="auto: fp16 on a GPU, fp32 on the CPU")
+        model_info = gr.Markdown(menu.info(default), elem_id="model-info")
+
+        with gr.Tab("Upscale a video"):
+            with gr.Row():
+                with gr.Column():
+                    video = gr.Video(label="Input video", sources=["upload"], elem_id="input-video")
+                    video_info = gr.Markdown(elem_id="video-info")
+                    if app.examples_dir:
+                        clips = sorted(p for p in app.examples_dir.iterdir() if p.suffix.lower() in VIDEO_EXTS)
+                        if clips:
+                            gr.Examples([[str(p)] for p in clips], inputs=[video], label="Example clips")
+                    run = gr.Button("Upscale", variant="primary", elem_id="upscale")
+                    api_run = gr.Button(visible=False)
+                with gr.Column():
+                    status = gr.Markdown("Upload a video, then press **Upscale**.", elem_id="status")
+                    preview = gr.Video(label="Live preview (video only, scaled down)", streaming=True,
+                                       autoplay=True, interactive=False, elem_id="preview")
+                    result = gr.Video(label="Result (full quality, with audio)", interactive=False,
+                                      elem_id="result")
+            with gr.Accordion("Compare one frame: bicubic vs the model", open=False):
+                with gr.Row():
+                    seconds = gr.Slider(0, 1, value=0, step=0.04, label="Time (s)", elem_id="compare-time")
+                    compare = gr.Button("Compare frame", elem_id="compare")
+                slider = gr.ImageSlider(label="bicubic | model", type="numpy", elem_id="compare-slider")
+                caption = gr.Markdown()
+
+        with gr.Tab("Webcam (live)"):
+            gr.Markdown(f"Forward-only models only (latency one frame); frames are scaled to "
+                        f"{limits.webcam_max_side} px before the x4 upscale, and a session lasts up to "
+                        f"{limits.webcam_seconds:g} s while it holds the accelerator. Models: "
+                        f"{', '.join(menu.names(forward_only=True)) or 'none on this server'}.")
+            with gr.Row():
+                cam = gr.Image(sources=["webcam"], streaming=True, type="numpy", label="Camera")
+                cam_out = gr.Image(type="numpy", label="Upscaled x4", streaming=True)
+            cam_status = gr.Markdown(elem_id="live-status")
+            session = gr.State(None)
+
+        with gr.Tab("Limits"):
+            gr.Markdown("This server's limits:\n\n" + limits.describe())
+
+        model.change(menu.info, model, model_info, queue=False, api_visibility="private")
+        video.change(app.describe_video, video, [video_info, seconds], api_visibility="private",
+                     concurrency_limit=None)
+        run.click(app.upscale_live, [video, model, device, precision], [preview, status, result],
+                  api_name="upscale_live", concurrency_id=GPU, concurrency_limit=1, show_progress_on=[status])
+        api_run.click(app.upscale, [video, model, device, precision], [result, status], api_name="upscale",
+                      concurrency_id=GPU, concurrency_limit=1, show_progress_on=[status])
+        compare.click(app.compare, [video, model, device, precision, seconds], [slider, caption],
+                      api_name="compare", concurrency_id=GPU, concurrency_limit=1)
+        cam.stream(app.live_frame, [cam, model, device, precision, session], [cam_out, cam_status, session],
+                   stream_every=limits.webcam_interval, time_limit=limits.webcam_seconds, api_visibility="private",
+                   concurrency_id=GPU, concurrency_limit=1, show_progress="hidden")
+    demo.queue(max_size=limits.queue_size, default_concurrency_limit=1)
+    return demo
+
+
+def launch(demo: gr.Blocks, host: str = "127.0.0.1", port: int | None = None, **kwargs):
+    """Start the server with the app's limits and folders; returns what ``Blocks.launch`` returns."""
+    app: WebApp = demo.vsrapp
+    allowed = [str(app.examples_dir)] if app.examples_dir else []
+    return demo.launch(server_name=host, server_port=port, max_file_size=f"{app.limits.max_upload_mb}mb",
+                       allowed_paths=allowed, show_error=True, **kwargs)
+
+
+# ---------------------------------------------------------------------------------------------- command line
+def add_serve_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The options of ``python app.py`` and ``vsrapp serve``."""
+    d = Limits()
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to listen on (0.0.0.0 to serve the network; default: this machine only)")
+    parser.add_argument("--port", type=int, default=None, help="port (default: Gradio's, 7860 or the next free one)")
+    parser.add_argument("--models", nargs="+", metavar="NAME",
+                        help="offer only these zoo models (default: the whole zoo)")
+    parser.add_argument("--examples", default=str(DEFAULT_EXAMPLES), help="folder of example clips")
+    parser.add_argument("--work-dir", help="folder for job files (default: a temporary folder, removed at exit)")
+    parser.add_argument("--threads", type=int, help="CPU threads for the network (default: all cores)")
+    parser.add_argument("--max-upload-mb", type=int, default=d.max_upload_mb)
+    parser.add_argument("--max-seconds", type=float, default=d.max_seconds, help="longest video accepted")
+    parser.add_argument("--max-pixels", type=int, default=d.max_pixels, help="largest input frame (w x h)")
+    parser.add_argument("--queue-size", type=int, default=d.queue_size, help="waiting jobs before refusing more")
+    parser.add_argument("--webcam-seconds", type=float, default=d.webcam_seconds, help="longest webcam session")
+    return parser
+
+
+def serve_kwargs(args: argparse.Namespace) -> dict:
+    names = {f.name for f in fields(Limits)}
+    limits = Limits(**{k: v for k, v in vars(args).items() if k in names and v is not None})
+    models = None
+    if args.models:
+        menu = {c.name: c for c in zoo_choices()}
+        unknown = [m for m in args.models if m not in menu]
+        if unknown:
+            raise SystemExit(f"vsrapp: error: unknown model(s) {', '.join(unknown)}; known: {', '.join(menu)}")
+        models = [menu[m] for m in args.models]
+    return dict(models=models, limits=limits, examples_dir=args.examples, work_dir=args.work_dir,
+                threads=args.threads)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """``vsrapp serve``: build the page and serve it until interrupted."""
+    demo = build_app(**serve_kwargs(args))
+    launch(demo, host=args.host, port=args.port)
+    return 0
+
+
+def register_cli(subparsers) -> None:
+    """Add the ``serve`` subcommand to ``vsrapp``'s argument parser."""
+    p = subparsers.add_parser("serve", help="start the web UI (Gradio) on this machine")
+    add_serve_arguments(p)
+    p.set_defaults(func=cmd_serve)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = add_serve_arguments(argparse.ArgumentParser(prog="app.py", description="vsrapp web UI"))
+    return cmd_serve(parser.parse_args(argv))
