@@ -114,3 +114,33 @@ def test_too_big_is_refused_by_the_server_too(server):
     r = httpx.post(f"{server.url}gradio_api/upload", files={"files": ("big.mp4", payload, "video/mp4")},
                    timeout=60)
     assert r.status_code == 413, r.text
+
+
+def test_one_job_at_a_time_with_a_capped_queue(client, media):
+    """One job runs; the next ones wait with their position in the queue; past the cap they are refused."""
+    import time
+
+    from gradio_client import handle_file
+    from gradio_client.utils import Status
+
+    clip = handle_file(str(media.h264_aac))
+    first = client.submit(clip, "slow", "cpu", "auto", api_name="/upscale")  # 50 frames x SLOW_STEP
+    time.sleep(0.5)
+    waiting = [client.submit(clip, "bicubic", "cpu", "auto", api_name="/upscale") for _ in range(6)]
+    ranks = set()
+    deadline = time.monotonic() + 60
+    while not first.done() and time.monotonic() < deadline:
+        ranks |= {s.rank for s in (j.status() for j in waiting) if s.code == Status.IN_QUEUE and s.rank is not None}
+        time.sleep(0.05)
+    outcomes = []
+    for job in [first, *waiting]:
+        try:
+            job.result(timeout=120)
+            outcomes.append("ok")
+        except Exception as exc:
+            outcomes.append(str(exc))
+    assert outcomes[0] == "ok"
+    refused = [o for o in outcomes if o != "ok"]
+    # The test server takes 4 waiting jobs: of the 6 sent while the first ran, 2 are refused.
+    assert len(refused) == 2 and all("queue is full" in o.lower() for o in refused), outcomes
+    assert {0, 1, 2, 3} <= ranks  # each waiting job saw its place in the line

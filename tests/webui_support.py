@@ -15,8 +15,26 @@ MAX_SECONDS = 3.0
 MAX_UPLOAD_MB = 1
 
 
+SLOW_STEP = 0.1  # seconds per frame of the "slow" model: a job that surely lasts while others queue
+
+
+def _slow_bicubic():
+    """bicubic that takes SLOW_STEP per frame, so the queue tests do not depend on this machine's speed."""
+    import time
+
+    from models.bicubic import Bicubic
+
+    class Slow(Bicubic):
+        def step(self, lr, state=None):
+            time.sleep(SLOW_STEP)
+            return super().step(lr, state)
+
+    return Slow()
+
+
 def fast_models():
-    """bicubic (forward-only, the zoo's) and a tiny random-weight BasicVSR (bidirectional): both quick on a CPU."""
+    """bicubic (forward-only, the zoo's) and a tiny random-weight BasicVSR (bidirectional), both quick on a CPU,
+    and a deliberately slow bicubic for the queue tests."""
     from models.basicvsr import BasicVSR
     from vsrapp import zoo
     from vsrapp.webmodels import ModelChoice
@@ -27,6 +45,7 @@ def fast_models():
                     metrics=dict(bicubic.metrics)),
         ModelChoice("tiny-basicvsr", lambda: BasicVSR(num_feat=8, num_block=1), "random weights, for tests",
                     forward_only=False),
+        ModelChoice("slow", _slow_bicubic, f"bicubic at {SLOW_STEP} s per frame, for tests", forward_only=True),
     ]
 
 

@@ -33,6 +33,7 @@ from .video import probe
 DEFAULT_CHUNK_SECONDS = 2.0
 DEFAULT_MAX_SIDE = 1280
 _FALLBACK_FPS = Fraction(25)
+_ENGINE_OPTIONS = ("window", "lookahead", "tile", "tile_overlap", "threads")  # for the Upscaler, not upscale_file
 _POLL = 0.1  # seconds between checks for cancellation while a queue is full or empty
 
 
@@ -187,9 +188,8 @@ def stream_upscale(
     ``progress_every`` s), each :class:`Chunk` of the preview as soon as it is encoded, and finally
     :class:`Done`. Closing the generator early stops the job and waits for its threads."""
     info = probe(src)
-    upscaler = TeeUpscaler(model, device=device, precision=precision,
-                           **{k: upscale_options.pop(k) for k in ("window", "lookahead", "tile", "tile_overlap")
-                              if k in upscale_options})
+    engine = {k: upscale_options.pop(k) for k in _ENGINE_OPTIONS if k in upscale_options}
+    upscaler = TeeUpscaler(model, device=device, precision=precision, **engine)
     job = _Job(src, dst, model_name or (model if isinstance(model, str) else type(model).__name__), upscaler,
                upscale_options, queue_frames=max(8, round(chunk_seconds * float(info.fps or _FALLBACK_FPS))))
     chunks = ChunkWriter(preview_dir, info.fps, chunk_seconds, max_side)

@@ -297,7 +297,8 @@ def build_app(models: Sequence[ModelChoice] | None = None, limits: Limits | None
         video.change(app.describe_video, video, [video_info, seconds], api_visibility="private",
                      concurrency_limit=None)
         run.click(app.upscale_live, [video, model, device, precision], [preview, status, result],
-                  api_name="upscale_live", concurrency_id=GPU, concurrency_limit=1, show_progress_on=[status])
+                  api_name="upscale_live", concurrency_id=GPU, concurrency_limit=1, show_progress_on=[status]
+                  ).then(menu.info, model, model_info, queue=False, api_visibility="private")  # the new speed
         api_run.click(app.upscale, [video, model, device, precision], [result, status], api_name="upscale",
                       concurrency_id=GPU, concurrency_limit=1, show_progress_on=[status])
         compare.click(app.compare, [video, model, device, precision, seconds], [slider, caption],
