@@ -206,12 +206,15 @@ def save_still(img: np.ndarray, dest: Path) -> None:
 def add_stills(files: list[Path], source: str, licence: str, long_side: int, out: Path,
                manifest: Manifest) -> int:
     n = 0
+    stems = [f.stem for f in files]
     for f in files:
         img = read_rgb8(f)
         if img is None or min(img.shape[:2]) < 256:
             continue
         img = normalise(img, long_side)
-        dest = out / "stills" / source / (f.stem + ".png")
+        # Some packages name every file alike (plasma: <Name>/contents/images/2560x1600.jpg): add the folders.
+        name = f.stem if stems.count(f.stem) == 1 else "-".join(f.parts[-4:-2] + (f.stem,))
+        dest = out / "stills" / source / (name + ".png")
         if not dest.is_file():
             save_still(img, dest)
         manifest.add(dest, "still", source, licence, *img.shape[:2])
