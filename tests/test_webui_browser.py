@@ -22,7 +22,9 @@ pytestmark = pytest.mark.timeout(300)
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = Path(os.environ.get("VSRAPP_TEST_ARTIFACTS", REPO / "test-artifacts"))
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  # Chromium's built-in test camera (a moving pattern) and no permission prompt, for the webcam tab.
+                  "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
 WAIT_MS = 120_000  # the longest any one step may take (an upscale of the 2 s clip takes a few seconds)
 
 
@@ -53,7 +55,7 @@ def server(tmp_path_factory):
 
 
 @pytest.fixture
-def page(chromium, server):
+def page(chromium, server, request):
     from playwright.sync_api import sync_playwright
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -70,14 +72,16 @@ def page(chromium, server):
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS, headless=True)
         try:
-            context = browser.new_context(viewport={"width": 1280, "height": 1100})
+            context = browser.new_context(viewport={"width": 1280, "height": 1100}, permissions=["camera"])
             context.route("**/*", local_only)
             pg = context.new_page()
             console: list[str] = []
             pg.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
             yield pg
-            (ARTIFACTS / "webui-browser-log.txt").write_text(
-                "blocked (non-local) requests:\n" + "\n".join(blocked) + "\n\nconsole:\n" + "\n".join(console))
+            with open(ARTIFACTS / "webui-browser-log.txt", "a") as log:
+                log.write(
+                    f"== {request.node.name}\nblocked (non-local) requests:\n" + "\n".join(blocked)
+                    + "\n\nconsole:\n" + "\n".join(console) + "\n\n")
         finally:
             browser.close()
 
@@ -118,3 +122,24 @@ def test_upload_upscale_and_play(page, server, media):
     assert "Done: 50 frames" in status and "audio kept: aac" in status
     # The live preview received the streamed chunks.
     assert page.query_selector("#preview video") is not None
+
+
+def test_webcam_live(page, server):
+    """Chromium's fake camera streams into the Webcam tab; each frame comes back upscaled with a speed verdict."""
+    page.goto(server.url, wait_until="domcontentloaded", timeout=WAIT_MS)
+    page.wait_for_selector("#upscale", timeout=WAIT_MS)
+    page.get_by_role("tab", name="Webcam (live)").click()
+    page.get_by_text("Click to Access Webcam").click(timeout=WAIT_MS)
+    page.get_by_role("button", name="capture photo").click(timeout=WAIT_MS)  # the "Record" button: start streaming
+    page.wait_for_function("document.querySelector('#live-status').innerText.includes('ms per frame')",
+                           timeout=WAIT_MS)
+    # The picture is replaced several times a second: read its size in the same breath as seeing it loaded.
+    size = page.wait_for_function("""() => { const i = document.querySelector('#live-output img');
+                                             return i && i.complete && i.naturalWidth > 0
+                                                    && [i.naturalWidth, i.naturalHeight]; }""",
+                                  timeout=WAIT_MS).json_value()
+    page.screenshot(path=str(ARTIFACTS / "webui-webcam.png"), full_page=True)
+    status = page.inner_text("#live-status")
+    assert "240x180 -> 960x720" in status, status  # the fake camera's 640x480, scaled to 240 px, then x4
+    assert size == [960, 720]
+    assert "keeps up" in status or "cannot keep up" in status

@@ -264,7 +264,9 @@ def build_app(models: Sequence[ModelChoice] | None = None, limits: Limits | None
                         clips = sorted(p for p in app.examples_dir.iterdir() if p.suffix.lower() in VIDEO_EXTS)
                         if clips:
                             gr.Examples([[str(p)] for p in clips], inputs=[video], label="Example clips")
-                    run = gr.Button("Upscale", variant="primary", elem_id="upscale")
+                    with gr.Row():
+                        run = gr.Button("Upscale", variant="primary", elem_id="upscale", scale=3)
+                        stop = gr.Button("Stop", variant="stop", elem_id="stop", scale=1)
                     api_run = gr.Button(visible=False)
                 with gr.Column():
                     status = gr.Markdown("Upload a video, then press **Upscale**.", elem_id="status")
@@ -286,7 +288,7 @@ def build_app(models: Sequence[ModelChoice] | None = None, limits: Limits | None
                         f"{', '.join(menu.names(forward_only=True)) or 'none on this server'}.")
             with gr.Row():
                 cam = gr.Image(sources=["webcam"], streaming=True, type="numpy", label="Camera")
-                cam_out = gr.Image(type="numpy", label="Upscaled x4", streaming=True)
+                cam_out = gr.Image(type="numpy", label="Upscaled x4", streaming=True, elem_id="live-output")
             cam_status = gr.Markdown(elem_id="live-status")
             session = gr.State(None)
 
@@ -296,9 +298,12 @@ def build_app(models: Sequence[ModelChoice] | None = None, limits: Limits | None
         model.change(menu.info, model, model_info, queue=False, api_visibility="private")
         video.change(app.describe_video, video, [video_info, seconds], api_visibility="private",
                      concurrency_limit=None)
-        run.click(app.upscale_live, [video, model, device, precision], [preview, status, result],
-                  api_name="upscale_live", concurrency_id=GPU, concurrency_limit=1, show_progress_on=[status]
-                  ).then(menu.info, model, model_info, queue=False, api_visibility="private")  # the new speed
+        running = run.click(app.upscale_live, [video, model, device, precision], [preview, status, result],
+                            api_name="upscale_live", concurrency_id=GPU, concurrency_limit=1,
+                            show_progress_on=[status])
+        running.then(menu.info, model, model_info, queue=False, api_visibility="private")  # shows the new speed
+        # Cancelling closes the generator, which stops the job's threads and deletes its files.
+        stop.click(None, cancels=[running], api_visibility="private")
         api_run.click(app.upscale, [video, model, device, precision], [result, status], api_name="upscale",
                       concurrency_id=GPU, concurrency_limit=1, show_progress_on=[status])
         compare.click(app.compare, [video, model, device, precision, seconds], [slider, caption],
