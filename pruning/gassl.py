@@ -228,6 +228,9 @@ class GasslConfig:
     reg_ceiling: float = 0.5
     stabilize_steps: int = 86_300
     multiple: int = 1  # kept counts rounded to a multiple of this (8 or 16 suit GPU tensor cores)
+    # The official lambdas act against an L1 loss on 0-255 pixels (EDSR code, rgb_range 255); our losses are on
+    # 0-1, so the same balance needs every lambda (and the SSA weight) divided by 255. Step counts are unchanged.
+    penalty_scale: float = 1.0 / 255.0
 
     def growth(self, delta: float, interval: int, ceiling: float) -> int:
         return math.ceil(ceiling / delta - 1e-9) * interval
@@ -345,18 +348,20 @@ class Gassl:
             c = self.cfg
             lam = _ramp(step, 0, c.hair_delta, c.hair_interval, c.hair_ceiling)
             if lam > 0:
-                total = total + 0.5 * lam * sum(m.scale.pow(2).sum() + m.bias.pow(2).sum() for m in wn.values())
+                total = total + 0.5 * lam * self.cfg.penalty_scale * sum(
+                    m.scale.pow(2).sum() + m.bias.pow(2).sum() for m in wn.values())
             return total
         for name, mask in self.pruned.items():
             lam = self.lam(name, step)
             if lam > 0 and mask.any():
                 m = mask.to(device)
-                total = total + 0.5 * lam * (wn[name].scale[m].pow(2).sum() + wn[name].bias[m].pow(2).sum())
+                total = total + 0.5 * lam * self.cfg.penalty_scale * (
+                    wn[name].scale[m].pow(2).sum() + wn[name].bias[m].pow(2).sum())
         if self.counts is not None and step < self.ssa_end() and self.cfg.ssa_weight > 0:
             aligned, _ = self.groups(model)
             for names in aligned.values():
                 k = self.counts[names[0]]
-                total = total + self.cfg.ssa_weight * ssa_loss(
+                total = total + self.cfg.ssa_weight * self.cfg.penalty_scale * ssa_loss(
                     [wn[n].scale for n in names], k, self.cfg.ssa_temperature, self.cfg.ssa_detach_threshold,
                     self.cfg.ssa_form)
         return total

@@ -40,7 +40,7 @@ def clip(seed: int = 1) -> torch.Tensor:
 
 
 def short_config(**kw) -> GasslConfig:
-    base = dict(hair_delta=0.01, hair_interval=1, hair_ceiling=0.03, ssa_steps=3, reg_delta=0.1, reg_interval=1,
+    base = dict(penalty_scale=1.0, hair_delta=0.01, hair_interval=1, hair_ceiling=0.03, ssa_steps=3, reg_delta=0.1, reg_interval=1,
                 reg_ceiling=0.3, stabilize_steps=2)
     base.update(kw)
     return GasslConfig(**base)
