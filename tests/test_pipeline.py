@@ -193,3 +193,13 @@ def test_real_default_model_on_a_few_frames(media, tmp_path, weights_env):
     assert side_packets(out, "audio")
     # A real network output, not bicubic in disguise.
     assert np.abs(sr[3].astype(int) - bic[3].astype(int)).mean() > 0.5
+
+
+@pytest.mark.parametrize("codec,preset,ext", [("libx265", "ultrafast", ".mp4"), ("libsvtav1", "12", ".mkv")])
+def test_other_encoders(media, tmp_path, codec, preset, ext):
+    out = tmp_path / f"out{ext}"
+    assert main(["upscale", str(media.h264_aac), str(out), "--model", "bicubic", "--codec", codec,
+                 "--preset", preset, "--crf", "35", "-q"]) == 0
+    info = probe(out)
+    assert info.codec in {"hevc", "av1"} and info.audio
+    assert len(list_packets(out, info.stream_index)) == 50  # mkv stores no frame count: count the packets

@@ -38,7 +38,8 @@ def join_segments(parts: Sequence[str | os.PathLike], source: VideoInfo, path: s
     try:
         with open_input(parts[0]) as first:
             template = first.streams.video[0]
-            stream = out.add_stream_from_template(template)
+            # opaque: copy the codec parameters only (no encoder lookup; decoders like libdav1d have none).
+            stream = out.add_stream_from_template(template, opaque=True)
             stream.time_base = template.time_base
         if source.rotation:
             stream.set_display_rotation(source.rotation)
