@@ -33,7 +33,7 @@ The loop (``pruning.train``) drives it as::
 
     method = Gassl(ratio=0.5, config=GasslConfig(...))
     model = method.prepare(dense)                         # a WN copy; step API of the dense model
-    groups: weights = everything else, scales = method.param_groups(model)["scales"]
+    groups += method.param_groups(model, lr)              # {"scales": (g vectors, lr)}; weights = the rest
     for step in range(method.total_steps()):
         if method.before_step(model, step): optimizer.state.clear()
         loss = rec + method.penalty(model, step)          # inside the DDP-wrapped objective
@@ -264,9 +264,9 @@ class Gassl:
         self._pretrained = {k: v.detach().cpu().clone() for k, v in dense.state_dict().items()}
         return add_wn(dense)
 
-    def param_groups(self, model: nn.Module) -> dict[str, list[nn.Parameter]]:
-        """``scales``: the g vectors (the loop puts every other parameter in its weights group)."""
-        return {"scales": [m.scale for m in wn_layers(model).values()]}
+    def param_groups(self, model: nn.Module, base_lr: float) -> dict[str, tuple[list[nn.Parameter], float]]:
+        """``scales``: the g vectors at ``base_lr`` (the loop puts every other parameter in its weights group)."""
+        return {"scales": ([m.scale for m in wn_layers(model).values()], base_lr)}
 
     @property
     def h(self) -> int:

@@ -40,8 +40,8 @@ def clip(seed: int = 1) -> torch.Tensor:
 
 
 def short_config(**kw) -> GasslConfig:
-    base = dict(penalty_scale=1.0, hair_delta=0.01, hair_interval=1, hair_ceiling=0.03, ssa_steps=3, reg_delta=0.1, reg_interval=1,
-                reg_ceiling=0.3, stabilize_steps=2)
+    base = dict(penalty_scale=1.0, hair_delta=0.01, hair_interval=1, hair_ceiling=0.03, ssa_steps=3, reg_delta=0.1,
+                reg_interval=1, reg_ceiling=0.3, stabilize_steps=2)
     base.update(kw)
     return GasslConfig(**base)
 
@@ -104,7 +104,7 @@ def test_schedule_selects_restarts_aligns_and_shrinks():
     method = Gassl(0.4, short_config(stabilize_steps=15))
     model = method.prepare(dense)
     model.spynet.requires_grad_(False)  # (speed) the trainer freezes it early on too
-    scales = method.param_groups(model)["scales"]
+    scales, _ = method.param_groups(model, 1e-3)["scales"]
     ids = {id(p) for p in scales}
     opt = torch.optim.Adam([{"params": [p for p in model.parameters() if id(p) not in ids], "lr": 1e-3},
                             {"params": scales, "lr": 0.05}])
