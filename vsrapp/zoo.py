@@ -237,15 +237,16 @@ def load_checkpoint(path: str | Path) -> nn.Module:
 
 
 def load_slim_export(directory: str | Path) -> nn.Module:
-    """A pruned model from its export folder (``model.safetensors`` + ``plan.json`` + ``meta.json``)."""
-    from models.slim import load_slim
+    """A pruned model from its export folder (``model.safetensors`` + ``plan.json`` + ``meta.json``), whatever
+    the pruning method (``meta.json["method"]``: ssl, gassl, nm, issp)."""
+    from models.pruned import load_pruned
 
     directory = Path(directory)
     missing = [f for f in ("plan.json", "model.safetensors") if not (directory / f).is_file()]
     if missing:
         raise WeightsError(f"{directory} is not a pruned-model folder: {' and '.join(missing)} missing")
     try:
-        return load_slim(directory)
+        return load_pruned(directory)
     except (ValueError, KeyError, RuntimeError, OSError) as exc:
         raise WeightsError(f"cannot load pruned model from {directory}: {str(exc).splitlines()[0]}") from exc
 
