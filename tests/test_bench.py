@@ -85,6 +85,7 @@ def test_bench_cli_tiny_model_writes_well_formed_json(tiny_slim_dir, tmp_path, c
         mo = r["model_only"]
         assert mo["frames"] == 3 and mo["ms_per_frame"] > 0 and mo["fps"] > 0
         assert abs(sum(mo["parts_share"].values()) - 1) < 1e-3 and mo["dominant_part"] in prof.PARTS
+        assert mo["steady_ms_per_frame"] > 0 and abs(sum(mo["steady_parts_share"].values()) - 1) < 1e-3
         assert mo["memory"]["kind"].startswith("cpu") and mo["memory"]["peak_mb"] > 0
         assert mo["top_ops"] and {"op", "calls", "self_cpu_ms", "share"} <= set(mo["top_ops"][0])
         e2e = r["e2e"]
@@ -120,13 +121,22 @@ def test_bench_api_takes_modules_and_ratios_to_dense():
     dense = bench.BenchModel("dense-tiny", BasicVSR(8, 1).eval(), False)
     uni = bench.BenchModel("uni-tiny", BasicVSRUni(8, 1).eval(), False)
     s = bench.Settings(torch.device("cpu"), "auto", 2, 0, 24, 8, False, False, (), 2, "libx264", None, None)
-    doc = bench.run_bench([uni, dense], [(32, 48)], s, progress=False)
+    doc = bench.run_bench([uni, dense], [(16, 24)], s, progress=False)
     assert doc["reference"] == "dense-tiny"  # the dense BasicVSR, wherever it is in the list
     rows = {r["model"]: r for r in doc["results"]}
-    assert rows["dense-tiny"]["macs"]["total"] == tiny_dense_macs_by_hand(8, 1, 32, 48)
+    assert rows["dense-tiny"]["macs"]["total"] == tiny_dense_macs_by_hand(8, 1, 16, 24)
     ratio = rows["uni-tiny"]["vs_reference"]["macs"]
     assert ratio == round(rows["dense-tiny"]["macs"]["total"] / rows["uni-tiny"]["macs"]["total"], 3) > 1
     assert "e2e" not in rows["uni-tiny"] and rows["uni-tiny"]["vs_reference"]["e2e_speedup"] is None
+
+
+def test_steady_state_counts_one_flow_per_direction_per_frame():
+    t = prof.SequenceTiming(3, 6.0, {"spynet": 4.0, "trunks": 1.5, "upsampler": 0.5},
+                            {"spynet": 4, "trunks": 6, "upsampler": 3})
+    d = t.as_dict()
+    assert d["parts_ms_per_call"] == {"spynet": 1000.0, "trunks": 250.0, "upsampler": round(1000 / 6, 3)}
+    assert d["steady_ms_per_frame"] == pytest.approx(2 * 1000 + 2 * 250 + 1000 / 6, abs=1e-2)
+    assert d["ms_per_frame"] == 2000.0
 
 
 def test_conv_macs_by_hand_and_throughput():

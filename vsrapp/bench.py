@@ -252,14 +252,15 @@ def measure_model_only(model: nn.Module, frames: np.ndarray, s: Settings, varian
                     if k.startswith("parts_")})
     out["variant"] = variant.name
     out["memory"] = mem.result
-    if "parts_share" in out:
-        out["dominant_part"] = max(out["parts_share"], key=out["parts_share"].get)
+    shares = out.get("steady_parts_share") or out.get("parts_share")
+    if shares:
+        out["dominant_part"] = max(shares, key=shares.get)
     if profile:
         def once() -> None:
             ctx = torch.autocast(s.device.type, dtype=autocast) if autocast else torch.autocast(s.device.type,
                                                                                                 enabled=False)
             with torch.inference_mode(), ctx:
-                prof.run_sequence(steps, lrs[:3])
+                prof.run_sequence(steps, lrs[:2])
         out["top_ops"] = prof.top_ops(once, s.device)
     return out
 
@@ -272,9 +273,10 @@ def measure_end_to_end(bm: BenchModel, clip: Path, decoded: np.ndarray, s: Setti
 
     up = Upscaler(copy.deepcopy(bm.model), device=s.device, precision=s.precision, window=s.window,
                   lookahead=s.lookahead, threads=torch.get_num_threads())
-    for _ in up.upscale_frames(decoded[:max(2, s.warmup)]):  # warm-up at this size
-        pass
-    up.reset()
+    if s.warmup and s.device.type == "cuda":  # allocator, cuDNN heuristics; on the CPU the model-only pass
+        for _ in up.upscale_frames(decoded[:max(2, s.warmup)]):  # has already primed oneDNN for these shapes
+            pass
+        up.reset()
     with prof.PeakMemory(s.device) as mem:
         start = time.perf_counter()
         n = sum(1 for _ in up.upscale_frames(decoded))
@@ -318,7 +320,8 @@ def measure_variants(model: nn.Module, frames: np.ndarray, s: Settings) -> list[
         try:
             steps, autocast, in_dtype = prof.prepare_variant(copy.deepcopy(model), variant, s.device)
             lrs = prof.make_inputs(base, s.device, in_dtype, variant.channels_last)
-            for _ in range(2):  # compile, capture and autotune before timing
+            passes = 2 if s.device.type == "cuda" else int(bool(s.warmup))
+            for _ in range(passes):  # compile, capture and autotune before timing
                 prof.time_sequence(steps, lrs[:max(2, min(s.warmup, len(lrs)))], s.device, autocast, parts=False)
             timing = prof.time_sequence(steps, lrs, s.device, autocast, parts=False, repeats=s.repeats)
             ctx = torch.autocast(s.device.type, dtype=autocast) if autocast else torch.autocast(s.device.type,
@@ -407,9 +410,10 @@ def parse_size(text: str) -> tuple[int, int]:
 
 def run_bench(specs: list[str | BenchModel], sizes: list[tuple[int, int]], s: Settings, clip: Path | None = None,
               random_weights: bool = False, reference: str | None = None, command: str = "",
-              progress: bool = True) -> dict[str, Any]:
+              progress: bool = True, partial: Path | None = None) -> dict[str, Any]:
     """Measure every model (a spec for :func:`load_bench_model`, or a ready :class:`BenchModel`) at every size;
-    returns the result document (schema ``vsrapp-bench`` v1)."""
+    returns the result document (schema ``vsrapp-bench`` v1). With ``partial``, the document so far is written
+    there after each model, so a run that dies late keeps what it measured."""
     def say(msg: str) -> None:
         if progress:
             print(msg, file=sys.stderr, flush=True)
@@ -440,6 +444,8 @@ def run_bench(specs: list[str | BenchModel], sizes: list[tuple[int, int]], s: Se
             for bm in models:
                 say(f"size {size[0]}x{size[1]}: {bm.name} ...")
                 doc["results"].append(_bench_one(bm, size, decoded, clip_path, s, variant, ceiling, work))
+                if partial is not None:
+                    write_json(doc, partial)
     doc["host"]["load_avg_after"] = [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
     add_ratios(doc, reference or next((m.name for m in models if is_dense_reference(m)), models[0].name))
     return doc
@@ -462,7 +468,10 @@ def _bench_one(bm: BenchModel, size: tuple[int, int], decoded: np.ndarray, clip:
         row["roofline"] = {"fps_bound": round(bound, 3),
                            "efficiency": round(row["model_only"]["fps"] / bound, 4)}
     if s.e2e:
-        row["e2e"] = measure_end_to_end(bm, clip, decoded, s, work)
+        try:
+            row["e2e"] = measure_end_to_end(bm, clip, decoded, s, work)
+        except Exception as exc:  # e.g. an encoder this build lacks: the other numbers still stand
+            row["e2e"] = {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"}
     if s.gpu_opts:
         row["gpu_opts"] = measure_variants(bm.model, decoded, s)
     return row
@@ -498,7 +507,7 @@ def table(doc: dict[str, Any]) -> str:
     lines = [head, "-" * len(head)]
     for r in doc["results"]:
         mo, e2e = r["model_only"], r.get("e2e", {})
-        share = mo.get("parts_share", {})
+        share = mo.get("steady_parts_share") or mo.get("parts_share", {})
         top = f"{mo['dominant_part']} {100 * share[mo['dominant_part']]:.0f}%" if "dominant_part" in mo else "-"
         roof = f"{100 * r['roofline']['efficiency']:.1f}" if "roofline" in r else "-"
         speed = r.get("vs_reference", {}).get("model_only_speedup")
@@ -540,7 +549,9 @@ def add_command(subparsers: Any) -> None:
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"],
                    help="as `vsrapp upscale` (auto: fp16 on CUDA, fp32 on CPU)")
     p.add_argument("--frames", type=int, default=16, help="frames per clip for every measurement (default 16)")
-    p.add_argument("--warmup", type=int, default=2, help="warm-up frames before each timing (default 2)")
+    p.add_argument("--warmup", type=int, default=2,
+                   help="warm-up frames before each timing (default 2; 0 skips warm-up, fine on a CPU where a frame "
+                        "takes seconds)")
     p.add_argument("--repeats", type=int, default=1, help="time model-only runs this many times, keep the best")
     p.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
     p.add_argument("--window", type=int, default=DEFAULT_WINDOW, help="Upscaler window (bidirectional models)")
@@ -600,7 +611,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     sizes = [parse_size(s) for s in args.size]
     command = "vsrapp " + " ".join(sys.argv[1:]) if sys.argv and "bench" in sys.argv else "vsrapp bench"
     doc = run_bench(args.models, sizes, settings, clip, args.random_weights, args.reference, command,
-                    progress=not args.quiet)
+                    progress=not args.quiet, partial=Path(args.json))
     write_json(doc, Path(args.json))
     print(table(doc))
     host = doc["host"]

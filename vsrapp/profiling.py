@@ -119,6 +119,7 @@ class SequenceTiming:
     frames: int
     seconds: float
     parts_seconds: dict[str, float] = field(default_factory=dict)
+    parts_calls: dict[str, int] = field(default_factory=dict)
 
     @property
     def ms_per_frame(self) -> float:
@@ -136,6 +137,14 @@ class SequenceTiming:
             out["parts_ms_per_frame"] = {p: round(1000.0 * s / self.frames, 3)
                                          for p, s in self.parts_seconds.items()}
             out["parts_share"] = {p: round(s / total, 4) for p, s in self.parts_seconds.items()}
+        if self.parts_calls:
+            # A clip of T frames has T-1 flows per direction; in a long stream every frame costs one flow per
+            # direction. Per-call times times the calls per frame in steady state remove that edge effect.
+            per_call = {p: 1000.0 * self.parts_seconds[p] / n for p, n in self.parts_calls.items() if n}
+            steady = {p: per_call[p] * -(-n // self.frames) for p, n in self.parts_calls.items() if n}
+            out["parts_ms_per_call"] = {p: round(v, 3) for p, v in per_call.items()}
+            out["steady_ms_per_frame"] = round(sum(steady.values()), 3)
+            out["steady_parts_share"] = {p: round(v / (sum(steady.values()) or 1.0), 4) for p, v in steady.items()}
         return out
 
 
@@ -157,7 +166,8 @@ def time_sequence(steps: Any, lrs: Sequence[torch.Tensor], device: torch.device 
             run_sequence(steps, lrs, timer)
             sync(device)
             seconds = time.perf_counter() - start
-        timing = SequenceTiming(len(lrs), seconds, dict(timer.seconds) if parts else {})
+        timing = SequenceTiming(len(lrs), seconds, dict(timer.seconds) if parts else {},
+                                dict(timer.calls) if parts else {})
         if best is None or timing.seconds < best.seconds:
             best = timing
     assert best is not None
