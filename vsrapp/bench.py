@@ -609,7 +609,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
                         args.profile, opts, max(2, args.opts_frames), args.codec, args.preset, args.crf,
                         max(1, args.repeats))
     sizes = [parse_size(s) for s in args.size]
-    command = "vsrapp " + " ".join(sys.argv[1:]) if sys.argv and "bench" in sys.argv else "vsrapp bench"
+    command = getattr(args, "command_line", None) or "vsrapp " + " ".join(sys.argv[1:])
     doc = run_bench(args.models, sizes, settings, clip, args.random_weights, args.reference, command,
                     progress=not args.quiet, partial=Path(args.json))
     write_json(doc, Path(args.json))
@@ -624,7 +624,9 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m vsrapp.bench ...`` (the same as ``vsrapp bench ...``)."""
     parser = argparse.ArgumentParser(prog="vsrapp")
     add_command(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["bench", *(sys.argv[1:] if argv is None else argv)])
+    argv = sys.argv[1:] if argv is None else argv
+    args = parser.parse_args(["bench", *argv])
+    args.command_line = " ".join(["python -m vsrapp.bench", *argv])
     return args.func(args)
 
 
