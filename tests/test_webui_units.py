@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import threading
+import time
 
 import av
 import numpy as np
@@ -86,15 +87,27 @@ def test_preview_is_scaled_down_and_even(tmp_path):
     assert chunk.frames == 5
 
 
-def test_closing_the_generator_stops_the_job(media, tmp_path):
+@pytest.mark.parametrize("with_preview", [True, False])
+def test_closing_the_generator_stops_the_job(media, tmp_path, with_preview):
+    from webui_support import SLOW_STEP, slow_bicubic
+
     before = {t.name for t in threading.enumerate()}
-    gen = stream_upscale(media.h264_aac, tmp_path / "out.mp4", "bicubic", tmp_path / "preview", device="cpu",
-                         chunk_seconds=0.2, threads=1)
-    first = next(e for e in gen if isinstance(e, Chunk))
-    assert first.frames == 5
+    gen = stream_upscale(media.h264_aac, tmp_path / "out.mp4", slow_bicubic(), tmp_path / "preview" if with_preview
+                         else None, device="cpu", chunk_seconds=0.2, threads=1, progress_every=0.05)
+    started = next(e for e in gen if isinstance(e, Chunk) or (isinstance(e, Progress) and e.done > 0))
+    assert not isinstance(started, Done)
+    t0 = time.monotonic()
     gen.close()  # the visitor left: the worker must stop and nothing may appear under the final name
+    assert time.monotonic() - t0 < 20 * SLOW_STEP  # at once, not after the remaining frames
     assert "vsrapp-web-job" not in {t.name for t in threading.enumerate()} - before
     assert not (tmp_path / "out.mp4").exists()
+
+
+def test_no_preview_gives_progress_and_the_file(media, tmp_path):
+    events = list(stream_upscale(media.h264_aac, tmp_path / "out.mp4", "bicubic", None, device="cpu", threads=1))
+    assert not any(isinstance(e, Chunk) for e in events)
+    assert isinstance(events[-1], Done) and probe(events[-1].path).frame_count == 50
+    assert not (tmp_path / "preview").exists()
 
 
 def test_pipeline_errors_reach_the_caller(media, tmp_path):

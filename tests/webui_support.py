@@ -18,7 +18,7 @@ MAX_UPLOAD_MB = 1
 SLOW_STEP = 0.1  # seconds per frame of the "slow" model: a job that surely lasts while others queue
 
 
-def _slow_bicubic():
+def slow_bicubic():
     """bicubic that takes SLOW_STEP per frame, so the queue tests do not depend on this machine's speed."""
     import time
 
@@ -45,7 +45,7 @@ def fast_models():
                     metrics=dict(bicubic.metrics)),
         ModelChoice("tiny-basicvsr", lambda: BasicVSR(num_feat=8, num_block=1), "random weights, for tests",
                     forward_only=False),
-        ModelChoice("slow", _slow_bicubic, f"bicubic at {SLOW_STEP} s per frame, for tests", forward_only=True),
+        ModelChoice("slow", slow_bicubic, f"bicubic at {SLOW_STEP} s per frame, for tests", forward_only=True),
     ]
 
 

@@ -149,7 +149,7 @@ def _to_rgb24(image: np.ndarray) -> np.ndarray:
 
 
 class _Cancelled(Exception):
-    """Raised in the network thread when the visitor has gone: stops upscale_file cleanly."""
+    """Raised in a pipeline thread when the caller has gone: upscale_file stops all its threads and re-raises."""
 
 
 class TeeUpscaler(Upscaler):
@@ -174,7 +174,7 @@ def stream_upscale(
     src: str | os.PathLike,
     dst: str | os.PathLike,
     model: str | nn.Module,
-    preview_dir: str | os.PathLike,
+    preview_dir: str | os.PathLike | None,
     *,
     device: str = "auto",
     precision: str = "auto",
@@ -186,13 +186,17 @@ def stream_upscale(
 ) -> Iterator[Event]:
     """Upscale ``src`` into ``dst`` with :func:`vsrapp.upscale_file`; yield :class:`Progress` (at most every
     ``progress_every`` s), each :class:`Chunk` of the preview as soon as it is encoded, and finally
-    :class:`Done`. Closing the generator early stops the job and waits for its threads."""
+    :class:`Done`. With ``preview_dir=None`` there are no chunks, only progress and the end (the point is then
+    that the caller gets control back regularly). Closing the generator early stops the job and waits for its
+    threads."""
     info = probe(src)
     engine = {k: upscale_options.pop(k) for k in _ENGINE_OPTIONS if k in upscale_options}
     upscaler = TeeUpscaler(model, device=device, precision=precision, **engine)
     job = _Job(src, dst, model_name or (model if isinstance(model, str) else type(model).__name__), upscaler,
                upscale_options, queue_frames=max(8, round(chunk_seconds * float(info.fps or _FALLBACK_FPS))))
-    chunks = ChunkWriter(preview_dir, info.fps, chunk_seconds, max_side)
+    chunks = ChunkWriter(preview_dir, info.fps, chunk_seconds, max_side) if preview_dir is not None else None
+    if chunks is None:
+        upscaler.sink = None  # no preview: frames need not cross threads
     job.start()
     last_progress = 0.0
     try:
@@ -200,11 +204,11 @@ def stream_upscale(
             item = job.next_item()
             now = time.monotonic()
             if item is not None and item[0] == "frame":
-                chunk = chunks.add(item[1])
+                chunk = chunks.add(item[1]) if chunks is not None else None
                 if chunk is not None:
                     yield chunk
             elif item is not None and item[0] == "done":
-                tail = chunks.finish()
+                tail = chunks.finish() if chunks is not None else None
                 if tail is not None:
                     yield tail
                 yield job.progress()
@@ -217,7 +221,8 @@ def stream_upscale(
                 yield job.progress()
     finally:
         job.stop()
-        chunks.abort()
+        if chunks is not None:
+            chunks.abort()
 
 
 class _Job:
@@ -269,11 +274,14 @@ class _Job:
                 continue
 
     def _frame(self, image) -> None:
-        if self.first_frame_at is None:
-            self.first_frame_at = time.monotonic()
         self._put(("frame", image))
 
     def _on_progress(self, done: int, total: int | None) -> None:
+        # Called by the encode thread after each frame: raising here stops upscale_file even with no preview.
+        if self.cancel.is_set():
+            raise _Cancelled()
+        if self.first_frame_at is None:
+            self.first_frame_at = time.monotonic()
         self.done, self.total = done, total
 
     def _run(self) -> None:

@@ -117,26 +117,23 @@ class WebApp:
 
     def upscale(self, video: str | None, model: str, device: str, precision: str,
                 progress: gr.Progress = _PROGRESS) -> Iterator[tuple]:
-        """Outputs: (final file, status). A generator only so the job folder is removed after Gradio copied it."""
-        from .pipeline import upscale_file
-        from .upscaler import Upscaler
+        """Outputs: (final file, status); no preview. A generator so that a cancelled job stops (Gradio closes it)
+        and the job folder is removed once Gradio has copied the result."""
+        from .preview import Done, Progress, stream_upscale
 
         info, network = self._checked(video, model, device, precision)
         job = self._new_job()
         dst = job / f"{_safe_stem(video)}_x4_{_safe_stem(model)}.mp4"
-
-        def report_progress(done: int, total: int | None) -> None:
-            if total:
-                progress((done, total), desc="upscaling", unit="frames")
-
         try:
-            upscaler = Upscaler(network, device=device, precision=precision, threads=self.threads)
-            try:
-                report = upscale_file(info.path, dst, model, upscaler=upscaler, pix_fmt="yuv420p",
-                                      progress=report_progress)
-            except Exception as exc:
-                raise _as_gr_error(exc) from exc
-            yield str(dst), self._finished(report, info)
+            events = stream_upscale(info.path, dst, network, None, device=device, precision=precision,
+                                    model_name=model, pix_fmt="yuv420p", threads=self.threads)
+            for event in _friendly(events):
+                if isinstance(event, Progress):
+                    if event.total:
+                        progress((event.done, event.total), desc="upscaling", unit="frames")
+                    yield gr.skip(), event.text()
+                elif isinstance(event, Done):
+                    yield str(event.path), self._finished(event.report, info)
         finally:
             shutil.rmtree(job, ignore_errors=True)
 
