@@ -144,3 +144,19 @@ def test_one_job_at_a_time_with_a_capped_queue(client, media):
     # The test server takes 4 waiting jobs: of the 6 sent while the first ran, 2 are refused.
     assert len(refused) == 2 and all("queue is full" in o.lower() for o in refused), outcomes
     assert {0, 1, 2, 3} <= ranks  # each waiting job saw its place in the line
+
+
+@pytest.mark.parametrize("path", ["/etc/hostname", "../../../../etc/hostname"])
+def test_server_paths_cannot_be_read(server, path):
+    """An API caller naming a file on the server (instead of uploading one) gets an error, never the file."""
+    import httpx
+
+    file_data = {"path": path, "meta": {"_type": "gradio.FileData"}}
+    with httpx.Client(base_url=server.url, timeout=60) as http:
+        r = http.post("gradio_api/call/upscale", json={"data": [file_data, "bicubic", "cpu", "auto"]})
+        if r.status_code == 200:
+            events = http.get(f"gradio_api/call/upscale/{r.json()['event_id']}").text
+            assert "event: error" in events and "event: complete" not in events, events
+        else:
+            assert r.status_code in (400, 403, 422), r.text
+    assert list(server.work_dir.iterdir()) == []
