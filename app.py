@@ -5,7 +5,7 @@ A thin launcher: the page is built by :func:`vsrapp.webui.build_app` over vsrapp
 
 import sys
 
-from vsrapp.webui import main
+from vsrapp.webcli import main
 
 if __name__ == "__main__":
     sys.exit(main())

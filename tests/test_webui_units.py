@@ -220,7 +220,7 @@ def test_compare_frame(media):
 def test_serve_subcommand_options():
     import argparse
 
-    from vsrapp.webui import cmd_serve, register_cli, serve_kwargs
+    from vsrapp.webcli import cmd_serve, register_cli, serve_kwargs
 
     parser = argparse.ArgumentParser(prog="vsrapp")
     register_cli(parser.add_subparsers(dest="command"))
@@ -233,3 +233,13 @@ def test_serve_subcommand_options():
     assert [m.name for m in kw["models"]] == ["bicubic"] and kw["threads"] == 1
     with pytest.raises(SystemExit, match="unknown model"):
         serve_kwargs(parser.parse_args(["serve", "--models", "nope"]))
+
+
+def test_serve_options_do_not_import_gradio():
+    """``vsrapp``'s parser registers ``serve``; that must not cost every subcommand Gradio's import time."""
+    import sys
+
+    code = ("import argparse, sys; from vsrapp.webcli import register_cli; "
+            "register_cli(argparse.ArgumentParser().add_subparsers()); print('gradio' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"

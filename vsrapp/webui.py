@@ -1,5 +1,6 @@
 """The Gradio page: upload or pick a clip, choose model/device/precision, upscale with a live preview, compare a
-frame with bicubic, or upscale the webcam live. ``python app.py`` and ``vsrapp serve`` both land in :func:`main`.
+frame with bicubic, or upscale the webcam live. ``python app.py`` and ``vsrapp serve`` start it through
+:mod:`vsrapp.webcli`.
 
 Everything here is wiring: the work is done by :func:`vsrapp.preview.stream_upscale` (which drives
 :func:`vsrapp.upscale_file`), :func:`vsrapp.compare.compare_frame` and :class:`vsrapp.live.LiveSession`; inputs
@@ -12,7 +13,6 @@ Endpoints: ``/upscale`` (file in, upscaled mp4 and a status line out; the one fo
 
 from __future__ import annotations
 
-import argparse
 import atexit
 import os
 import re
@@ -20,16 +20,14 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator, Sequence
-from dataclasses import fields
 from pathlib import Path
 
 import gradio as gr
 
+from .webcli import DEFAULT_EXAMPLES
 from .webguard import Limits, Rejected, check_video
 from .webmodels import ModelChoice, ModelMenu, UnknownModel, zoo_choices
 
-REPO = Path(__file__).resolve().parents[1]
-DEFAULT_EXAMPLES = REPO / "examples"
 GPU = "gpu"  # the concurrency group of every event that runs a network
 PRECISIONS = ["auto", "fp32", "fp16", "bf16"]
 VIDEO_EXTS = (".mp4", ".mkv", ".mov", ".webm")
@@ -318,56 +316,3 @@ def launch(demo: gr.Blocks, host: str = "127.0.0.1", port: int | None = None, **
     allowed = [str(app.examples_dir)] if app.examples_dir else []
     return demo.launch(server_name=host, server_port=port, max_file_size=f"{app.limits.max_upload_mb}mb",
                        allowed_paths=allowed, show_error=True, **kwargs)
-
-
-# ---------------------------------------------------------------------------------------------- command line
-def add_serve_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """The options of ``python app.py`` and ``vsrapp serve``."""
-    d = Limits()
-    parser.add_argument("--host", default="127.0.0.1",
-                        help="address to listen on (0.0.0.0 to serve the network; default: this machine only)")
-    parser.add_argument("--port", type=int, default=None, help="port (default: Gradio's, 7860 or the next free one)")
-    parser.add_argument("--models", nargs="+", metavar="NAME",
-                        help="offer only these zoo models (default: the whole zoo)")
-    parser.add_argument("--examples", default=str(DEFAULT_EXAMPLES), help="folder of example clips")
-    parser.add_argument("--work-dir", help="folder for job files (default: a temporary folder, removed at exit)")
-    parser.add_argument("--threads", type=int, help="CPU threads for the network (default: all cores)")
-    parser.add_argument("--max-upload-mb", type=int, default=d.max_upload_mb)
-    parser.add_argument("--max-seconds", type=float, default=d.max_seconds, help="longest video accepted")
-    parser.add_argument("--max-pixels", type=int, default=d.max_pixels, help="largest input frame (w x h)")
-    parser.add_argument("--queue-size", type=int, default=d.queue_size, help="waiting jobs before refusing more")
-    parser.add_argument("--webcam-seconds", type=float, default=d.webcam_seconds, help="longest webcam session")
-    return parser
-
-
-def serve_kwargs(args: argparse.Namespace) -> dict:
-    names = {f.name for f in fields(Limits)}
-    limits = Limits(**{k: v for k, v in vars(args).items() if k in names and v is not None})
-    models = None
-    if args.models:
-        menu = {c.name: c for c in zoo_choices()}
-        unknown = [m for m in args.models if m not in menu]
-        if unknown:
-            raise SystemExit(f"vsrapp: error: unknown model(s) {', '.join(unknown)}; known: {', '.join(menu)}")
-        models = [menu[m] for m in args.models]
-    return dict(models=models, limits=limits, examples_dir=args.examples, work_dir=args.work_dir,
-                threads=args.threads)
-
-
-def cmd_serve(args: argparse.Namespace) -> int:
-    """``vsrapp serve``: build the page and serve it until interrupted."""
-    demo = build_app(**serve_kwargs(args))
-    launch(demo, host=args.host, port=args.port)
-    return 0
-
-
-def register_cli(subparsers) -> None:
-    """Add the ``serve`` subcommand to ``vsrapp``'s argument parser."""
-    p = subparsers.add_parser("serve", help="start the web UI (Gradio) on this machine")
-    add_serve_arguments(p)
-    p.set_defaults(func=cmd_serve)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = add_serve_arguments(argparse.ArgumentParser(prog="app.py", description="vsrapp web UI"))
-    return cmd_serve(parser.parse_args(argv))

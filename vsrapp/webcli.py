@@ -1,0 +1,73 @@
+"""The web UI's command line: ``python app.py`` and ``vsrapp serve`` (hook: :func:`register_cli`).
+
+Kept apart from :mod:`vsrapp.webui` so that building ``vsrapp``'s argument parser never imports Gradio (seconds
+of start-up every other subcommand would pay); Gradio loads only when the server starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from dataclasses import fields
+from pathlib import Path
+
+from .webguard import Limits
+
+DEFAULT_EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def add_serve_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The options of ``python app.py`` and ``vsrapp serve``."""
+    d = Limits()
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to listen on (0.0.0.0 to serve the network; default: this machine only)")
+    parser.add_argument("--port", type=int, default=None, help="port (default: Gradio's, 7860 or the next free one)")
+    parser.add_argument("--models", nargs="+", metavar="NAME",
+                        help="offer only these zoo models (default: the whole zoo)")
+    parser.add_argument("--examples", default=str(DEFAULT_EXAMPLES), help="folder of example clips")
+    parser.add_argument("--work-dir", help="folder for job files (default: a temporary folder, removed at exit)")
+    parser.add_argument("--threads", type=int,
+                        help="CPU threads for the network (default: all cores; on a shared CPU, 1 can be far faster)")
+    parser.add_argument("--max-upload-mb", type=int, default=d.max_upload_mb, help="largest upload (MB)")
+    parser.add_argument("--max-seconds", type=float, default=d.max_seconds, help="longest video accepted (s)")
+    parser.add_argument("--max-pixels", type=int, default=d.max_pixels, help="largest input frame (width x height)")
+    parser.add_argument("--queue-size", type=int, default=d.queue_size, help="waiting jobs before refusing more")
+    parser.add_argument("--webcam-seconds", type=float, default=d.webcam_seconds, help="longest webcam session (s)")
+    return parser
+
+
+def serve_kwargs(args: argparse.Namespace) -> dict:
+    """``build_app``'s arguments from the parsed options."""
+    from .webmodels import zoo_choices
+
+    names = {f.name for f in fields(Limits)}
+    limits = Limits(**{k: v for k, v in vars(args).items() if k in names and v is not None})
+    models = None
+    if args.models:
+        menu = {c.name: c for c in zoo_choices()}
+        unknown = [m for m in args.models if m not in menu]
+        if unknown:
+            raise SystemExit(f"vsrapp: error: unknown model(s) {', '.join(unknown)}; known: {', '.join(menu)}")
+        models = [menu[m] for m in args.models]
+    return dict(models=models, limits=limits, examples_dir=args.examples, work_dir=args.work_dir,
+                threads=args.threads)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Build the page and serve it until interrupted."""
+    from .webui import build_app, launch
+
+    launch(build_app(**serve_kwargs(args)), host=args.host, port=args.port)
+    return 0
+
+
+def register_cli(subparsers) -> None:
+    """Add the ``serve`` subcommand to ``vsrapp``'s parser: ``register_cli(sub)`` in ``cli.build_parser``."""
+    p = subparsers.add_parser("serve", help="start the web UI (Gradio) on this machine")
+    add_serve_arguments(p)
+    p.set_defaults(func=cmd_serve)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = add_serve_arguments(argparse.ArgumentParser(prog="app.py", description="vsrapp web UI"))
+    return cmd_serve(parser.parse_args(argv))
