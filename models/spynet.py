@@ -78,5 +78,5 @@ class SpyNet(nn.Module):
         supp32 = F.interpolate(supp, size=(h32, w32), mode="bilinear", align_corners=False)
         flow = F.interpolate(self._flow_at_multiple_of_32(ref32, supp32), size=(h, w), mode="bilinear",
                              align_corners=False)
-        ratio = torch.tensor([w / w32, h / h32], device=flow.device, dtype=flow.dtype).view(1, 2, 1, 1)
-        return flow * ratio
+        # Python floats, not a tensor: no host-to-device copy per call (which would also break CUDA graphs).
+        return torch.cat([flow[:, :1] * (w / w32), flow[:, 1:] * (h / h32)], dim=1)

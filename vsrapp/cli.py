@@ -213,6 +213,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .webcli import register_cli as register_serve  # no Gradio import until `serve` runs
 
     register_serve(sub)
+    from .bench import add_command as register_bench
+
+    register_bench(sub)
     _add_training_commands(sub)
     return parser
 
