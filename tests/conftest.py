@@ -63,3 +63,14 @@ def media(tmp_path_factory):
     from media import MediaLibrary
 
     return MediaLibrary(tmp_path_factory.mktemp("media"))
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Run a module's small-network tests on one torch thread (faster for tiny convs, kinder to a shared box)."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

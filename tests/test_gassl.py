@@ -6,8 +6,8 @@ import json
 
 import pytest
 import torch
+from nets import random_clip, tiny_net
 
-from models.basicvsr import BasicVSR, BasicVSRUni
 from models.gassl_slim import GasslBasicVSR, GasslBasicVSRUni, validate_gassl_plan
 from models.pruned import load_pruned
 from pruning.gassl import (
@@ -21,22 +21,15 @@ from pruning.gassl import (
     wn_layers,
 )
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny(bidirectional: bool = True, seed: int = 0):
-    torch.manual_seed(seed)
-    return (BasicVSR(8, 2) if bidirectional else BasicVSRUni(8, 2)).eval()
+    return tiny_net(bidirectional, seed)
 
 
 def clip(seed: int = 1) -> torch.Tensor:
-    return torch.rand(1, 3, 3, 10, 12, generator=torch.Generator().manual_seed(seed))
+    return random_clip(3, seed)
 
 
 def short_config(**kw) -> GasslConfig:

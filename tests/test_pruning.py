@@ -21,14 +21,7 @@ from pruning.plan import plan_from_masks
 from pruning.regularizer import GrowingL2
 from pruning.selection import importance_scores, pruned_fraction, select_global
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Other engineers share the two cores.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny(bidirectional: bool = True, seed: int = 0, num_feat: int = 8, num_block: int = 2):

@@ -14,13 +14,7 @@ from pruning.gates import add_gates
 from pruning.plan import full_plan, kept_fraction, masks_from_plan, plan_from_masks
 from pruning.selection import importance_scores, select_global
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_gated(bidirectional: bool, seed: int = 0, num_feat: int = 8, num_block: int = 3):

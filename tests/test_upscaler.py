@@ -10,16 +10,15 @@ import textwrap
 import numpy as np
 import pytest
 import torch
+from nets import tiny_net
 
-from models.basicvsr import BasicVSR, BasicVSRUni
 from vsrapp import Upscaler
 from vsrapp.upscaler import DEFAULT_LOOKAHEAD, DEFAULT_WINDOW, tile_grid
 
 
 def tiny(bidirectional: bool = True, seed: int = 0):
     """A small random-weight network of the real architecture: cheap, and recurrent like the real one."""
-    torch.manual_seed(seed)
-    return (BasicVSR if bidirectional else BasicVSRUni)(num_feat=8, num_block=1).eval()
+    return tiny_net(bidirectional, seed, num_block=1)
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
