@@ -122,7 +122,8 @@ def cmd_upscale(args: argparse.Namespace) -> int:
 
     jobs = _jobs(Path(args.input), Path(args.output))
     upscaler = Upscaler(args.model, device=resolve_device(args.device), precision=args.precision,
-                        window=args.window, lookahead=args.lookahead, tile=args.tile, tile_overlap=args.tile_overlap)
+                        window=args.window, lookahead=args.lookahead, tile=args.tile, tile_overlap=args.tile_overlap,
+                        threads=args.threads)
     failures = 0
     for src, dst in jobs:
         dst.parent.mkdir(parents=True, exist_ok=True)
@@ -197,6 +198,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", "-y", action="store_true",
                    help="replace an existing output and discard an interrupted job's parts")
     p.add_argument("--segment-frames", type=int, help="frames per resumable segment (default 480)")
+    p.add_argument("--threads", type=int, help="CPU threads for the network (default: all cores; use fewer on a "
+                   "machine shared with other jobs)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     p.set_defaults(func=cmd_upscale)
 
