@@ -50,7 +50,8 @@ class ModelEntry:
     arch: str  # "basicvsr" | "basicvsr-uni" | "bicubic"
     description: str
     weights: Weights | None = None
-    # Vid4 BI x4, Y channel, measured by `vsrapp eval --model NAME` (see docs/RESULTS.md).
+    # Vid4 BI x4, Y channel, measured by `vsrapp eval --model NAME` (docs/RESULTS.md); speed on 2 CPU threads
+    # at 180x320 LR, model only, measured by `vsrapp bench` (docs/BENCHMARKS.md).
     metrics: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -72,7 +73,7 @@ register(ModelEntry(
     name="bicubic",
     arch="bicubic",
     description="MATLAB-compatible bicubic x4 (no network): the baseline",
-    metrics={"vid4_bi_psnr_y": 23.7836, "vid4_bi_ssim_y": 0.6347},
+    metrics={"vid4_bi_psnr_y": 23.7836, "vid4_bi_ssim_y": 0.6347, "cpu2_ms_per_frame_180x320": 12.4},
 ))
 register(ModelEntry(
     name="basicvsr-vimeo-bi",
@@ -86,7 +87,7 @@ register(ModelEntry(
         licence=OFFICIAL_LICENCE,
         size=25_234_632,
     ),
-    metrics={"vid4_bi_psnr_y": 27.2383, "vid4_bi_ssim_y": 0.8251},
+    metrics={"vid4_bi_psnr_y": 27.2383, "vid4_bi_ssim_y": 0.8251, "cpu2_ms_per_frame_180x320": 7463.8},
 ))
 register(ModelEntry(
     name="basicvsr-reds4",
