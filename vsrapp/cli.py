@@ -37,11 +37,12 @@ def resolve_device(name: str) -> str:
 # ---------------------------------------------------------------------------------------------- models
 def cmd_models(args: argparse.Namespace) -> int:
     print(f"weights folder: {zoo.weights_dir()}  (set {zoo.ENV_WEIGHTS} to change)")
-    print(f"{'name':<20} {'status':<10} {'Vid4 BI PSNR/SSIM (Y)':<22} description")
+    print(f"{'name':<20} {'status':<10} {'Vid4 BI PSNR/SSIM (Y)':<22} {'CPU ms/frame*':>13}  description")
     for entry in zoo.list_models():
         m = entry.metrics
-        score = f"{m['vid4_bi_psnr_y']:.2f} / {m['vid4_bi_ssim_y']:.4f}" if m else "not measured"
-        print(f"{entry.name:<20} {zoo.weights_status(entry):<10} {score:<22} {entry.description}")
+        score = f"{m['vid4_bi_psnr_y']:.2f} / {m['vid4_bi_ssim_y']:.4f}" if "vid4_bi_psnr_y" in m else "not measured"
+        speed = f"{m['cpu2_ms_per_frame_180x320']:.0f}" if "cpu2_ms_per_frame_180x320" in m else "-"
+        print(f"{entry.name:<20} {zoo.weights_status(entry):<10} {score:<22} {speed:>13}  {entry.description}")
         if args.verbose and entry.weights:
             w = entry.weights
             print(f"{'':<20} file {w.file}  sha256 {w.sha256}\n{'':<20} source {w.url}\n"
@@ -55,6 +56,7 @@ def cmd_fetch_weights(args: argparse.Namespace) -> int:
     for path in zoo.fetch_official_weights(target):
         print(f"  {path.name}: sha256 verified")
     print(f"licence: {zoo.OFFICIAL_LICENCE}")
+    print("* model only, 180x320 -> 720x1280, 2 CPU threads (docs/BENCHMARKS.md)")
     return 0
 
 
