@@ -113,7 +113,11 @@ class ModelMenu:
                          f"**{m.get('vid4_bi_ssim_y', float('nan')):.4f}** SSIM")
         else:
             lines.append("- quality: not measured")
-        lines += [f"- speed ({key}): {value:g}" for key, value in m.items() if "fps" in key or "ms" in key]
+        if "cpu2_ms_per_frame_180x320" in m:  # measured by `vsrapp bench` (docs/BENCHMARKS.md)
+            lines.append(f"- speed (benchmark): **{m['cpu2_ms_per_frame_180x320']:g} ms/frame** on 2 CPU threads, "
+                         "180x320 input")
+        lines += [f"- speed ({key}): {value:g}" for key, value in m.items()
+                  if ("fps" in key or "ms" in key) and key != "cpu2_ms_per_frame_180x320"]
         speeds = [(dev, fps, size) for (n, dev), (fps, size) in self.speed.items() if n == name]
         lines += [f"- speed measured on this server: **{fps:.2f} frames/s** on {dev} ({size} input)"
                   for dev, fps, size in speeds] or ["- speed on this server: not measured yet (shown after a run)"]
