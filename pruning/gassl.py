@@ -59,6 +59,8 @@ from models.complexity import count_macs, count_params
 from models.gassl_slim import GASSL_PLAN_FORMAT, GASSL_PLAN_VERSION, build_gassl, trunk_names
 from models.pruned import META_LR_SIZE, save_pruned
 
+from .convs import require_plain_conv
+
 
 class WNConv2d(nn.Conv2d):
     """Weight-normalised conv: ``weight`` holds the direction V, ``scale`` [C_out] the filter norms g."""
@@ -69,8 +71,7 @@ class WNConv2d(nn.Conv2d):
 
     @classmethod
     def from_conv(cls, conv: nn.Conv2d) -> WNConv2d:
-        if conv.stride != (1, 1) or conv.groups != 1 or conv.dilation != (1, 1) or conv.bias is None:
-            raise ValueError("only stride-1, ungrouped, undilated convs with bias are weight-normalised")
+        require_plain_conv(conv, "weight-normalised")
         wn = cls(conv.in_channels, conv.out_channels, conv.kernel_size[0], conv.padding[0])
         wn.to(device=conv.weight.device, dtype=conv.weight.dtype)
         wn.load_dense(conv.weight, conv.bias)

@@ -42,6 +42,8 @@ from torch import nn
 
 from models.basicvsr import BasicVSR, BasicVSRUni, ForwardState
 
+from .convs import copy_conv_into, require_plain_conv
+
 # Filters per unit before PixelShuffle(2): r**2.
 UPSAMPLE_GROUP = 4
 
@@ -65,14 +67,9 @@ class GatedConv2d(nn.Conv2d):
     @classmethod
     def from_conv(cls, conv: nn.Conv2d, group: int = 1, in_gate: bool = False) -> GatedConv2d:
         """A gated copy of ``conv`` (weights copied, scales 1)."""
-        if conv.stride != (1, 1) or conv.groups != 1 or conv.dilation != (1, 1) or conv.bias is None:
-            raise ValueError("only stride-1, ungrouped, undilated convs with bias are gated")
+        require_plain_conv(conv, "gated")
         gated = cls(conv.in_channels, conv.out_channels, conv.kernel_size[0], conv.padding[0], group, in_gate)
-        gated.to(device=conv.weight.device, dtype=conv.weight.dtype)
-        with torch.no_grad():
-            gated.weight.copy_(conv.weight)
-            gated.bias.copy_(conv.bias)
-        return gated
+        return copy_conv_into(gated, conv)
 
     def folded(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The plain conv's (weight, bias) that computes the same function as this gated conv."""

@@ -46,6 +46,8 @@ from models.complexity import count_macs, count_params
 from models.nm_sparse import M_HW, group_ranks
 from models.pruned import META_LR_SIZE, SPARSE_PLAN_FORMAT, SPARSE_PLAN_VERSION, save_pruned
 
+from .convs import copy_conv_into, require_plain_conv
+
 TAU = 0.5
 CLIP = 1.03  # SLS's headroom above 1, so a score can come back from just under the threshold
 
@@ -67,13 +69,9 @@ class NMConv2d(nn.Conv2d):
 
     @classmethod
     def from_conv(cls, conv: nn.Conv2d, levels: tuple[int, ...], m: int = M_HW) -> NMConv2d:
-        if conv.stride != (1, 1) or conv.groups != 1 or conv.dilation != (1, 1) or conv.bias is None:
-            raise ValueError("only stride-1, ungrouped, undilated convs with bias")
-        nm = cls(conv.in_channels, conv.out_channels, conv.kernel_size[0], conv.padding[0], levels, m)
-        nm.to(device=conv.weight.device, dtype=conv.weight.dtype)
-        with torch.no_grad():
-            nm.weight.copy_(conv.weight)
-            nm.bias.copy_(conv.bias)
+        require_plain_conv(conv, "N:M sparsified")
+        nm = copy_conv_into(cls(conv.in_channels, conv.out_channels, conv.kernel_size[0], conv.padding[0], levels, m),
+                            conv)
         nm.rerank()
         return nm
 
