@@ -346,8 +346,6 @@ class _Run:
         except BaseException as exc:  # Ctrl-C lands here too: stop the other stages, keep finished segments
             self._fail(exc)
         finally:
-            if self.failure is not None:
-                self.stop.set()
             decoder.join()
             encoder.join()
         if self.failure is not None:

@@ -39,9 +39,6 @@ class StreamRunner:
         out, self.state = self.model.step(lr, self.state)
         return out
 
-    def reset(self) -> None:
-        self.state = None
-
     def get_state(self) -> dict[str, torch.Tensor]:
         """The carried state as tensors (empty for stateless models), for checkpoints that resume a stream."""
         if self.state is None:
@@ -61,9 +58,6 @@ class WindowRunner:
         self.feat_forward: torch.Tensor | None = None  # forward hidden state after that frame
         self.backward_flows: dict[int, torch.Tensor] = {}  # global pair index i -> flow warping i+1 onto i
         self.frames_done = 0  # global index of the next frame to output
-
-    def reset(self) -> None:
-        self.__init__(self.model)
 
     def get_state(self) -> dict[str, torch.Tensor]:
         """The forward state at the window boundary: all a resumed stream needs to continue exactly."""
