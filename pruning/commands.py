@@ -6,12 +6,20 @@ takes ``--batch`` clips per step).
 
     vsrapp prune --method ssl --teacher basicvsr-vimeo-bi --ratio 0.5 --data ~/.cache/vsrapp/train --out runs/ssl
     vsrapp finetune --model runs/ssl --teacher basicvsr-vimeo-bi --data ~/.cache/vsrapp/train --out runs/ssl-ft
+
+The other methods for the frame-wise trunks (frame_pruning.md; defaults are the official values there):
+
+    vsrapp prune --method gassl --ratio 0.5 --out runs/gassl    # HAIR + ASSL; length = its schedule (~263k it)
+    vsrapp prune --method nm --budget 0.75 --out runs/nm        # learned 2:4-or-dense per conv, MAC budget
+    vsrapp prune --method issp --sparsity 0.9 --shrink 0.95 --prune-steps 100000 --out runs/issp
+
+``vsrapp finetune --model <export>`` takes the exports of every method (N:M and ISS-P keep their zeros; a GASSL
+export's hidden state is narrower than the teacher's, so it needs ``--tf-weight 0``).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -19,15 +27,32 @@ from typing import Any
 from .prepare_data import DEFAULT_OUT
 
 DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1].parent / "shared" / "weights"
+METHODS = ("ssl", "gassl", "nm", "issp")
+SSL_ITERS = 19000
+NM_ITERS = SSL_ITERS  # SLS gives no step count for video; search + fine-tuning as long as SSL's sparsity phase
+ISSP_FINETUNE_ITERS = 200_000  # the official SwinIR configs' fine-tuning stage, after the pruning stage
+# Method-specific options of `prune` and the methods they apply to. They default to None so that an option given
+# to a method it does not apply to is refused instead of being ignored.
+METHOD_OPTIONS = {
+    "ratio": ("ssl", "gassl"), "normalise": ("ssl",), "gate_lr": ("ssl",),
+    "reg_delta": ("ssl", "gassl"), "reg_interval": ("ssl", "gassl"), "reg_ceiling": ("ssl", "gassl"),
+    "hair_delta": ("gassl",), "hair_interval": ("gassl",), "hair_ceiling": ("gassl",), "ssa_steps": ("gassl",),
+    "ssa_weight": ("gassl",), "stabilize_steps": ("gassl",), "channel_multiple": ("gassl",),
+    "no_restart": ("gassl",),
+    "budget": ("nm",), "nm_levels": ("nm",), "score_lr": ("nm",), "anneal_every": ("nm",),
+    "rerank_every": ("nm",),
+    "sparsity": ("issp",), "shrink": ("issp",), "prune_steps": ("issp",),
+}
 
 
-def _common(p: argparse.ArgumentParser, iters: int, lr: float) -> None:
+def _common(p: argparse.ArgumentParser, iters: int | None, lr: float, iters_help: str = "") -> None:
     p.add_argument("--teacher", default="basicvsr-vimeo-bi",
                    help="dense model: zoo name or checkpoint path (weights from $VSRAPP_WEIGHTS)")
     p.add_argument("--data", type=Path, default=DEFAULT_OUT,
                    help=f"training cache from `python -m pruning.prepare_data` (default {DEFAULT_OUT})")
     p.add_argument("--out", type=Path, required=True, help="output folder (export, checkpoints, train.log)")
-    p.add_argument("--iters", type=int, default=iters, help=f"training iterations (default {iters})")
+    p.add_argument("--iters", type=int, default=iters,
+                   help=f"training iterations (default {iters_help or iters})")
     p.add_argument("--batch", type=int, default=1, help="clips per process and step (default 1)")
     p.add_argument("--frames", type=int, default=7, help="frames per clip (default 7)")
     p.add_argument("--lr-size", type=int, default=64, help="LR crop side in pixels; GT is 4x (default 64)")
@@ -41,27 +66,64 @@ def _common(p: argparse.ArgumentParser, iters: int, lr: float) -> None:
     p.add_argument("--no-bf16", action="store_true", help="no bf16 autocast on CUDA")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true", help="continue from <out>/checkpoints/last.pt")
+    p.add_argument("--stop-at", type=int, help="stop with a checkpoint after this iteration (then --resume)")
 
 
 def add_commands(subparsers: Any) -> None:
     """Register ``prune`` and ``finetune`` on an ``argparse`` subparsers object."""
-    p = subparsers.add_parser("prune", help="SSL sparsity learning on a dense model, then export the slim model")
-    p.add_argument("--method", default="ssl", choices=["ssl"], help="pruning method (default ssl)")
+    p = subparsers.add_parser("prune", help="prune a dense model (SSL, GASSL, learned N:M or ISS-P) and export it")
+    p.add_argument("--method", default="ssl", choices=METHODS,
+                   help="ssl: scale gates + growing L2, slim export; gassl: HAIR ratios + ASSL/SSA, narrow "
+                        "stream; nm: learned 2:4-or-dense per trunk conv under a MAC budget; issp: iterative "
+                        "soft shrinkage to unstructured zeros (storage only) (default ssl)")
     p.add_argument("--arch", default="bi", choices=["bi", "uni"],
-                   help="bi: prune the bidirectional teacher; uni: SSL-uni, a forward-only model initialised "
-                        "from the teacher's forward branch")
-    p.add_argument("--ratio", type=float, default=0.5, help="share of all gate entries to prune (default 0.5)")
-    p.add_argument("--normalise", default="layer", choices=["layer", "kind", "none"],
-                   help="score normalisation before the global sort (pruning.selection)")
-    p.add_argument("--gate-lr", type=float, help="learning rate of the gates (default: --lr, as SSL)")
-    p.add_argument("--reg-delta", type=float, default=1e-4, help="lambda increment (SSL: 1e-4)")
-    p.add_argument("--reg-interval", type=int, default=5, help="iterations per increment (SSL: 5)")
-    p.add_argument("--reg-ceiling", type=float, default=0.1, help="lambda ceiling (SSL: 0.1)")
-    _common(p, iters=19000, lr=2e-4)
+                   help="bi: prune the bidirectional teacher; uni: a forward-only model initialised from the "
+                        "teacher's forward branch (SSL-uni)")
+    p.add_argument("--ratio", type=float,
+                   help="ssl: share of all gate entries to prune; gassl: global share of trunk filters "
+                        "(HAIR threshold) (default 0.5)")
+    g = p.add_argument_group("ssl")
+    g.add_argument("--normalise", choices=["layer", "kind", "none"],
+                   help="score normalisation before the global sort (pruning.selection; default layer)")
+    g.add_argument("--gate-lr", type=float, help="learning rate of the gates (default: --lr, as SSL)")
+    g = p.add_argument_group("ssl and gassl: the growing L2 on the selected scales")
+    g.add_argument("--reg-delta", type=float, help="lambda increment (SSL and ASSL: 1e-4)")
+    g.add_argument("--reg-interval", type=int, help="iterations per increment (SSL: 5; ASSL: 30)")
+    g.add_argument("--reg-ceiling", type=float, help="lambda ceiling (SSL: 0.1; ASSL: 0.5)")
+    g = p.add_argument_group("gassl (pruning.gassl.GasslConfig; the length is the schedule's unless --iters)")
+    g.add_argument("--hair-delta", type=float, help="HAIR's lambda increment (1e-4)")
+    g.add_argument("--hair-interval", type=int, help="HAIR's iterations per increment (20)")
+    g.add_argument("--hair-ceiling", type=float, help="HAIR's lambda ceiling (0.05)")
+    g.add_argument("--ssa-steps", type=int, help="iterations of sparsity structure alignment (17260)")
+    g.add_argument("--ssa-weight", type=float, help="weight of the SSA term (1)")
+    g.add_argument("--stabilize-steps", type=int, help="iterations at the lambda ceiling at the end (86300)")
+    g.add_argument("--channel-multiple", type=int, help="kept channel counts rounded to a multiple (1; 8 or 16 "
+                                                        "suit GPU tensor cores)")
+    g.add_argument("--no-restart", action="store_true", default=None,
+                   help="ASSL goes on from the HAIR-trained weights instead of the pretrained ones")
+    g = p.add_argument_group("nm (pruning.nm.NMConfig)")
+    g.add_argument("--budget", type=float,
+                   help="kept fraction of the searched convs' MACs, 0.5 (all 2:4) to 1 (default 0.75)")
+    g.add_argument("--nm-levels", choices=["2,4", "1,2,3,4"], metavar="{2,4 | 1,2,3,4}",
+                   help="the N a layer may choose (of M = 4): 2,4 = 2:4 or dense, the patterns sparse tensor "
+                        "cores run (default); 1,2,3,4 = the paper's free choice")
+    g.add_argument("--score-lr", type=float, help="learning rate of the N:M priority scores (1e-2)")
+    g.add_argument("--anneal-every", type=int, help="iterations between regulariser annealing checks (200)")
+    g.add_argument("--rerank-every", type=int, help="iterations between weight re-rankings (100)")
+    g = p.add_argument_group("issp (pruning.issp.IsspConfig; starts from the teacher's weights)")
+    g.add_argument("--sparsity", type=float, help="share of every trunk conv's weights to zero (0.9)")
+    g.add_argument("--shrink", type=float,
+                   help="factor applied to the smallest weights after every pruning step, alpha (0.95)")
+    g.add_argument("--prune-steps", type=int, help="pruning-stage iterations; then the mask is frozen and the "
+                                                   "rest of --iters fine-tunes (100000)")
+    _common(p, iters=None, lr=2e-4,
+            iters_help=f"ssl {SSL_ITERS}, gassl its schedule, nm {NM_ITERS}, issp --prune-steps + "
+                       f"{ISSP_FINETUNE_ITERS}")
     p.set_defaults(func=cmd_prune)
 
-    p = subparsers.add_parser("finetune", help="fine-tune a pruned (slim) model, optionally with the TF term")
-    p.add_argument("--model", type=Path, required=True, help="slim export folder (from `vsrapp prune`)")
+    p = subparsers.add_parser("finetune", help="fine-tune a pruned model, optionally with the TF term")
+    p.add_argument("--model", type=Path, required=True,
+                   help="pruned export folder (from `vsrapp prune`, any method)")
     p.add_argument("--tf-weight", type=float, default=0.5,
                    help="weight of the hidden-state temporal term against the teacher; 0 = Charbonnier only")
     p.add_argument("--spynet-frozen-iters", type=int, default=5000,
@@ -77,7 +139,8 @@ def _config(args: argparse.Namespace, phase: str, **extra: Any):
     return TrainConfig(phase=phase, data=str(args.data), out=str(args.out), iters=args.iters, batch=args.batch,
                        frames=args.frames, lr_size=args.lr_size, real_prob=args.real_prob, lr=args.lr,
                        seed=args.seed, ckpt_every=args.ckpt_every, log_every=args.log_every,
-                       workers=args.workers, threads=args.threads, bf16=not args.no_bf16, **extra)
+                       workers=args.workers, threads=args.threads, bf16=not args.no_bf16,
+                       stop_at=args.stop_at, **extra)
 
 
 def _weights_env() -> None:
@@ -96,39 +159,105 @@ def _dense_teacher(name: str):
     return model
 
 
-def cmd_prune(args: argparse.Namespace) -> int:
+def _dense_for_arch(teacher, arch: str):
     from models.basicvsr import BasicVSRUni, uni_state_from_bidirectional
 
-    from .train import setup_distributed, train_sparsity
+    if arch == "bi":
+        if not teacher.bidirectional:
+            raise SystemExit("--arch bi needs a bidirectional teacher")
+        return teacher
+    if not teacher.bidirectional:
+        return teacher
+    dense = BasicVSRUni(teacher.num_feat, len(teacher.forward_trunk.main[2]))
+    dense.load_state_dict(uni_state_from_bidirectional(teacher.state_dict(), teacher.num_feat), strict=True)
+    return dense
 
+
+def _check_method_options(args: argparse.Namespace) -> None:
+    for dest, methods in METHOD_OPTIONS.items():
+        if getattr(args, dest) is not None and args.method not in methods:
+            raise SystemExit(f"--{dest.replace('_', '-')} does not apply to --method {args.method} "
+                             f"(only to {', '.join(methods)})")
+
+
+def _given(args: argparse.Namespace, **fields: str) -> dict[str, Any]:
+    """``{config field: args.<dest>}`` for the options the user gave (the rest keep the config's defaults)."""
+    return {f: getattr(args, dest) for f, dest in fields.items() if getattr(args, dest) is not None}
+
+
+def make_method(args: argparse.Namespace) -> tuple[Any, int]:
+    """The method object for ``--method gassl|nm|issp`` and its default number of iterations."""
+    if args.method == "gassl":
+        from .gassl import Gassl, GasslConfig
+
+        fields = _given(args, hair_delta="hair_delta", hair_interval="hair_interval", hair_ceiling="hair_ceiling",
+                        ssa_steps="ssa_steps", ssa_weight="ssa_weight", reg_delta="reg_delta",
+                        reg_interval="reg_interval", reg_ceiling="reg_ceiling", stabilize_steps="stabilize_steps",
+                        multiple="channel_multiple")
+        if args.no_restart:
+            fields["restart"] = False
+        ratio = 0.5 if args.ratio is None else args.ratio
+        if not 0.0 <= ratio < 1.0:
+            raise SystemExit(f"--ratio {ratio} must be in [0, 1)")
+        method = Gassl(ratio, GasslConfig(**fields))
+        return method, method.total_steps()
+    if args.method == "nm":
+        from .nm import NMConfig, NMSparsity
+
+        fields = _given(args, score_lr="score_lr", anneal_every="anneal_every", rerank_every="rerank_every")
+        if args.nm_levels:
+            fields["levels"] = tuple(int(n) for n in args.nm_levels.split(","))
+        try:
+            return NMSparsity(0.75 if args.budget is None else args.budget, NMConfig(**fields)), NM_ITERS
+        except ValueError as exc:
+            raise SystemExit(f"--budget: {exc}") from None
+    if args.method == "issp":
+        from .issp import Issp, IsspConfig
+
+        config = IsspConfig(**_given(args, ratio="sparsity", alpha="shrink", prune_steps="prune_steps"))
+        try:
+            return Issp(config), config.prune_steps + ISSP_FINETUNE_ITERS
+        except ValueError as exc:
+            raise SystemExit(f"--sparsity/--shrink: {exc}") from None
+    raise ValueError(f"no method object for {args.method!r}")
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    from .train import setup_distributed, train_method, train_sparsity
+
+    _check_method_options(args)
     if args.threads:
         import torch
 
         torch.set_num_threads(args.threads)
+    method, default_iters = make_method(args) if args.method != "ssl" else (None, SSL_ITERS)
+    if args.iters is None:
+        args.iters = default_iters
     teacher = _dense_teacher(args.teacher)
-    if args.arch == "uni":
-        if not teacher.bidirectional:
-            dense = teacher
-        else:
-            dense = BasicVSRUni(teacher.num_feat, len(teacher.forward_trunk.main[2]))
-            dense.load_state_dict(uni_state_from_bidirectional(teacher.state_dict(), teacher.num_feat), strict=True)
-    else:
-        if not teacher.bidirectional:
-            raise SystemExit("--arch bi needs a bidirectional teacher")
-        dense = teacher
-    cfg = _config(args, "sparsity", gate_lr=args.gate_lr, ratio=args.ratio, normalise=args.normalise,
-                  reg_delta=args.reg_delta, reg_interval=args.reg_interval, reg_ceiling=args.reg_ceiling,
-                  schedule="constant", spynet_frozen_iters=-1)
+    dense = _dense_for_arch(teacher, args.arch)
+    teacher_name = args.teacher + (" (uni init)" if args.arch == "uni" and teacher.bidirectional else "")
     env = setup_distributed(args.device)
-    out = train_sparsity(cfg, dense, teacher_name=args.teacher + (" (uni init)" if args.arch == "uni" else ""),
-                         resume=args.resume, env=env)
+    if method is None:
+        cfg = _config(args, "sparsity", gate_lr=args.gate_lr, ratio=0.5 if args.ratio is None else args.ratio,
+                      normalise=args.normalise or "layer", reg_delta=_or(args.reg_delta, 1e-4),
+                      reg_interval=_or(args.reg_interval, 5), reg_ceiling=_or(args.reg_ceiling, 0.1),
+                      schedule="constant", spynet_frozen_iters=-1)
+        out = train_sparsity(cfg, dense, teacher_name=teacher_name, resume=args.resume, env=env)
+    else:
+        cfg = _config(args, args.method, schedule="constant", spynet_frozen_iters=-1)
+        out = train_method(cfg, dense, method, teacher_name=teacher_name, resume=args.resume, env=env)
     if env.main:
-        print(f"slim model written to {out}")
+        done = (out / "model.safetensors").is_file()
+        print(f"{args.method} model written to {out}" if done else f"stopped early; continue with --resume ({out})")
     return 0
 
 
+def _or(value: Any, default: Any) -> Any:
+    return default if value is None else value
+
+
 def cmd_finetune(args: argparse.Namespace) -> int:
-    from models.slim import load_slim
+    from models.pruned import load_pruned, read_meta
 
     from .train import setup_distributed, train_finetune
 
@@ -137,10 +266,16 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
         torch.set_num_threads(args.threads)
     if not (args.model / "plan.json").is_file():
-        raise SystemExit(f"{args.model} is not a slim export (no plan.json)")
-    student = load_slim(args.model)
-    meta_path = args.model / "meta.json"
-    base_meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+        raise SystemExit(f"{args.model} is not a pruned-model export (no plan.json)")
+    base_meta = read_meta(args.model)
+    method = base_meta.get("method", "ssl")
+    if method == "gassl" and args.tf_weight > 0:
+        raise SystemExit(f"{args.model}: a GASSL export's hidden state is narrower than the teacher's, so the "
+                         "temporal term cannot compare them; fine-tune it with --tf-weight 0")
+    try:
+        student = load_pruned(args.model)
+    except (ValueError, KeyError, RuntimeError) as exc:
+        raise SystemExit(f"cannot load {args.model}: {str(exc).splitlines()[0]}") from None
     teacher = _dense_teacher(args.teacher) if args.tf_weight > 0 else None
     cfg = _config(args, "finetune", tf_weight=args.tf_weight, schedule="cosine", min_lr=args.min_lr,
                   spynet_frozen_iters=args.spynet_frozen_iters)
@@ -148,7 +283,9 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     base_meta.setdefault("source_model", str(args.model))
     out = train_finetune(cfg, student, teacher, base_meta, resume=args.resume, env=env)
     if env.main:
-        print(f"fine-tuned slim model written to {out}")
+        done = (out / "model.safetensors").is_file()
+        print(f"fine-tuned {method} model written to {out}" if done else
+              f"stopped early; continue with --resume ({out})")
     return 0
 
 

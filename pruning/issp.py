@@ -128,7 +128,8 @@ class Issp:
             conv.weight.mul_(self.keep[name].to(conv.weight.device))
 
     def done(self, step: int) -> bool:
-        return self.keep is not None
+        """The pruning stage is over (the mask is frozen, or will be at the next step or at export)."""
+        return self.keep is not None or step >= self.cfg.prune_steps
 
     @torch.no_grad()
     def sparsity(self, model: nn.Module) -> dict[str, float]:

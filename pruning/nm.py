@@ -148,6 +148,7 @@ class NMSparsity:
     """Learned per-layer N:M under a MAC budget (``budget`` = kept fraction of the searched layers' MACs)."""
 
     name = "nm"
+    unused_parameters = True  # for DDP: once N is frozen the scores take no part in the loss
 
     def __init__(self, budget: float = 0.75, config: NMConfig | None = None) -> None:
         self.cfg = config or NMConfig()
@@ -258,13 +259,14 @@ class NMSparsity:
     # ----------------------------------------------------------------------------------------------- export
     @torch.no_grad()
     def masked_state(self, model: nn.Module) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-        """(dense-named state with masked weights, plan). Rankings are refreshed first so the mask is the N
-        largest of the final weights."""
+        """(dense-named state with masked weights, plan). The rankings are the ones the model was last trained
+        with (not refreshed from the final weights), so the export computes exactly what the trained masked
+        model computes. Re-ranking here could swap in weights that sat outside the mask (no gradient through
+        it) since the last ranking, i.e. a function that was never trained."""
         layers = nm_layers(model)
         state = {k: v for k, v in model.state_dict().items() if k.rpartition(".")[0] not in layers}
         spec = {}
         for name, conv in layers.items():
-            conv.rerank()
             n = conv.n()
             weight = conv.weight * (conv.rank.long() < n).to(conv.weight.dtype)
             state[f"{name}.weight"], state[f"{name}.bias"] = weight, conv.bias

@@ -5,15 +5,20 @@
   (:class:`pruning.regularizer.GrowingL2`) pushes the marked scales towards zero while the Charbonnier loss lets
   the rest of the network re-route. At the end the selection is redone on the trained gates, and the slim
   model is exported (:func:`pruning.export.export_slim`).
-- ``finetune``: a slim model (:func:`models.slim.load_slim`) is trained with Charbonnier plus, optionally, the
-  hidden-state temporal term against the frozen dense teacher (:class:`pruning.losses.TemporalFinetuneLoss`),
-  with a cosine schedule; then saved in the same export format.
+- ``finetune``: a pruned model (:func:`models.pruned.load_pruned`, any method) is trained with Charbonnier plus,
+  optionally, the hidden-state temporal term against the frozen dense teacher
+  (:class:`pruning.losses.TemporalFinetuneLoss`), with a cosine schedule; then saved in its export format.
+  Dense-shaped sparse exports (N:M, ISS-P) keep their zeros (:class:`KeepZeros`).
+- ``gassl`` / ``nm`` / ``issp`` (:func:`train_method`): a method object (:mod:`pruning.gassl`, :mod:`pruning.nm`,
+  :mod:`pruning.issp`) turns the dense model into the model to train, adds its optimiser groups and loss term,
+  and acts through :class:`StepHooks` before and after every optimiser step; at the end it exports itself.
 
 Shared machinery: Adam (beta 0.9/0.99), learning rate set by hand every step (constant or cosine to
 ``min_lr``: nothing to restore on resume), SpyNet frozen for the first ``spynet_frozen_iters`` iterations
 (``-1`` = always; its learning rate is ``lr * spynet_lr_mult`` once it trains), checkpoints every
 ``ckpt_every`` iterations and at the end (model + optimiser + step + RNG states, written atomically), exact
-resume (samples are a pure function of their index, see :mod:`pruning.data`), log lines with loss and ETA to
+resume (samples are a pure function of their index, see :mod:`pruning.data`; a method's own state is saved
+with the checkpoint), log lines with loss and ETA to
 stderr and ``<out>/train.log``, bf16 autocast on CUDA, DDP through ``torchrun`` (``torch.distributed`` env
 initialisation; NCCL on CUDA, gloo on CPU).
 """
@@ -41,6 +46,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 from models.basicvsr import BasicVSR, BasicVSRUni
+from models.complexity import count_macs, count_params
 from models.slim import SlimBasicVSR, SlimBasicVSRUni
 
 from .data import ClipConfig, ResumableSampler, SyntheticClips
@@ -53,13 +59,15 @@ from .selection import importance_scores, pruned_fraction, select_global
 
 LOG = logging.getLogger("vsrapp.train")
 CKPT_NAME = "last.pt"
+# TrainConfig fields that only SSL's phases read (left out of the other methods' recipes, so as not to mislead).
+SSL_ONLY_FIELDS = ("gate_lr", "ratio", "normalise", "reg_delta", "reg_interval", "reg_ceiling", "tf_weight")
 
 
 @dataclass
 class TrainConfig:
     """Everything a run depends on (stored in checkpoints and in the export's ``meta.json`` recipe)."""
 
-    phase: str  # "sparsity" | "finetune"
+    phase: str  # "sparsity" (SSL) | "finetune" | a method's name: "gassl", "nm", "issp"
     data: str
     out: str
     iters: int = 1000
@@ -159,6 +167,56 @@ class FinetuneObjective(nn.Module):
         return loss, parts
 
 
+class MethodObjective(FinetuneObjective):
+    """Charbonnier (the fine-tuning objective without a teacher) plus ``method.penalty(model, step)``; the
+    penalty is computed inside the objective, so under DDP its gradient is reduced like any other."""
+
+    def __init__(self, model: nn.Module, method: Any) -> None:
+        super().__init__(model, None, 0.0)
+        self.method = method
+
+    def forward(self, lrs: torch.Tensor, gts: torch.Tensor, step: int) -> tuple[torch.Tensor, dict[str, Any]]:
+        rec, parts = super().forward(lrs, gts, step)
+        pen = self.method.penalty(self.model, step).to(rec.device)
+        return rec + pen, {**parts, "pen": pen.detach()}
+
+
+# ------------------------------------------------------------------------------------------ hooks
+class StepHooks:
+    """What the trainer calls around every optimiser step (the pruning methods in :mod:`pruning.gassl`,
+    :mod:`pruning.nm` and :mod:`pruning.issp` have the same methods). ``step`` counts the steps done before.
+    ``before_step`` returning True means the weights were reset: the optimiser state is cleared."""
+
+    def before_step(self, model: nn.Module, step: int) -> bool:
+        return False
+
+    def after_step(self, model: nn.Module, step: int) -> None:
+        pass
+
+    def log(self, model: nn.Module, step: int) -> dict[str, float]:
+        return {}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass
+
+
+class KeepZeros(StepHooks):
+    """Fine-tuning a dense-shaped sparse export (``model.plan["layers"]``, N:M or ISS-P): the zeros found at
+    the start stay zero (re-applied after every step, as ISS-P's fine-tuning does), so the pattern holds."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.keep = {n: model.get_submodule(n).weight.detach() != 0 for n in model.plan["layers"]}
+
+    @torch.no_grad()
+    def after_step(self, model: nn.Module, step: int) -> None:
+        for name, keep in self.keep.items():
+            weight = model.get_submodule(name).weight
+            weight.mul_(keep.to(weight.device))
+
+
 # ------------------------------------------------------------------------------------------ checkpoints
 def rng_state() -> dict[str, Any]:
     state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
@@ -232,13 +290,15 @@ class Trainer:
     """Runs ``objective`` (a module returning ``(loss, parts)``) for ``cfg.iters`` steps with checkpoints.
 
     ``model`` is the module being trained (inside ``objective``); ``groups`` maps an optimiser group name to
-    (parameters, base learning rate). ``extra`` is stored with every checkpoint (e.g. the marked set)."""
+    (parameters, base learning rate). ``extra`` is stored with every checkpoint (e.g. the marked set);
+    ``hooks`` (:class:`StepHooks`) act before and after every step, and their state is checkpointed too."""
 
     def __init__(self, cfg: TrainConfig, objective: nn.Module, model: nn.Module,
                  groups: dict[str, tuple[list[nn.Parameter], float]], env: Dist,
-                 extra: dict[str, Any] | None = None) -> None:
+                 extra: dict[str, Any] | None = None, hooks: StepHooks | None = None) -> None:
         self.cfg, self.objective, self.model, self.env = cfg, objective.to(env.device), model, env
         self.extra = extra or {}
+        self.hooks = hooks or StepHooks()
         self.out = Path(cfg.out)
         self.ckpt = self.out / "checkpoints" / CKPT_NAME
         self.optimizer = torch.optim.Adam(
@@ -255,7 +315,7 @@ class Trainer:
     def state(self) -> dict[str, Any]:
         return {"step": self.step, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "rng": rng_state(), "config": dataclasses.asdict(self.cfg), "extra": self.extra,
-                "history": self.history}
+                "history": self.history, "hooks": self.hooks.state_dict()}
 
     def resume(self, path: Path | None = None) -> bool:
         """Continue from ``path`` (default: this run's last checkpoint); False if there is none."""
@@ -272,6 +332,7 @@ class Trainer:
         self.step = state["step"]
         self.history = list(state.get("history", []))
         self.extra.update(state.get("extra", {}))
+        self.hooks.load_state_dict(state.get("hooks", {}))
         LOG.info("resumed from %s at step %d", path, self.step)
         return True
 
@@ -292,7 +353,9 @@ class Trainer:
         frozen = not self.spynet[0].requires_grad
         if self._ddp is None or self._ddp_frozen != frozen:
             ids = [self.env.device.index] if self.env.device.type == "cuda" else None
-            self._ddp = DistributedDataParallel(self.objective, device_ids=ids)
+            # A method may say that some of its parameters drop out of the graph (N:M scores once N is frozen).
+            unused = bool(getattr(self.hooks, "unused_parameters", False))
+            self._ddp = DistributedDataParallel(self.objective, device_ids=ids, find_unused_parameters=unused)
             self._ddp_frozen = frozen
         return self._ddp
 
@@ -323,11 +386,15 @@ class Trainer:
                 group["lr"] = group["base_lr"] * factor
             lrs = lrs.to(env.device, non_blocking=True)
             gts = gts.to(env.device, non_blocking=True)
+            if self.hooks.before_step(self.model, self.step):
+                self.optimizer.state.clear()  # weights were reset (GASSL's restart after HAIR)
+                LOG.info("step %d: weights reset by the method; optimiser state cleared", self.step)
             with torch.autocast(env.device.type, dtype=torch.bfloat16, enabled=autocast):
                 loss, parts = self._wrapped()(lrs, gts, self.step)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
+            self.hooks.after_step(self.model, self.step)
             self.step += 1
             value = float(loss.detach())
             if not math.isfinite(value):
@@ -355,6 +422,9 @@ class Trainer:
         lr = self.optimizer.param_groups[0]["lr"]
         LOG.info("it %d/%d %s lr %.3g | %.2f s/it ETA %s", self.step, self.cfg.iters, text, lr, per_step,
                  _fmt_time(per_step * (self.cfg.iters - self.step)))
+        progress = self.hooks.log(self.model, self.step)
+        if progress:
+            LOG.info("  %s", " ".join(f"{k} {v:.4g}" for k, v in progress.items()))
         if hasattr(self.objective, "reg"):
             marked_max, free_min = self.objective.reg.marked_magnitude(self.model)
             LOG.info("  lambda %.4g  max|g| marked %.4f  min|g| free %.4f",
@@ -438,10 +508,32 @@ def save_slim(model: SlimBasicVSR | SlimBasicVSRUni, out_dir: str | Path, meta: 
     return out
 
 
-def train_finetune(cfg: TrainConfig, student: SlimBasicVSR | SlimBasicVSRUni, teacher: nn.Module | None,
+def save_pruned_model(model: nn.Module, out_dir: str | Path, meta: dict[str, Any]) -> Path:
+    """Save a (fine-tuned) pruned model in its method's export format (``meta["method"]``, default ssl), with
+    params and MACs recounted; dense-shaped sparse plans get their non-zero counts recounted too."""
+    meta = {k: v for k, v in meta.items() if k not in ("params", "macs_per_frame", "kept_fraction")}
+    if meta.get("method", "ssl") == "ssl":
+        meta.pop("arch", None)  # recomputed by build_meta
+        return save_slim(model, out_dir, meta)
+    from models.pruned import META_LR_SIZE, save_pruned
+
+    model = model.cpu()
+    state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
+    plan = json.loads(json.dumps(model.plan))
+    for name, spec in plan.get("layers", {}).items():
+        spec["nnz"] = int((state[f"{name}.weight"] != 0).sum())
+    macs = count_macs(model, META_LR_SIZE)
+    meta["params"] = count_params(model)
+    meta["macs_per_frame"] = {k: macs[k] for k in ("lr_size", "total", "spynet", "without_spynet")}
+    return save_pruned(out_dir, state, plan, meta)
+
+
+def train_finetune(cfg: TrainConfig, student: nn.Module, teacher: nn.Module | None,
                    base_meta: dict[str, Any] | None = None, resume: bool = False, env: Dist | None = None) -> Path:
-    """Fine-tune the slim ``student`` (Charbonnier, + ``cfg.tf_weight`` * L_tf against ``teacher``) and save it
-    into ``cfg.out``. ``base_meta``: the source export's meta (its recipe is kept and extended)."""
+    """Fine-tune the pruned ``student`` (Charbonnier, + ``cfg.tf_weight`` * L_tf against ``teacher``) and save it
+    into ``cfg.out`` in its export format. ``base_meta``: the source export's meta (its method decides the
+    format; its recipe is kept and extended). A dense-shaped sparse student (``plan["layers"]``: N:M, ISS-P)
+    keeps its zeros."""
     env, dataset = _prepare(cfg, env)
     student = student.to(env.device).train()
     if teacher is not None:
@@ -450,7 +542,8 @@ def train_finetune(cfg: TrainConfig, student: SlimBasicVSR | SlimBasicVSRUni, te
     groups = {"weights": ([p for p in student.parameters() if id(p) not in spynet_ids], cfg.lr),
               "spynet": (list(student.spynet.parameters()), cfg.lr * cfg.spynet_lr_mult)}
     objective = FinetuneObjective(student, teacher, cfg.tf_weight)
-    trainer = Trainer(cfg, objective, student, groups, env)
+    hooks = KeepZeros(student) if "layers" in getattr(student, "plan", {}) else None
+    trainer = Trainer(cfg, objective, student, groups, env, hooks=hooks)
     trainer._set_spynet_frozen(spynet_frozen(cfg, 0))
     if resume:
         trainer.resume()
@@ -459,11 +552,52 @@ def train_finetune(cfg: TrainConfig, student: SlimBasicVSR | SlimBasicVSRUni, te
     out = Path(cfg.out)
     if env.main and trainer.step >= cfg.iters:
         meta = dict(base_meta or {})
-        for key in ("params", "macs_per_frame", "kept_fraction", "arch"):
-            meta.pop(key, None)  # recomputed from the model
         recipe = dict(meta.get("recipe") or {})
         recipe["finetune"] = _recipe(cfg, env, trainer, time.perf_counter() - started, len(dataset.stills))
         meta["recipe"] = recipe
-        save_slim(student, out, meta)
-        LOG.info("saved fine-tuned slim model to %s", out)
+        save_pruned_model(student, out, meta)
+        LOG.info("saved fine-tuned %s model to %s", meta.get("method", "ssl"), out)
+    return out
+
+
+def train_method(cfg: TrainConfig, dense: BasicVSR | BasicVSRUni, method: Any, teacher_name: str = "",
+                 resume: bool = False, env: Dist | None = None) -> Path:
+    """Prune a copy of ``dense`` with a method object (:class:`pruning.gassl.Gassl`,
+    :class:`pruning.nm.NMSparsity`, :class:`pruning.issp.Issp`) for ``cfg.iters`` steps, then let it export
+    itself into ``cfg.out``.
+
+    The method makes the model (``prepare``), adds its optimiser groups (``param_groups``; every other
+    parameter trains at ``cfg.lr``, SpyNet at ``cfg.lr * cfg.spynet_lr_mult`` when unfrozen), its loss term
+    (``penalty``, added to the Charbonnier loss) and its per-step actions (``before_step``/``after_step``);
+    its state goes into every checkpoint. ``cfg.iters`` is the run's length: a fixed schedule
+    (GASSL's ``total_steps``) is the caller's default for it; N:M and ISS-P go on fine-tuning with a fixed
+    pattern once ``done``. An export made before ``done`` (schedule cut short) says so in its meta."""
+    if cfg.phase != method.name:
+        raise ValueError(f"config phase {cfg.phase!r} does not name the method {method.name!r}")
+    env, dataset = _prepare(cfg, env)
+    model = method.prepare(dense).to(env.device)
+    own = method.param_groups(model, cfg.lr)
+    spynet = list(model.spynet.parameters())
+    taken = {id(p) for p in spynet} | {id(p) for params, _ in own.values() for p in params}
+    groups = {"weights": ([p for p in model.parameters() if id(p) not in taken], cfg.lr), **own,
+              "spynet": (spynet, cfg.lr * cfg.spynet_lr_mult)}
+    trainer = Trainer(cfg, MethodObjective(model, method), model, groups, env, hooks=method)
+    trainer._set_spynet_frozen(spynet_frozen(cfg, 0))
+    if resume:
+        trainer.resume()
+    started = time.perf_counter()
+    trainer.run(dataset)
+    out = Path(cfg.out)
+    if env.main and trainer.step >= cfg.iters:
+        complete = bool(method.done(trainer.step))
+        if not complete:
+            LOG.warning("%s schedule not finished after %d steps: exporting the current selection",
+                        method.name, trainer.step)
+        recipe = _recipe(cfg, env, trainer, time.perf_counter() - started, len(dataset.stills))
+        recipe["config"] = {k: v for k, v in recipe["config"].items() if k not in SSL_ONLY_FIELDS}
+        state = method.state_dict()
+        recipe["method"] = {k: state[k] for k in ("config", "budget") if k in state}  # the JSON-able part
+        meta = {"teacher": teacher_name, "schedule_complete": complete, "recipe": {"sparsity": recipe}}
+        method.export(model.cpu(), out, meta)
+        LOG.info("exported %s model to %s", method.name, out)
     return out
