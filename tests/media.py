@@ -93,6 +93,15 @@ def make_h264_aac(path: Path, n: int = FPS * SECONDS) -> Path:
     return path
 
 
+def make_gop(path: Path, n: int = 120, gop: int = 12) -> Path:
+    """H.264 (with B-frames) + AAC in mp4, a keyframe every ``gop`` frames: a longer clip to cut into segments."""
+    with av.open(str(path), "w") as out:
+        v = _video_stream(out, "libx264", "yuv420p", options={**X264, "g": str(gop), "bf": "2"})
+        _write_audio(out, _audio_stream(out), sine(n / FPS))
+        _write_frames(out, v, [picture(i % 48) for i in range(n)], range(n), Fraction(1, FPS))
+    return path
+
+
 def make_vfr(path: Path) -> Path:
     """H.264 in mp4 with irregular frame durations (10..90 ms), time base 1/1000, plus AAC."""
     gaps = [40, 40, 10, 90, 40, 20, 60, 40, 33, 47, 80, 40] * 3
@@ -262,6 +271,14 @@ class MediaLibrary:
     @property
     def h264_aac(self) -> Path:
         return self._get("h264_aac", "h264_aac.mp4", make_h264_aac)
+
+    @property
+    def gop(self) -> Path:
+        return self._get("gop", "gop.mp4", make_gop)
+
+    @property
+    def gop_short(self) -> Path:
+        return self._get("gop_short", "gop_short.mp4", make_gop, n=40, gop=8)
 
     @property
     def vfr(self) -> Path:

@@ -123,6 +123,8 @@ def cmd_upscale(args: argparse.Namespace) -> int:
     from .video import VideoError
 
     jobs = _jobs(Path(args.input), Path(args.output))
+    if args.ray is not None:
+        return _upscale_on_ray(args, jobs)
     upscaler = Upscaler(args.model, device=resolve_device(args.device), precision=args.precision,
                         window=args.window, lookahead=args.lookahead, tile=args.tile, tile_overlap=args.tile_overlap,
                         threads=args.threads)
@@ -165,6 +167,59 @@ def cmd_upscale(args: argparse.Namespace) -> int:
     return EXIT_USER_ERROR if failures else 0
 
 
+def _upscale_on_ray(args: argparse.Namespace, jobs: list[tuple[Path, Path]]) -> int:
+    """``--ray``: every segment of every file is a Ray task; one progress bar for the whole job."""
+    from tqdm import tqdm
+
+    from .cluster import ClusterError, upscale_on_ray
+
+    for _, dst in jobs:
+        dst.parent.mkdir(parents=True, exist_ok=True)
+    bar = tqdm(unit="frame", desc="cluster", disable=args.quiet, dynamic_ncols=True, smoothing=0.1, delay=0.5)
+
+    def progress(done: int, total: int) -> None:
+        if total and bar.total != total:
+            bar.total = total
+        bar.update(done - bar.n)
+
+    device = args.device if args.device == "auto" else resolve_device(args.device)
+    try:
+        reports = upscale_on_ray(jobs, args.model, address=None if args.ray == "local" else args.ray,
+                                 num_cpus=args.ray_cpus, cpus_per_task=args.cpus_per_task, device=device,
+                                 precision=args.precision, window=args.window, lookahead=args.lookahead,
+                                 tile=args.tile, tile_overlap=args.tile_overlap, warmup=args.warmup_frames,
+                                 segment_frames=args.segment_frames, codec=args.codec, crf=args.crf,
+                                 preset=args.preset, pix_fmt=args.pix_fmt, resume=args.resume,
+                                 overwrite=args.overwrite, progress=progress)
+    except ClusterError as exc:
+        bar.close()
+        raise UserError(str(exc)) from exc
+    except KeyboardInterrupt:
+        bar.close()
+        print(f"vsrapp: interrupted; finished segments are kept: continue with\n"
+              f"  vsrapp upscale {args.input} {args.output} --ray --resume  (with the same options)", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    bar.close()
+    failures = [r for r in reports if r.error]
+    for r in reports:
+        if r.error:
+            print(f"vsrapp: error: {r.error}", file=sys.stderr)
+            continue
+        for line in r.reader_errors:
+            print(f"vsrapp: warning: {r.input}: {line}", file=sys.stderr)
+        if not args.quiet:
+            extra = f", resumed at {r.resumed_from} frames" if r.resumed_from else ""
+            extra += f", {r.retried_segments} segment(s) re-run after a worker was lost" if r.retried_segments else ""
+            print(f"{r.output}: {r.frames} frames in {r.segments} segment(s){extra}")
+    if reports and not args.quiet:
+        frames = sum(r.frames - r.resumed_from for r in reports if not r.error)
+        seconds = max(r.seconds for r in reports)
+        print(f"cluster: {frames} frames in {seconds:.1f} s ({frames / seconds if seconds else 0:.2f} frames/s)")
+    if failures and len(jobs) > 1:
+        print(f"vsrapp: {len(failures)} of {len(jobs)} videos failed", file=sys.stderr)
+    return EXIT_USER_ERROR if failures else 0
+
+
 # ---------------------------------------------------------------------------------------------- main
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vsrapp", description="Streaming x4 video super-resolution.")
@@ -202,6 +257,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--segment-frames", type=int, help="frames per resumable segment (default 480)")
     p.add_argument("--threads", type=int, help="CPU threads for the network (default: all cores; use fewer on a "
                    "machine shared with other jobs)")
+    g = p.add_argument_group("cluster (Ray; pip install \"vsrapp[cluster]\")")
+    g.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                   help="spread the segments over a Ray cluster: no ADDRESS starts a local instance; 'auto' or "
+                        "ray://host:10001 joins an existing cluster (docs/CLUSTER.md)")
+    g.add_argument("--ray-cpus", type=int, help="CPUs of the local Ray instance (default: all cores)")
+    g.add_argument("--cpus-per-task", type=int, default=1,
+                   help="CPU cores per segment task where the cluster has no GPU (default 1)")
+    g.add_argument("--warmup-frames", type=int, default=24,
+                   help="frames each segment decodes before its first frame to warm up the recurrent state")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     p.set_defaults(func=cmd_upscale)
 

@@ -6,6 +6,8 @@ Public API::
     list_packets(path, stream_index) -> list[PacketRecord]
     with VideoReader(path, threads=None) as reader:          # reader.info, reader.errors
         for frame in reader.frames(start=0): ...              # Frame(image, pts, time_base, index, duration)
+    timeline(path) -> Timeline                                 # frame count and keyframes, from packets only
+        reader.frames(start=n, seek=tl.keyframe_at_or_before(n))  # start decoding at a keyframe
     with VideoWriter(out_path, reader, scale=4, codec="libx264", crf=None, preset=None,
                      pix_fmt=None, copy_streams=True) as writer:
         writer.write(frame)                                   # close() on success, abort() on exception
@@ -38,19 +40,22 @@ Decisions (tested in tests/test_video*.py):
 
 from ._common import Frame, VideoError
 from .colour import ColourInfo
-from .info import PacketRecord, StreamSummary, VideoInfo, list_packets, probe
+from .info import Keyframe, PacketRecord, StreamSummary, Timeline, VideoInfo, list_packets, probe, timeline
 from .reader import VideoReader
 from .writer import VideoWriter
 
 __all__ = [
     "ColourInfo",
     "Frame",
+    "Keyframe",
     "PacketRecord",
     "StreamSummary",
+    "Timeline",
     "VideoError",
     "VideoInfo",
     "VideoReader",
     "VideoWriter",
     "list_packets",
     "probe",
+    "timeline",
 ]

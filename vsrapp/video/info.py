@@ -70,6 +70,64 @@ class PacketRecord:
     data: bytes
 
 
+@dataclass(frozen=True)
+class Keyframe:
+    """A frame decoding can start from: its pts and its 0-based index in presentation order."""
+
+    pts: int
+    index: int
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """Where the frames and keyframes of the main video stream are, read from packet headers alone (no decode).
+
+    ``seekable`` is False when frame numbers cannot be derived from timestamps (packets without pts, repeated
+    pts, or a count that disagrees with the container's): such a file can only be read from the start.
+    """
+
+    frames: int
+    keyframes: tuple[Keyframe, ...]
+    seekable: bool
+
+    def keyframe_at_or_before(self, index: int) -> Keyframe | None:
+        best = None
+        for key in self.keyframes:
+            if key.index > index:
+                break
+            best = key
+        return best
+
+
+def timeline(path: str | os.PathLike, info: VideoInfo | None = None) -> Timeline:
+    """Demux (without decoding) the main video stream: frame count and keyframe positions in display order."""
+    name = os.fspath(path)
+    info = info or probe(name)
+    pts: list[int] = []
+    key_pts: set[int] = set()
+    missing = False
+    with open_input(name) as container:
+        stream = container.streams[info.stream_index]
+        try:
+            for packet in container.demux(stream):
+                if not packet.size or packet.is_discard:
+                    continue
+                if packet.pts is None:
+                    missing = True
+                    continue
+                pts.append(packet.pts)
+                if packet.is_keyframe:
+                    key_pts.add(packet.pts)
+        except av.error.FFmpegError:
+            missing = True  # a damaged file: let the reader decode it from the start, with its error handling
+    order = sorted(pts)
+    repeated = len(set(order)) != len(order)
+    disagrees = info.frame_count_exact and info.frame_count != len(order)
+    seekable = bool(order) and not (missing or repeated or disagrees)
+    keys = tuple(Keyframe(p, i) for i, p in enumerate(order) if p in key_pts) if seekable else ()
+    return Timeline(len(order), keys, seekable)
+
+
 def probe(path: str | os.PathLike) -> VideoInfo:
     """Read a file's headers and decode its first video frame (for rotation and to prove it decodes)."""
     name = os.fspath(path)

@@ -11,7 +11,7 @@ import av
 
 from ._common import Frame, VideoError, _short, log, open_input
 from .colour import frame_to_rgb
-from .info import VideoInfo, probe
+from .info import Keyframe, VideoInfo, probe
 
 
 class VideoReader:
@@ -40,14 +40,20 @@ class VideoReader:
         for gen in live:
             gen.close()
 
-    def frames(self, start: int = 0) -> Iterator[Frame]:
+    def frames(self, start: int = 0, seek: Keyframe | None = None) -> Iterator[Frame]:
         """Frames in presentation order, beginning with frame number ``start`` (earlier ones are decoded and
-        dropped without colour conversion, so numbering and lost-frame handling stay identical)."""
-        gen = self._frames(start)
+        dropped without colour conversion, so numbering and lost-frame handling stay identical).
+
+        ``seek``: a keyframe at or before ``start`` (from :func:`~vsrapp.video.info.timeline`); decoding then
+        begins there instead of at the first frame, which is what lets a segment of a long video start quickly.
+        """
+        if seek is not None and seek.index > start:
+            raise ValueError(f"seek keyframe {seek.index} is after the first wanted frame {start}")
+        gen = self._frames(start, seek)
         self._live.append(gen)
         return gen
 
-    def _frames(self, start: int) -> Iterator[Frame]:
+    def _frames(self, start: int, seek: Keyframe | None) -> Iterator[Frame]:
         container = open_input(self.path)
         stream = container.streams[self.info.stream_index]
         # FRAME+SLICE threading; the cost is one frame of latency per thread, irrelevant here.
@@ -55,7 +61,10 @@ class VideoReader:
         stream.thread_count = self.threads or 0
         finished = False
         try:
-            yield from _Decoder(self, container, stream).run(start)
+            decoder = _Decoder(self, container, stream)
+            if seek is not None:
+                decoder.seek(seek)
+            yield from decoder.run(start)
             finished = True
         finally:
             _shutdown(container, stream, drain=not finished)
@@ -101,6 +110,17 @@ class _Decoder:
         self.last: Frame | None = None
         self.last_image = None
         self.last_pts: int | None = None
+        self.skip_below: int | None = None  # after a seek: packets and frames before the keyframe are not ours
+
+    def seek(self, keyframe: Keyframe) -> None:
+        """Jump to ``keyframe``; frames then count from its known index. Leading pictures of an open GOP (pts
+        before the keyframe's) and anything before it that FFmpeg's seek lands on are decoded and dropped."""
+        self.container.seek(keyframe.pts, stream=self.stream, backward=True, any_frame=False)
+        self.index = keyframe.index
+        self.skip_below = keyframe.pts
+
+    def _ours(self, pts: int | None) -> bool:
+        return self.skip_below is None or pts is None or pts >= self.skip_below
 
     def run(self, start: int) -> Iterator[Frame]:
         self.start = start
@@ -125,7 +145,7 @@ class _Decoder:
     def _decode(self, packet) -> list[av.VideoFrame]:
         if packet is not None and packet.size == 0:
             packet = None  # demux's end-of-stream marker: flush
-        if packet is not None and packet.pts is not None and not packet.is_discard:
+        if packet is not None and packet.pts is not None and not packet.is_discard and self._ours(packet.pts):
             heapq.heappush(self.sent, packet.pts)
         try:
             return self.stream.decode(packet)
@@ -138,6 +158,8 @@ class _Decoder:
 
     def _emit(self, vf: av.VideoFrame) -> Iterator[Frame]:
         pts = vf.pts
+        if not self._ours(pts):
+            return
         if pts is not None:
             while self.sent and self.sent[0] < pts:
                 yield from self._lost(heapq.heappop(self.sent))

@@ -1,0 +1,421 @@
+"""Scale out on Ray: every segment of every input video is one Ray task.
+
+``vsrapp upscale IN OUT --ray [ADDRESS]`` calls :func:`upscale_on_ray`. Ray does the scheduling (one GPU per
+task where the cluster has GPUs, else ``cpus_per_task`` cores), retries a task whose worker dies, and moves
+the data; vsrapp only plans segments (:mod:`vsrapp.segments`) and joins what comes back.
+
+- The driver resolves the model once and puts it in Ray's object store, so workers need no weights.
+- Workers read the input by path (it must be on storage every node sees; ``docs/CLUSTER.md``) and return
+  each encoded segment as bytes through the object store: only the driver writes, into the same job folder
+  (``.<name>.vsrapp-job/``) as a single-process run, with a manifest of planned and finished segments.
+  A stopped job resumes from it with ``--resume``; a segment is stored under its own index exactly once,
+  however often Ray ran it.
+- When all segments of a file are in, they are joined losslessly with the source's audio and subtitles, and
+  the file appears under its final name.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from .pipeline import JobSettings, _source_signature, job_dir_for
+from .segments import (
+    DEFAULT_WARMUP,
+    Segment,
+    expected_suffix,
+    plan_segments,
+    segment_file_name,
+    upscale_segment,
+)
+from .upscaler import DEFAULT_LOOKAHEAD, DEFAULT_MODEL, DEFAULT_TILE_OVERLAP, DEFAULT_WINDOW
+from .video import VideoError, VideoInfo, probe, timeline
+from .video.concat import join_segments
+
+MANIFEST_VERSION = 1
+MAX_SEGMENT = 480  # frames: about 20 s of 24 fps video, as a single-process run's resumable segment
+MIN_SEGMENT = 48
+TASK_RETRIES = 3
+ProgressCallback = Callable[[int, int], None]
+StatusCallback = Callable[["JobStatus"], None]
+
+
+class ClusterError(RuntimeError):
+    """Ray is missing or unreachable, or a task failed for a reason that is not the input's fault."""
+
+
+def require_ray():
+    try:
+        import ray
+    except ImportError as exc:
+        raise ClusterError('--ray needs Ray: pip install "vsrapp[cluster]"  (or: pip install ray)') from exc
+    return ray
+
+
+# ------------------------------------------------------------------------------------------- progress
+class _ProgressBoard:
+    """A tiny Ray actor: tasks post ``(segment key, attempt, frames written)``; the driver reads a snapshot.
+    The newest attempt of a segment replaces an older one, so a retried segment is not counted twice."""
+
+    def __init__(self) -> None:
+        self.posts: dict[str, tuple[str, int]] = {}
+        self.attempts: dict[str, set[str]] = {}
+
+    def post(self, key: str, attempt: str, frames: int) -> None:
+        self.posts[key] = (attempt, frames)
+        self.attempts.setdefault(key, set()).add(attempt)
+
+    def snapshot(self) -> tuple[dict[str, tuple[str, int]], dict[str, int]]:
+        return dict(self.posts), {k: len(v) for k, v in self.attempts.items()}
+
+
+@dataclass
+class JobStatus:
+    """What the driver knows at one moment: frames written (finished segments plus running ones), and which
+    worker (``host:pid``) is on which running segment."""
+
+    frames_done: int
+    frames_total: int
+    seconds: float
+    running: dict[str, str] = field(default_factory=dict)  # segment key -> "host:pid"
+    frames_resumed: int = 0  # finished by an earlier, interrupted run of this job
+
+    @property
+    def fps(self) -> float:
+        return (self.frames_done - self.frames_resumed) / self.seconds if self.seconds > 0 else 0.0
+
+
+def _attempt_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{time.time_ns()}"
+
+
+def _segment_task(info: VideoInfo, segment: Segment, key: str, model: nn.Module, upscaler_options: dict,
+                  writer_options: dict, suffix: str, board: Any) -> tuple[bytes, dict]:
+    """Runs on a worker: upscale one segment into a local temporary file and return its bytes."""
+    attempt = _attempt_id()
+    last_post = 0.0
+
+    def post(frames: int, force: bool = False) -> None:
+        nonlocal last_post
+        now = time.monotonic()
+        if board is not None and (force or now - last_post > 0.25):
+            last_post = now
+            board.post.remote(key, attempt, frames)  # fire and forget: progress must never fail a task
+
+    post(0, force=True)
+    with tempfile.TemporaryDirectory(prefix="vsrapp-seg-") as tmp:
+        path = Path(tmp) / f"segment{suffix}"
+        result = upscale_segment(info, segment, path, model, upscaler_options=upscaler_options,
+                                 writer_options=writer_options, progress=post)
+        post(result.frames, force=True)
+        return path.read_bytes(), {**asdict(result), "worker": attempt.rsplit(":", 1)[0]}
+
+
+# ------------------------------------------------------------------------------------------- one file
+class FileJob:
+    """One input file: its segment plan, the finished segments on disk, and the manifest that lists both."""
+
+    def __init__(self, src: str, dst: str, settings: dict[str, Any]) -> None:
+        self.src, self.dst = src, dst
+        self.settings = settings
+        self.dir = job_dir_for(dst)
+        self.suffix = expected_suffix(dst)
+        self.info: VideoInfo | None = None
+        self.segments: list[Segment] = []
+        self.done: dict[int, dict] = {}
+        self.error: str | None = None
+        self.resumed_frames = 0
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.dir / "manifest.json"
+
+    @property
+    def frames_total(self) -> int:
+        return sum(s.frames for s in self.segments)
+
+    @property
+    def frames_done(self) -> int:
+        return sum(self.segments[k].frames for k in self.done)
+
+    @property
+    def todo(self) -> list[Segment]:
+        return [s for s in self.segments if s.index not in self.done]
+
+    def key(self, segment: Segment) -> str:
+        return f"{self.dst}#{segment.index}"
+
+    def prepare(self, *, target: int | None, workers: int, bidirectional: bool, resume: bool,
+                overwrite: bool) -> None:
+        """Probe the input, plan segments (or load the plan of an interrupted job). Raises VideoError."""
+        self.info = probe(self.src)
+        if os.path.exists(self.dst) and not overwrite:
+            if os.path.samefile(self.dst, self.src):
+                raise VideoError(f"{self.dst}: refusing to write over the input file")
+            raise VideoError(f"{self.dst}: already exists (use --overwrite to replace it)")
+        if resume and self.manifest_path.exists():
+            self._load()
+            self.resumed_frames = self.frames_done
+            return
+        if self.dir.exists() and not overwrite:
+            raise VideoError(f"{self.dst}: an interrupted job is in {self.dir}; continue it with --resume, or "
+                             "start over with --overwrite")
+        tl = timeline(self.src, self.info)
+        length = target or default_segment_length(tl.frames, workers)
+        self.segments = plan_segments(tl, length, bidirectional=bidirectional, window=self.settings["window"],
+                                      lookahead=self.settings["lookahead"], warmup=self.settings["warmup"])
+        if self.dir.exists():
+            shutil.rmtree(self.dir)
+        self.dir.mkdir(parents=True)
+        self._save()
+
+    def _load(self) -> None:
+        try:
+            manifest = json.loads(self.manifest_path.read_text())
+        except (OSError, ValueError) as exc:
+            raise VideoError(f"{self.dir}: no readable job manifest to resume from ({exc})") from exc
+        if manifest.get("mode") != "ray":
+            raise VideoError(f"{self.dir}: this job was started without --ray; resume it without --ray")
+        if manifest.get("source") != _source_signature(self.src):
+            raise VideoError(f"{self.dir}: the interrupted job was made from a different or changed input file; "
+                             "start over without --resume")
+        if manifest.get("settings") != self.settings:
+            diff = {k: v for k, v in manifest.get("settings", {}).items() if self.settings.get(k) != v}
+            raise VideoError(f"{self.dir}: the interrupted job used other settings {diff}; resume with the same "
+                             "options or start over")
+        self.segments = [Segment.from_json(s) for s in manifest["segments"]]
+        # Trust only segments whose file is there (a crash can come between the file and the manifest).
+        self.done = {int(k): {**v, "resumed": True} for k, v in manifest["done"].items()
+                     if (self.dir / v["file"]).is_file()}
+
+    def _save(self) -> None:
+        manifest = {"version": MANIFEST_VERSION, "mode": "ray", "source": _source_signature(self.src),
+                    "settings": self.settings, "segments": [s.to_json() for s in self.segments],
+                    "done": {str(k): v for k, v in sorted(self.done.items())}}
+        tmp = self.manifest_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(manifest, indent=1))
+        os.replace(tmp, self.manifest_path)  # atomic: the old manifest or the new one, never half
+
+    def store(self, segment: Segment, data: bytes, result: dict) -> None:
+        """Write a finished segment (atomically) and record it; a second copy of the same segment is ignored."""
+        if segment.index in self.done:
+            return
+        name = segment_file_name(segment.index, self.suffix)
+        tmp = self.dir / f".{name}.partial"
+        tmp.write_bytes(data)
+        os.replace(tmp, self.dir / name)
+        self.done[segment.index] = {"file": name, **result}
+        self._save()
+
+    def finish(self, copy_streams: bool = True) -> None:
+        parts = [self.dir / self.done[s.index]["file"] for s in self.segments]
+        join_segments(parts, self.info, self.dst, copy_streams=copy_streams)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    @property
+    def reader_errors(self) -> list[str]:
+        return [e for k in sorted(self.done) for e in self.done[k].get("reader_errors", [])]
+
+
+def default_segment_length(frames: int, workers: int) -> int:
+    """About two segments per worker for short videos (so a slow task does not leave the rest idle), never
+    below MIN_SEGMENT (the warm-up would dominate) nor above MAX_SEGMENT (so a lost task costs little)."""
+    return max(MIN_SEGMENT, min(MAX_SEGMENT, -(-frames // max(1, 2 * workers))))
+
+
+# ------------------------------------------------------------------------------------------- the driver
+@dataclass
+class ClusterReport:
+    input: str
+    output: str
+    frames: int
+    resumed_from: int
+    segments: int
+    seconds: float
+    error: str | None = None
+    reader_errors: list[str] = field(default_factory=list)
+    retried_segments: int = 0
+
+
+def connect(address: str | None = None, num_cpus: int | None = None):
+    """Join the cluster at ``address`` ("auto" for the one ``ray start`` made on this machine), or start a
+    local Ray instance with ``num_cpus`` workers. Reuses a connection that already exists."""
+    ray = require_ray()
+    if ray.is_initialized():
+        return ray
+    import logging
+
+    kwargs: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": True}
+    try:
+        if address and address != "local":
+            ray.init(address=address, **kwargs)
+        else:
+            ray.init(num_cpus=num_cpus, include_dashboard=False, **kwargs)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        raise ClusterError(f"cannot connect to Ray at {address or 'a new local instance'}: {exc}") from exc
+    return ray
+
+
+def upscale_on_ray(
+    jobs: Sequence[tuple[str | os.PathLike, str | os.PathLike]],
+    model: str | nn.Module = DEFAULT_MODEL,
+    *,
+    address: str | None = None,
+    num_cpus: int | None = None,
+    cpus_per_task: int = 1,
+    device: str = "auto",
+    precision: str = "auto",
+    window: int = DEFAULT_WINDOW,
+    lookahead: int = DEFAULT_LOOKAHEAD,
+    tile: int | None = None,
+    tile_overlap: int = DEFAULT_TILE_OVERLAP,
+    warmup: int = DEFAULT_WARMUP,
+    segment_frames: int | None = None,
+    codec: str = "libx264",
+    crf: int | None = None,
+    preset: str | None = None,
+    pix_fmt: str | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    copy_streams: bool = True,
+    progress: ProgressCallback | None = None,
+    status: StatusCallback | None = None,
+) -> list[ClusterReport]:
+    """Upscale each ``(input, output)`` pair on a Ray cluster, all segments of all files in one pool.
+
+    A file that cannot be read gets a report with ``error`` set; the others go on. ``progress(done, total)``
+    counts frames over the whole job; ``status`` gets a :class:`JobStatus` about twice a second.
+    """
+    ray = connect(address, num_cpus)
+    model_name = model if isinstance(model, str) else type(model).__name__
+    from . import zoo
+
+    net = (zoo.get_model(model) if isinstance(model, str) else model).cpu().eval()
+    bidirectional = bool(getattr(net, "bidirectional", False))
+    gpus = ray.cluster_resources().get("GPU", 0) > 0 and device in ("auto", "cuda")
+    task_device = "cuda" if gpus else "cpu"
+    workers = max(1, int(ray.cluster_resources().get("GPU" if gpus else "CPU", 1) // (1 if gpus else cpus_per_task)))
+    settings = asdict(JobSettings(model_name, precision, window, lookahead, tile, tile_overlap, codec, crf, preset,
+                                  pix_fmt, segment_frames or 0))
+    settings |= {"warmup": warmup, "device": task_device}
+
+    files: list[FileJob] = []
+    for src, dst in jobs:
+        fj = FileJob(os.fspath(src), os.fspath(dst), settings)
+        try:
+            fj.prepare(target=segment_frames, workers=workers, bidirectional=bidirectional, resume=resume,
+                       overwrite=overwrite)
+        except VideoError as exc:
+            fj.error = str(exc)
+        files.append(fj)
+
+    started = time.perf_counter()
+    upscaler_options = {"device": task_device, "precision": precision, "window": window, "lookahead": lookahead,
+                        "tile": tile, "tile_overlap": tile_overlap, "threads": cpus_per_task}
+    writer_options = {"codec": codec, "crf": crf, "preset": preset, "pix_fmt": pix_fmt}
+    board = ray.remote(max_restarts=-1, num_cpus=0)(_ProgressBoard).remote()
+    task = ray.remote(_segment_task).options(num_cpus=0 if gpus else cpus_per_task, num_gpus=1 if gpus else 0,
+                                             max_retries=TASK_RETRIES, retry_exceptions=False)
+    model_ref = ray.put(net)
+    pending: dict[Any, tuple[FileJob, Segment]] = {}
+    for fj in files:
+        if fj.error is None:
+            info_ref = ray.put(fj.info)
+            for seg in fj.todo:
+                ref = task.remote(info_ref, seg, fj.key(seg), model_ref, upscaler_options, writer_options,
+                                  fj.suffix, board)
+                pending[ref] = (fj, seg)
+    for fj in files:  # a resumed file with nothing left to do is joined at once
+        if fj.error is None and not fj.todo:
+            _finish(fj, copy_streams)
+
+    total = sum(fj.frames_total for fj in files if fj.error is None)
+    attempts: dict[str, int] = {}
+    try:
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
+            for ref in ready:
+                fj, seg = pending.pop(ref)
+                try:
+                    data, result = ray.get(ref)
+                except Exception as exc:  # noqa: BLE001 - each failure becomes the file's one error line
+                    _fail_file(fj, _task_error(exc, fj, seg), pending, ray)
+                    continue
+                fj.store(seg, data, result)
+                if not fj.todo:
+                    _finish(fj, copy_streams)
+            attempts = _report(ray, board, files, total, started, progress, status) or attempts
+    except BaseException:
+        for ref in pending:
+            ray.cancel(ref, force=True)
+        raise
+    attempts = _report(ray, board, files, total, started, progress, status) or attempts
+    seconds = round(time.perf_counter() - started, 3)
+    return [ClusterReport(fj.src, fj.dst, fj.frames_total if fj.error is None else 0, fj.resumed_frames,
+                          len(fj.segments), seconds, fj.error, fj.reader_errors,
+                          sum(1 for s in fj.segments if attempts.get(fj.key(s), 1) > 1)) for fj in files]
+
+
+def _finish(fj: FileJob, copy_streams: bool) -> None:
+    try:
+        fj.finish(copy_streams)
+    except VideoError as exc:
+        fj.error = str(exc)
+
+
+def _fail_file(fj: FileJob, message: str, pending: dict, ray) -> None:
+    """One file failed: drop its other tasks (its finished segments stay for --resume); the others go on."""
+    if fj.error is None:
+        fj.error = message
+    for ref, (other, _) in list(pending.items()):
+        if other is fj:
+            ray.cancel(ref, force=True)
+            del pending[ref]
+
+
+def _task_error(exc: BaseException, fj: FileJob, seg: Segment) -> str:
+    """A one-line message: the input's own error if the task raised one, else what happened to the worker."""
+    cause = getattr(exc, "cause", None)
+    if isinstance(cause, VideoError):
+        return str(cause)
+    first_line = (str(cause or exc).strip().splitlines() or [type(exc).__name__])[-1]
+    return (f"{fj.src}: segment {seg.index} (frames {seg.first}..{seg.end - 1}) failed after "
+            f"{TASK_RETRIES + 1} attempts: {first_line}")
+
+
+def _report(ray, board, files: list[FileJob], total: int, started: float, progress: ProgressCallback | None,
+            status: StatusCallback | None) -> dict[str, int] | None:
+    try:
+        posts, attempts = ray.get(board.snapshot.remote(), timeout=5)
+    except Exception:  # noqa: BLE001 - the board is a convenience; it restarts by itself
+        return None
+    done = resumed = 0
+    running: dict[str, str] = {}
+    for fj in files:
+        if fj.error is not None:
+            continue
+        for seg in fj.segments:
+            key = fj.key(seg)
+            if seg.index in fj.done:
+                done += seg.frames
+                resumed += seg.frames if fj.done[seg.index].get("resumed") else 0
+            elif key in posts:
+                attempt, frames = posts[key]
+                done += min(frames, seg.frames)
+                running[key] = attempt.rsplit(":", 1)[0]
+    if progress:
+        progress(done, total)
+    if status:
+        status(JobStatus(done, total, time.perf_counter() - started, running, resumed))
+    return attempts
+
