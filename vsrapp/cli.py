@@ -254,7 +254,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue an interrupted job for the same output")
     p.add_argument("--overwrite", "-y", action="store_true",
                    help="replace an existing output and discard an interrupted job's parts")
-    p.add_argument("--segment-frames", type=int, help="frames per resumable segment (default 480)")
+    p.add_argument("--segment-frames", type=int, help="frames per resumable segment (default 480; with --ray: about "
+                   "two per worker for short videos, 48 to 480)")
     p.add_argument("--threads", type=int, help="CPU threads for the network (default: all cores; use fewer on a "
                    "machine shared with other jobs)")
     g = p.add_argument_group("cluster (Ray; pip install \"vsrapp[cluster]\")")
