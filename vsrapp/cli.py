@@ -115,6 +115,11 @@ def _jobs(src: Path, dst: Path) -> list[tuple[Path, Path]]:
     return [(v, dst / v.relative_to(src)) for v in videos]
 
 
+def _print_resume_hint(src: str | Path, dst: str | Path, flags: str) -> None:
+    print(f"vsrapp: interrupted; finished segments are kept: continue with\n"
+          f"  vsrapp upscale {src} {dst} {flags}  (with the same options)", file=sys.stderr)
+
+
 def cmd_upscale(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -152,8 +157,7 @@ def cmd_upscale(args: argparse.Namespace) -> int:
             continue
         except KeyboardInterrupt:
             bar.close()
-            print(f"vsrapp: interrupted; finished segments are kept: continue with\n"
-                  f"  vsrapp upscale {src} {dst} --resume  (with the same options)", file=sys.stderr)
+            _print_resume_hint(src, dst, "--resume")
             return EXIT_INTERRUPTED
         bar.close()
         for line in report.reader_errors:
@@ -196,8 +200,7 @@ def _upscale_on_ray(args: argparse.Namespace, jobs: list[tuple[Path, Path]]) -> 
         raise UserError(str(exc)) from exc
     except KeyboardInterrupt:
         bar.close()
-        print(f"vsrapp: interrupted; finished segments are kept: continue with\n"
-              f"  vsrapp upscale {args.input} {args.output} --ray --resume  (with the same options)", file=sys.stderr)
+        _print_resume_hint(args.input, args.output, "--ray --resume")
         return EXIT_INTERRUPTED
     bar.close()
     failures = [r for r in reports if r.error]

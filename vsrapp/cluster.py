@@ -16,7 +16,6 @@ the data; vsrapp only plans segments (:mod:`vsrapp.segments`) and joins what com
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import socket
@@ -29,7 +28,7 @@ from typing import Any
 
 from torch import nn
 
-from .pipeline import JobSettings, _source_signature, job_dir_for
+from .pipeline import JobSettings, _source_signature, job_dir_for, read_manifest, write_manifest
 from .segments import (
     DEFAULT_WARMUP,
     Segment,
@@ -180,31 +179,17 @@ class FileJob:
         self._save()
 
     def _load(self) -> None:
-        try:
-            manifest = json.loads(self.manifest_path.read_text())
-        except (OSError, ValueError) as exc:
-            raise VideoError(f"{self.dir}: no readable job manifest to resume from ({exc})") from exc
-        if manifest.get("mode") != "ray":
-            raise VideoError(f"{self.dir}: this job was started without --ray; resume it without --ray")
-        if manifest.get("source") != _source_signature(self.src):
-            raise VideoError(f"{self.dir}: the interrupted job was made from a different or changed input file; "
-                             "start over without --resume")
-        if manifest.get("settings") != self.settings:
-            diff = {k: v for k, v in manifest.get("settings", {}).items() if self.settings.get(k) != v}
-            raise VideoError(f"{self.dir}: the interrupted job used other settings {diff}; resume with the same "
-                             "options or start over")
+        manifest = read_manifest(self.manifest_path, _source_signature(self.src), self.settings, mode="ray")
         self.segments = [Segment.from_json(s) for s in manifest["segments"]]
         # Trust only segments whose file is there (a crash can come between the file and the manifest).
         self.done = {int(k): {**v, "resumed": True} for k, v in manifest["done"].items()
                      if (self.dir / v["file"]).is_file()}
 
     def _save(self) -> None:
-        manifest = {"version": MANIFEST_VERSION, "mode": "ray", "source": _source_signature(self.src),
-                    "settings": self.settings, "segments": [s.to_json() for s in self.segments],
-                    "done": {str(k): v for k, v in sorted(self.done.items())}}
-        tmp = self.manifest_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(manifest, indent=1))
-        os.replace(tmp, self.manifest_path)  # atomic: the old manifest or the new one, never half
+        write_manifest(self.manifest_path, {
+            "version": MANIFEST_VERSION, "mode": "ray", "source": _source_signature(self.src),
+            "settings": self.settings, "segments": [s.to_json() for s in self.segments],
+            "done": {str(k): v for k, v in sorted(self.done.items())}})
 
     def store(self, segment: Segment, data: bytes, result: dict) -> None:
         """Write a finished segment (atomically) and record it; a second copy of the same segment is ignored."""

@@ -81,6 +81,35 @@ def _source_signature(path: str) -> dict:
     return {"path": os.path.abspath(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
+def read_manifest(path: Path, source: dict, settings: dict, mode: str | None) -> dict:
+    """A job manifest to resume from, refused (VideoError) if unreadable, made by the other kind of run
+    (``mode``: None for single-process, "ray" for ``--ray``), from another or a changed input, or with other
+    settings."""
+    where = path.parent
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise VideoError(f"{where}: no readable job manifest to resume from ({exc})") from exc
+    if manifest.get("mode") != mode:
+        how = "with --ray; resume it with --ray" if manifest.get("mode") == "ray" else \
+            "without --ray; resume it without --ray"
+        raise VideoError(f"{where}: this job was started {how}")
+    if manifest.get("source") != source:
+        raise VideoError(f"{where}: the interrupted job was made from a different or changed input file; "
+                         "start over without --resume")
+    if manifest.get("settings") != settings:
+        diff = {k: v for k, v in manifest.get("settings", {}).items() if settings.get(k) != v}
+        raise VideoError(f"{where}: the interrupted job used other settings {diff}; resume with the same "
+                         "options or start over")
+    return manifest
+
+
+def write_manifest(path: Path, manifest: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(manifest, indent=1))
+    os.replace(tmp, path)  # atomic: a crash leaves the old or the new manifest, never half
+
+
 class Job:
     """The job folder: finished segments, their end states, and the manifest that lists them."""
 
@@ -107,17 +136,7 @@ class Job:
 
     def load(self) -> None:
         """Read the manifest of an interrupted job; refuse one made from another input or other settings."""
-        try:
-            manifest = json.loads(self.manifest_path.read_text())
-        except (OSError, ValueError) as exc:
-            raise VideoError(f"{self.dir}: no readable job manifest to resume from ({exc})") from exc
-        if manifest.get("source") != self.source:
-            raise VideoError(f"{self.dir}: the interrupted job was made from a different or changed input file; "
-                             "start over without --resume")
-        if manifest.get("settings") != asdict(self.settings):
-            diff = {k: v for k, v in manifest.get("settings", {}).items() if asdict(self.settings).get(k) != v}
-            raise VideoError(f"{self.dir}: the interrupted job used other settings {diff}; resume with the same "
-                             "options or start over")
+        manifest = read_manifest(self.manifest_path, self.source, asdict(self.settings), mode=None)
         # Trust only segments whose files are all there (a crash can come between a file and the manifest).
         for seg in manifest["segments"]:
             if not all((self.dir / seg[k]).is_file() for k in ("file", "state")):
@@ -125,11 +144,8 @@ class Job:
             self.segments.append(seg)
 
     def save(self) -> None:
-        manifest = {"version": MANIFEST_VERSION, "source": self.source, "settings": asdict(self.settings),
-                    "segments": self.segments}
-        tmp = self.manifest_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(manifest, indent=1))
-        os.replace(tmp, self.manifest_path)  # atomic: a crash leaves the old or the new manifest, never half
+        write_manifest(self.manifest_path, {"version": MANIFEST_VERSION, "source": self.source,
+                                            "settings": asdict(self.settings), "segments": self.segments})
 
     def segment_path(self, k: int) -> Path:
         return self.dir / f"segment_{k:05d}{self.ext}"
