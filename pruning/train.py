@@ -445,6 +445,14 @@ def _prepare(cfg: TrainConfig, env: Dist | None) -> tuple[Dist, SyntheticClips]:
     return env, dataset
 
 
+def _next_key(recipe: dict[str, Any], phase: str) -> str:
+    """``phase``, or ``phase_2``, ``phase_3`` ... when a model is fine-tuned again: every run stays on record."""
+    key, n = phase, 2
+    while key in recipe:
+        key, n = f"{phase}_{n}", n + 1
+    return key
+
+
 def _recipe(cfg: TrainConfig, env: Dist, trainer: Trainer, seconds: float, n_stills: int) -> dict[str, Any]:
     device = torch.cuda.get_device_name(env.device) if env.device.type == "cuda" else \
         f"CPU {platform.machine()} ({torch.get_num_threads()} threads)"
@@ -553,7 +561,8 @@ def train_finetune(cfg: TrainConfig, student: nn.Module, teacher: nn.Module | No
     if env.main and trainer.step >= cfg.iters:
         meta = dict(base_meta or {})
         recipe = dict(meta.get("recipe") or {})
-        recipe["finetune"] = _recipe(cfg, env, trainer, time.perf_counter() - started, len(dataset.stills))
+        recipe[_next_key(recipe, "finetune")] = _recipe(cfg, env, trainer, time.perf_counter() - started,
+                                                        len(dataset.stills))
         meta["recipe"] = recipe
         save_pruned_model(student, out, meta)
         LOG.info("saved fine-tuned %s model to %s", meta.get("method", "ssl"), out)

@@ -83,6 +83,11 @@ def test_finetuning_lowers_the_loss(tmp_path, data, tf_weight):
     assert meta["recipe"]["finetune"]["config"]["tf_weight"] == tf_weight
     reloaded = load_slim(out)
     assert _fixed_loss(reloaded, batch) == pytest.approx(after, rel=1e-6)
+    if not tf_weight:  # fine-tuning again keeps the first run on record
+        again = config(tmp_path / "again", data, "finetune", iters=2, lr=1e-3, schedule="cosine")
+        out2 = train_finetune(again, reloaded.train(), None, meta)
+        recipe = json.loads((out2 / "meta.json").read_text())["recipe"]
+        assert recipe["finetune"]["config"]["iters"] == 12 and recipe["finetune_2"]["config"]["iters"] == 2
 
 
 def test_resume_continues_exactly(tmp_path, data):

@@ -159,8 +159,10 @@ def test_zoo_menu_marks_missing_weights(tmp_path, monkeypatch):
     monkeypatch.setenv(zoo.ENV_WEIGHTS, str(tmp_path))  # an empty weights folder
     menu = ModelMenu(zoo_choices())
     assert set(menu.names()) == {e.name for e in zoo.list_models()}
-    assert menu.names(forward_only=True) == ["bicubic"]
-    assert menu.default() == "bicubic"  # the only one that can run
+    shipped_live = [e.name for e in zoo.list_models() if e.bundled and not e.bidirectional]
+    assert menu.names(forward_only=True) == ["bicubic", *shipped_live]
+    assert menu.default() == zoo.BUNDLED_DEFAULT  # the best one that runs with nothing downloaded
+    assert menu.default(forward_only=True) == shipped_live[0]
     assert "23.78 dB" in menu.info("bicubic") and "weights missing" in menu.choices["basicvsr-vimeo-bi"].label()
     with pytest.raises(UnknownModel, match="cannot run here: the weights of 'basicvsr-vimeo-bi' are missing"):
         menu.network("basicvsr-vimeo-bi")
@@ -193,6 +195,23 @@ def test_live_session_upscales_and_reports_speed():
     assert not status.keeps_up and "cannot keep up" in status.text()
     out, _ = session.process(frame[:100, :100])  # the camera changed: a new stream
     assert out.shape == (320, 320, 3)
+
+
+def test_live_input_with_a_bidirectional_pick_uses_the_best_forward_only_model(tmp_path):
+    from webui_support import fast_models
+
+    from vsrapp.webguard import Limits
+    from vsrapp.webmodels import ModelMenu
+    from vsrapp.webui import WebApp
+
+    app = WebApp(ModelMenu(fast_models()), Limits(webcam_max_side=40), tmp_path, None, threads=1)
+    assert app.menu.default(forward_only=True) == "bicubic"  # the only forward-only one with a score
+    frame = np.random.default_rng(1).integers(0, 255, (60, 80, 3), dtype=np.uint8)
+    out, status, session = app.live_frame(frame, "tiny-basicvsr", "cpu", "auto", None)
+    assert out.shape == (120, 160, 3)  # 40x30 x4
+    assert status.startswith("Live input uses bicubic (the selected model needs future frames).")
+    out, status, _ = app.live_frame(frame, "slow", "cpu", "auto", session)  # a forward-only pick is kept
+    assert "Live input uses" not in status
 
 
 def test_live_session_refuses_bidirectional_models():

@@ -47,6 +47,8 @@ def cmd_models(args: argparse.Namespace) -> int:
             w = entry.weights
             print(f"{'':<20} file {w.file}  sha256 {w.sha256}\n{'':<20} source {w.url}\n"
                   f"{'':<20} licence {w.licence}")
+    print("* model only, 180x320 -> 720x1280, 2 CPU threads (docs/BENCHMARKS.md)")
+    print(f"default model (--model {zoo.AUTO}): {zoo.resolve_name(zoo.AUTO)}")
     return 0
 
 
@@ -56,7 +58,6 @@ def cmd_fetch_weights(args: argparse.Namespace) -> int:
     for path in zoo.fetch_official_weights(target):
         print(f"  {path.name}: sha256 verified")
     print(f"licence: {zoo.OFFICIAL_LICENCE}")
-    print("* model only, 180x320 -> 720x1280, 2 CPU threads (docs/BENCHMARKS.md)")
     return 0
 
 
@@ -128,6 +129,7 @@ def cmd_upscale(args: argparse.Namespace) -> int:
     from .video import VideoError
 
     jobs = _jobs(Path(args.input), Path(args.output))
+    args.model = _resolve_model(args.model, args.quiet)
     if args.ray is not None:
         return _upscale_on_ray(args, jobs)
     upscaler = Upscaler(args.model, device=resolve_device(args.device), precision=args.precision,
@@ -169,6 +171,20 @@ def cmd_upscale(args: argparse.Namespace) -> int:
     if failures and len(jobs) > 1:
         print(f"vsrapp: {failures} of {len(jobs)} videos failed", file=sys.stderr)
     return EXIT_USER_ERROR if failures else 0
+
+
+def _resolve_model(name: str, quiet: bool) -> str:
+    """``auto`` becomes a zoo name once, here, so that a job's manifest names the model that actually ran; the
+    user hears about the fallback to the bundled model, which is faster but not as sharp."""
+    resolved = zoo.resolve_name(name)
+    if name == zoo.AUTO and resolved != zoo.DENSE_DEFAULT and not quiet:
+        entry = zoo.get_entry(resolved)
+        score = entry.metrics.get("vid4_bi_psnr_y")
+        quality = f"Vid4 {score:.2f} dB" if score else "quality not measured"
+        dense = zoo.get_entry(zoo.DENSE_DEFAULT).metrics["vid4_bi_psnr_y"]
+        print(f"vsrapp: note: using the bundled model '{resolved}' ({quality}); `vsrapp fetch-weights` installs "
+              f"'{zoo.DENSE_DEFAULT}' (Vid4 {dense:.2f} dB), which is then the default", file=sys.stderr)
+    return resolved
 
 
 def _upscale_on_ray(args: argparse.Namespace, jobs: list[tuple[Path, Path]]) -> int:
@@ -240,7 +256,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("upscale", help="upscale a video file (or every video in a folder) x4")
     p.add_argument("input", help="video file, or a folder of videos")
     p.add_argument("output", help="output file (container from its extension), or a folder for folder input")
-    p.add_argument("--model", default=DEFAULT_MODEL_NAME, help="zoo name, official .pth, or pruned-model folder")
+    p.add_argument("--model", default=DEFAULT_MODEL_NAME,
+                   help=f"zoo name, official .pth, or pruned-model folder (default {DEFAULT_MODEL_NAME}: "
+                        f"{zoo.DENSE_DEFAULT} when its weights are installed, else the bundled {zoo.BUNDLED_DEFAULT})")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"],
                    help="auto: fp16 on CUDA, fp32 on CPU")

@@ -28,6 +28,7 @@ from typing import Any
 
 from torch import nn
 
+from . import zoo
 from .pipeline import JobSettings, _source_signature, job_dir_for, read_manifest, write_manifest
 from .segments import (
     DEFAULT_WARMUP,
@@ -282,10 +283,8 @@ def upscale_on_ray(
     counts frames over the whole job; ``status`` gets a :class:`JobStatus` about twice a second.
     """
     ray = connect(address, num_cpus)
-    model_name = model if isinstance(model, str) else type(model).__name__
-    from . import zoo
-
-    net = (zoo.get_model(model) if isinstance(model, str) else model).cpu().eval()
+    model_name = zoo.resolve_name(model) if isinstance(model, str) else type(model).__name__
+    net = (zoo.get_model(model_name) if isinstance(model, str) else model).cpu().eval()
     bidirectional = bool(getattr(net, "bidirectional", False))
     gpus = ray.cluster_resources().get("GPU", 0) > 0 and device in ("auto", "cuda")
     task_device = "cuda" if gpus else "cpu"

@@ -45,7 +45,7 @@ def zoo_choices() -> list[ModelChoice]:
     choices = []
     for entry in zoo.list_models():
         status = zoo.weights_status(entry)
-        ok = status in ("built-in", "installed")
+        ok = zoo.usable(status)
         reason = "" if ok else (f"the weights of '{entry.name}' are {status} on this server "
                                 f"(the administrator can run `vsrapp models -v` to see where they go)")
         choices.append(ModelChoice(
@@ -78,9 +78,13 @@ class ModelMenu:
     def names(self, forward_only: bool = False) -> list[str]:
         return [n for n, c in self.choices.items() if c.forward_only or not forward_only]
 
-    def default(self) -> str:
-        """The best-scoring model that is available: what a visitor most likely wants to try."""
-        usable = [c for c in self.choices.values() if c.available] or list(self.choices.values())
+    def default(self, forward_only: bool = False) -> str | None:
+        """The best-scoring model that is available (among the forward-only ones for live input): what a visitor
+        most likely wants to try. None only when ``forward_only`` and the menu has no forward-only model."""
+        candidates = [c for c in self.choices.values() if c.forward_only or not forward_only]
+        usable = [c for c in candidates if c.available] or candidates
+        if not usable:
+            return None
         return max(usable, key=lambda c: c.metrics.get("vid4_bi_psnr_y", 0.0)).name
 
     def get(self, name: str) -> ModelChoice:

@@ -178,6 +178,13 @@ class WebApp:
 
         if image is None:
             return None, "Waiting for the camera…", session
+        note = ""
+        choice = self.menu.choices.get(model)
+        if choice is not None and not choice.forward_only and self.menu.default(forward_only=True):
+            # A bidirectional pick needs future frames a camera does not have: live input gets the best
+            # forward-only model instead, and the visitor is told.
+            model = self.menu.default(forward_only=True)
+            note = f"Live input uses {model} (the selected model needs future frames). "
         key = (model, device, precision)
         if session is None or session[0] != key:
             if device not in self.devices or precision not in PRECISIONS:
@@ -191,7 +198,7 @@ class WebApp:
                 raise _refuse(str(exc)) from exc
             session = (key, live)
         out, status = session[1].process(image)
-        return out, status.text(), session
+        return out, note + status.text(), session
 
 
 def _refuse(message: str) -> gr.Error:

