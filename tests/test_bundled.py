@@ -19,7 +19,7 @@ BUNDLED = [e for e in zoo.list_models() if e.bundled]
 
 
 def test_the_project_ships_a_bidirectional_and_a_forward_only_model():
-    assert zoo.BUNDLED_DEFAULT in {e.name for e in BUNDLED}
+    assert zoo.best_bundled() in {e.name for e in BUNDLED}
     assert any(e.bidirectional for e in BUNDLED) and any(not e.bidirectional for e in BUNDLED)
 
 
@@ -49,7 +49,7 @@ def test_bundled_model_is_verified_small_and_loads(entry, one_thread):
 
 
 def test_a_damaged_bundled_model_is_refused(tmp_path, monkeypatch):
-    entry = zoo.get_entry(zoo.BUNDLED_DEFAULT)
+    entry = zoo.get_entry(zoo.best_bundled())
     copy = tmp_path / entry.weights.file
     shutil.copytree(zoo.weights_path(entry).parent, copy)
     data = bytearray((copy / "model.safetensors").read_bytes())
@@ -64,7 +64,7 @@ def test_a_damaged_bundled_model_is_refused(tmp_path, monkeypatch):
 def test_auto_is_the_official_model_when_installed_else_the_bundled_one(tmp_path, monkeypatch, weights_env):
     assert zoo.resolve_name("auto") == zoo.DENSE_DEFAULT
     monkeypatch.setenv("VSRAPP_WEIGHTS", str(tmp_path))  # a fresh machine: nothing fetched
-    assert zoo.resolve_name("auto") == zoo.BUNDLED_DEFAULT
+    assert zoo.resolve_name("auto") == zoo.best_bundled()
     assert zoo.resolve_name("bicubic") == "bicubic"
 
 
@@ -73,8 +73,8 @@ def test_upscale_on_a_fresh_machine_uses_the_bundled_model(media, tmp_path, monk
     out = tmp_path / "out.mp4"
     assert main(["upscale", str(media.odd_size), str(out)]) == 0
     captured = capsys.readouterr()
-    assert f"bundled model '{zoo.BUNDLED_DEFAULT}'" in captured.err and "vsrapp fetch-weights" in captured.err
-    assert f"with {zoo.BUNDLED_DEFAULT} on cpu" in captured.out
+    assert f"bundled model '{zoo.best_bundled()}'" in captured.err and "vsrapp fetch-weights" in captured.err
+    assert f"with {zoo.best_bundled()} on cpu" in captured.out
     with av.open(str(media.odd_size)) as src, av.open(str(out)) as dst:
         s, d = src.streams.video[0], dst.streams.video[0]
         assert (d.width, d.height) == (4 * s.width, 4 * s.height)
@@ -89,13 +89,16 @@ def test_no_note_when_the_official_model_is_installed(capsys, weights_env):
     assert capsys.readouterr().err == ""
 
 
-def test_eval_reproduces_the_model_card_number(vid4_root, capsys):
+@pytest.mark.parametrize("entry", BUNDLED, ids=lambda e: e.name)
+def test_eval_reproduces_the_model_card_number(entry, vid4_root, capsys):
     """The card's per-clip figure for the smallest Vid4 clip, re-measured with the command it quotes."""
-    card = json.loads((REPO / "docs" / "results" / f"vid4_{zoo.BUNDLED_DEFAULT}.json").read_text())
+    card = json.loads((REPO / "docs" / "results" / f"vid4_{entry.name}.json").read_text())
+    assert card["model"] == entry.name and len(card["clips"]) == 4
     city = next(c for c in card["clips"] if c["name"] == "city")
-    assert main(["eval", "--model", zoo.BUNDLED_DEFAULT, "--data", str(vid4_root), "--clips", "city", "-q"]) == 0
+    assert main(["eval", "--model", entry.name, "--data", str(vid4_root), "--clips", "city", "-q"]) == 0
     out = capsys.readouterr().out
     row = next(line.split() for line in out.splitlines() if line.startswith("city"))
     assert int(row[1]) == city["frames"]
     assert abs(float(row[2]) - city["psnr_y"]) < 5e-3 and abs(float(row[3]) - city["ssim_y"]) < 5e-4
-    assert abs(zoo.get_entry(zoo.BUNDLED_DEFAULT).metrics["vid4_bi_psnr_y"] - card["psnr_y"]) < 5e-3
+    assert abs(entry.metrics["vid4_bi_psnr_y"] - card["psnr_y"]) < 5e-5
+    assert abs(entry.metrics["vid4_bi_ssim_y"] - card["ssim_y"]) < 5e-5

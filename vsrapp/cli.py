@@ -258,7 +258,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("output", help="output file (container from its extension), or a folder for folder input")
     p.add_argument("--model", default=DEFAULT_MODEL_NAME,
                    help=f"zoo name, official .pth, or pruned-model folder (default {DEFAULT_MODEL_NAME}: "
-                        f"{zoo.DENSE_DEFAULT} when its weights are installed, else the bundled {zoo.BUNDLED_DEFAULT})")
+                        f"{zoo.DENSE_DEFAULT} when its weights are installed, else the best bundled model, "
+                        f"now {zoo.best_bundled()})")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"],
                    help="auto: fp16 on CUDA, fp32 on CPU")

@@ -134,15 +134,14 @@ register(ModelEntry(
                 "1.9 M params (0.45 M without SpyNet); ships with vsrapp",
     weights=Weights(
         file="ssl-uni",
-        sha256="1ed3e46fa79c8aca65854a031f4e8eccb48b5d37850f07797d611911b4d5b983",
+        sha256="8e5ed7883966cf21e86726fe2a21de45c2af7c53ad939beaea0d1baf8bd1c716",
         url="bundled: vsrapp/weights/ssl-uni (python -m pruning.bundle; recipe in docs/MODELS.md)",
         licence=BUNDLED_LICENCE,
         size=3_805_454,
     ),
-    metrics={},
+    metrics={"vid4_bi_psnr_y": 24.8428, "vid4_bi_ssim_y": 0.7088, "params_without_spynet": 452_457},
 ))
 DENSE_DEFAULT = "basicvsr-vimeo-bi"
-BUNDLED_DEFAULT = "ssl-bi"
 
 
 def list_models() -> list[ModelEntry]:
@@ -197,13 +196,19 @@ def weights_status(entry: ModelEntry) -> str:
     return "bundled" if entry.bundled else "installed"
 
 
+def best_bundled() -> str:
+    """The bundled model with the best measured Vid4 PSNR: what a fresh install runs by default."""
+    bundled = [e for e in _ZOO.values() if e.bundled]
+    return max(bundled, key=lambda e: e.metrics.get("vid4_bi_psnr_y", 0.0)).name
+
+
 def resolve_name(name: str) -> str:
     """``auto`` becomes the best model this machine has: the official BasicVSR when its weights are installed,
-    else the bundled ``ssl-bi`` (no download needed, lower quality: see ``vsrapp models``). Any other name is
+    else the best bundled model (no download needed, lower quality: see ``vsrapp models``). Any other name is
     returned as it is."""
     if name != AUTO:
         return name
-    return DENSE_DEFAULT if weights_path(_ZOO[DENSE_DEFAULT]).is_file() else BUNDLED_DEFAULT
+    return DENSE_DEFAULT if weights_path(_ZOO[DENSE_DEFAULT]).is_file() else best_bundled()
 
 
 def find_weights(entry: ModelEntry) -> Path:
