@@ -30,14 +30,15 @@ class Point:
     fps: float
     psnr: float
     ssim: float
-    kind: str  # "reference" | "curve"
+    kind: str  # "reference" | "curve" | "point" (a model off the curve, e.g. a shipped one)
 
 
-def load_points(bench_path: Path, rows: list[tuple[str, str, str]]) -> tuple[list[Point], dict]:
+def load_points(bench_path: Path, rows: list[tuple[str, str, str]],
+                extra: list[tuple[str, str, str]] = ()) -> tuple[list[Point], dict]:
     bench = json.loads(Path(bench_path).read_text())
     by_model = {r["model"]: r for r in bench["results"]}
     points = []
-    for label, model, eval_path in rows:
+    for (label, model, eval_path), on_curve in [(r, True) for r in rows] + [(r, False) for r in extra]:
         if model not in by_model:
             raise SystemExit(f"pareto: {model!r} is not in {bench_path} (it has: {', '.join(by_model)})")
         r = by_model[model]
@@ -47,7 +48,8 @@ def load_points(bench_path: Path, rows: list[tuple[str, str, str]]) -> tuple[lis
         reference = model == "bicubic" or (model.startswith("basicvsr") and "/" not in model)
         points.append(Point(label, model, r["params"]["total"], r["params"]["without_spynet"],
                             r["macs"]["total"] / 1e9, r["model_only"]["ms_per_frame"], r["model_only"]["fps"],
-                            score["psnr_y"], score["ssim_y"], "reference" if reference else "curve"))
+                            score["psnr_y"], score["ssim_y"],
+                            "reference" if reference else "curve" if on_curve else "point"))
     return points, bench
 
 
@@ -74,15 +76,17 @@ def plot(points: list[Point], out: Path, threshold: float | None, paper: float |
 
     fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=120)
     curve = [p for p in points if p.kind == "curve"]
-    bi = [p for p in curve if "uni" not in p.label.lower()]
-    if bi:
-        ax.plot([p.ms_per_frame for p in bi], [p.psnr for p in bi], "o-", color="tab:blue",
-                label="SSL-pruned BasicVSR (bidirectional)")
-    for p in curve:
-        style = dict(color="tab:blue") if p in bi else dict(color="tab:green", marker="D", linestyle="none")
-        if p not in bi:
-            ax.plot([p.ms_per_frame], [p.psnr], label=p.label, **style)
-        ax.annotate(p.label, (p.ms_per_frame, p.psnr), textcoords="offset points", xytext=(6, -10), fontsize=8)
+    if curve:
+        ax.plot([p.ms_per_frame for p in curve], [p.psnr for p in curve], "o-", color="tab:blue",
+                label="pruning ratios, one recipe")
+    markers = iter(["D", "^", "v", "P", "X"])
+    for p in points:
+        if p.kind == "point":
+            ax.plot([p.ms_per_frame], [p.psnr], marker=next(markers, "o"), color="tab:green", linestyle="none",
+                    label=p.label)
+        if p.kind != "reference":
+            ax.annotate(p.label, (p.ms_per_frame, p.psnr), textcoords="offset points", xytext=(6, -10),
+                        fontsize=7)
     for p in points:
         if p.kind == "reference":
             marker = "s" if p.model == "bicubic" else "*"
@@ -108,13 +112,16 @@ def plot(points: list[Point], out: Path, threshold: float | None, paper: float |
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--bench", type=Path, required=True, help="JSON from vsrapp bench")
-    p.add_argument("--row", nargs=3, action="append", required=True, metavar=("LABEL", "MODEL", "EVAL_JSON"))
+    p.add_argument("--row", nargs=3, action="append", required=True, metavar=("LABEL", "MODEL", "EVAL_JSON"),
+                   help="a reference (bicubic, dense BasicVSR) or a point of the curve, joined in order")
+    p.add_argument("--point", nargs=3, action="append", default=[], metavar=("LABEL", "MODEL", "EVAL_JSON"),
+                   help="a model drawn on its own (e.g. a shipped one trained longer)")
     p.add_argument("--plot", type=Path, help="PNG to write")
     p.add_argument("--json", type=Path, help="joined table as JSON")
     p.add_argument("--threshold", type=float, default=26.5, help="quality bar drawn on the plot (dB)")
     p.add_argument("--paper", type=float, default=27.15, help="paper's SSL-bi PSNR drawn on the plot (dB)")
     args = p.parse_args(argv)
-    points, bench = load_points(args.bench, [tuple(r) for r in args.row])
+    points, bench = load_points(args.bench, [tuple(r) for r in args.row], [tuple(r) for r in args.point])
     print(markdown(points, bench))
     if args.plot:
         plot(points, args.plot, args.threshold, args.paper)

@@ -66,13 +66,14 @@ def test_pareto_joins_bench_and_eval_into_table_and_plot(tiny_export, tmp_path):
     cmd = [sys.executable, str(REPO / "benchmarks" / "pareto.py"), "--bench", str(bench_json),
            "--row", "bicubic", "bicubic", str(_vid4_json(tmp_path / "b.json", 23.78, 0.6347)),
            "--row", "tiny SSL", str(tiny_export), str(_vid4_json(tmp_path / "t.json", 24.5, 0.7)),
+           "--point", "shipped", str(tiny_export), str(_vid4_json(tmp_path / "s.json", 24.8, 0.71)),
            "--plot", str(plot), "--json", str(tmp_path / "p.json")]
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
     assert done.returncode == 0, done.stderr
     assert "| tiny SSL |" in done.stdout and "24.50 / 0.7000" in done.stdout and "23.78 / 0.6347" in done.stdout
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and plot.stat().st_size > 10_000
     points = json.loads((tmp_path / "p.json").read_text())["points"]
-    assert [p["kind"] for p in points] == ["reference", "curve"] and points[1]["gmacs"] > 0
+    assert [p["kind"] for p in points] == ["reference", "curve", "point"] and points[1]["gmacs"] > 0
 
     partial = _vid4_json(tmp_path / "two.json", 25.0, 0.7, clips=2)
     cmd = cmd[:4] + ["--row", "cut", "bicubic", str(partial)]

@@ -119,12 +119,12 @@ register(ModelEntry(
                 "(1.26 M without SpyNet); ships with vsrapp",
     weights=Weights(
         file="ssl-bi",
-        sha256="a767e3ce3ceb55d35c947d1582b16468a40874453c8354296781e2cc166d872c",
+        sha256="917e228e09c3f9555cb43376edafbc860cd6a0ca63a16b2f775c08c18d162a4d",
         url="bundled: vsrapp/weights/ssl-bi (python -m pruning.bundle; recipe in docs/MODELS.md)",
         licence=BUNDLED_LICENCE,
         size=5_424_418,
     ),
-    metrics={"vid4_bi_psnr_y": 24.3550, "vid4_bi_ssim_y": 0.6961, "params_without_spynet": 1_255_563},
+    metrics={"vid4_bi_psnr_y": 24.5223, "vid4_bi_ssim_y": 0.7064, "params_without_spynet": 1_255_563},
 ))
 register(ModelEntry(
     name="ssl-uni",
