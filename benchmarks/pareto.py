@@ -30,6 +30,7 @@ class Point:
     fps: float
     psnr: float
     ssim: float
+    worst_frame_psnr: float  # the lowest single-frame PSNR: a recurrent state that blows up shows here first
     kind: str  # "reference" | "curve" | "point" (a model off the curve, e.g. a shipped one)
 
 
@@ -48,19 +49,25 @@ def load_points(bench_path: Path, rows: list[tuple[str, str, str]],
         reference = model == "bicubic" or (model.startswith("basicvsr") and "/" not in model)
         points.append(Point(label, model, r["params"]["total"], r["params"]["without_spynet"],
                             r["macs"]["total"] / 1e9, r["model_only"]["ms_per_frame"], r["model_only"]["fps"],
-                            score["psnr_y"], score["ssim_y"],
+                            score["psnr_y"], score["ssim_y"], _worst_frame(score),
                             "reference" if reference else "curve" if on_curve else "point"))
     return points, bench
+
+
+def _worst_frame(score: dict) -> float:
+    frames = [v for c in score["clips"] for v in c.get("psnr_y_per_frame", [])]
+    return min(frames) if frames else float("nan")
 
 
 def markdown(points: list[Point], bench: dict) -> str:
     dense = next((p for p in points if p.model.startswith("basicvsr")), None)
     lines = ["| model | params M (w/o SpyNet) | GMACs / 180×320 frame | CPU ms/frame | frames/s | × dense speed "
-             "| Vid4 PSNR / SSIM (Y) |", "|---|---|---|---|---|---|---|"]
+             "| Vid4 PSNR / SSIM (Y) | worst frame dB |", "|---|---|---|---|---|---|---|---|"]
     for p in points:
         ratio = f"{dense.ms_per_frame / p.ms_per_frame:.2f}" if dense else "—"
         lines.append(f"| {p.label} | {p.params / 1e6:.2f} ({p.params_without_spynet / 1e6:.2f}) | {p.gmacs:.1f} "
-                     f"| {p.ms_per_frame:,.0f} | {p.fps:.2f} | {ratio} | {p.psnr:.2f} / {p.ssim:.4f} |")
+                     f"| {p.ms_per_frame:,.0f} | {p.fps:.2f} | {ratio} | {p.psnr:.2f} / {p.ssim:.4f} "
+                     f"| {p.worst_frame_psnr:.2f} |")
     host = bench.get("host", {})
     lines.append("")
     device = f"{host.get('cpu', '?')}, {host.get('torch_threads', '?')} threads, torch {host.get('torch', '?')}"

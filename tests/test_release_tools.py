@@ -53,7 +53,8 @@ def test_bundle_stores_half_precision_without_local_paths_and_loads_equivalent(t
 def _vid4_json(path: Path, psnr: float, ssim: float, clips: int = 4) -> Path:
     names = ["calendar", "city", "foliage", "walk"][:clips]
     path.write_text(json.dumps({"psnr_y": psnr, "ssim_y": ssim,
-                                "clips": [{"name": n, "psnr_y": psnr, "ssim_y": ssim} for n in names]}))
+                                "clips": [{"name": n, "psnr_y": psnr, "ssim_y": ssim,
+                                           "psnr_y_per_frame": [psnr + 1, psnr - 1]} for n in names]}))
     return path
 
 
@@ -70,7 +71,8 @@ def test_pareto_joins_bench_and_eval_into_table_and_plot(tiny_export, tmp_path):
            "--plot", str(plot), "--json", str(tmp_path / "p.json")]
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
     assert done.returncode == 0, done.stderr
-    assert "| tiny SSL |" in done.stdout and "24.50 / 0.7000" in done.stdout and "23.78 / 0.6347" in done.stdout
+    assert "| tiny SSL |" in done.stdout and "24.50 / 0.7000 | 23.50 |" in done.stdout
+    assert "23.78 / 0.6347" in done.stdout
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and plot.stat().st_size > 10_000
     points = json.loads((tmp_path / "p.json").read_text())["points"]
     assert [p["kind"] for p in points] == ["reference", "curve", "point"] and points[1]["gmacs"] > 0
