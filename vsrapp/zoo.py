@@ -55,7 +55,8 @@ class ModelEntry:
     # True: ``weights.file`` is a pruned-model folder under BUNDLED_DIR, shipped with the package (no download).
     bundled: bool = False
     # Vid4 BI x4, Y channel, measured by `vsrapp eval --model NAME` (docs/RESULTS.md); speed on 2 CPU threads
-    # at 180x320 LR, model only, measured by `vsrapp bench` (docs/BENCHMARKS.md).
+    # at 180x320 LR, model only, all from one side-by-side `vsrapp bench` run
+    # (benchmarks/results/curve-cpu-180x320-20261124-0418.json, docs/BENCHMARKS.md).
     metrics: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -77,7 +78,7 @@ register(ModelEntry(
     name="bicubic",
     arch="bicubic",
     description="MATLAB-compatible bicubic x4 (no network): the baseline",
-    metrics={"vid4_bi_psnr_y": 23.7836, "vid4_bi_ssim_y": 0.6347, "cpu2_ms_per_frame_180x320": 12.4},
+    metrics={"vid4_bi_psnr_y": 23.7836, "vid4_bi_ssim_y": 0.6347, "cpu2_ms_per_frame_180x320": 9.6},
 ))
 register(ModelEntry(
     name="basicvsr-vimeo-bi",
@@ -91,7 +92,7 @@ register(ModelEntry(
         licence=OFFICIAL_LICENCE,
         size=25_234_632,
     ),
-    metrics={"vid4_bi_psnr_y": 27.2383, "vid4_bi_ssim_y": 0.8251, "cpu2_ms_per_frame_180x320": 7463.8},
+    metrics={"vid4_bi_psnr_y": 27.2383, "vid4_bi_ssim_y": 0.8251, "cpu2_ms_per_frame_180x320": 6001.8},
 ))
 register(ModelEntry(
     name="basicvsr-reds4",
@@ -124,7 +125,8 @@ register(ModelEntry(
         licence=BUNDLED_LICENCE,
         size=5_424_418,
     ),
-    metrics={"vid4_bi_psnr_y": 24.5223, "vid4_bi_ssim_y": 0.7064, "params_without_spynet": 1_255_563},
+    metrics={"vid4_bi_psnr_y": 24.5223, "vid4_bi_ssim_y": 0.7064, "params_without_spynet": 1_255_563,
+             "cpu2_ms_per_frame_180x320": 3056.0},
 ))
 register(ModelEntry(
     name="ssl-uni",
@@ -139,7 +141,8 @@ register(ModelEntry(
         licence=BUNDLED_LICENCE,
         size=3_805_454,
     ),
-    metrics={"vid4_bi_psnr_y": 24.8428, "vid4_bi_ssim_y": 0.7088, "params_without_spynet": 452_457},
+    metrics={"vid4_bi_psnr_y": 24.8428, "vid4_bi_ssim_y": 0.7088, "params_without_spynet": 452_457,
+             "cpu2_ms_per_frame_180x320": 1348.3},
 ))
 DENSE_DEFAULT = "basicvsr-vimeo-bi"
 
