@@ -283,8 +283,9 @@ def upscale_on_ray(
     counts frames over the whole job; ``status`` gets a :class:`JobStatus` about twice a second.
     """
     ray = connect(address, num_cpus)
-    model_name = zoo.resolve_name(model) if isinstance(model, str) else type(model).__name__
-    net = (zoo.get_model(model_name) if isinstance(model, str) else model).cpu().eval()
+    model = zoo.resolve_name(model) if isinstance(model, str) else model  # once: the manifest names what ran
+    model_name = model if isinstance(model, str) else type(model).__name__
+    net = (zoo.get_model(model) if isinstance(model, str) else model).cpu().eval()
     bidirectional = bool(getattr(net, "bidirectional", False))
     gpus = ray.cluster_resources().get("GPU", 0) > 0 and device in ("auto", "cuda")
     task_device = "cuda" if gpus else "cpu"

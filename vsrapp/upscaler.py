@@ -28,7 +28,7 @@ from torch import nn
 from . import zoo
 from .recurrence import StreamRunner, WindowRunner
 
-DEFAULT_MODEL = zoo.AUTO  # the official BasicVSR when installed, else the bundled ssl-bi
+DEFAULT_MODEL = zoo.AUTO  # the official BasicVSR when installed, else the best bundled model
 DEFAULT_WINDOW = 24
 DEFAULT_LOOKAHEAD = 8
 DEFAULT_TILE_OVERLAP = 16

@@ -180,10 +180,11 @@ class WebApp:
             return None, "Waiting for the camera…", session
         note = ""
         choice = self.menu.choices.get(model)
-        if choice is not None and not choice.forward_only and self.menu.default(forward_only=True):
+        live_default = self.menu.default(forward_only=True)
+        if choice is not None and not choice.forward_only and live_default:
             # A bidirectional pick needs future frames a camera does not have: live input gets the best
             # forward-only model instead, and the visitor is told.
-            model = self.menu.default(forward_only=True)
+            model = live_default
             note = f"Live input uses {model} (the selected model needs future frames). "
         key = (model, device, precision)
         if session is None or session[0] != key:

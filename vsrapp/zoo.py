@@ -112,38 +112,33 @@ BUNDLED_LICENCE = (
     "Apache-2.0 (this project; pruned from the BasicSR release of BasicVSR); the spynet.* part is the official "
     "SPyNet weights unchanged, whose licence is non-commercial research only"
 )
-register(ModelEntry(
-    name="ssl-bi",
-    arch="basicvsr",
-    bundled=True,
-    description="SSL-pruned BasicVSR (ratio 0.5, short CPU schedule, docs/MODELS.md); bidirectional, 2.7 M params "
-                "(1.26 M without SpyNet); ships with vsrapp",
-    weights=Weights(
-        file="ssl-bi",
-        sha256="917e228e09c3f9555cb43376edafbc860cd6a0ca63a16b2f775c08c18d162a4d",
-        url="bundled: vsrapp/weights/ssl-bi (python -m pruning.bundle; recipe in docs/MODELS.md)",
-        licence=BUNDLED_LICENCE,
-        size=5_424_418,
-    ),
+
+
+def register_bundled(name: str, arch: str, description: str, sha256: str, size: int,
+                     metrics: dict[str, float]) -> ModelEntry:
+    """A model that ships in ``vsrapp/weights/<name>/`` (written by ``python -m pruning.bundle``)."""
+    weights = Weights(file=name, sha256=sha256, licence=BUNDLED_LICENCE, size=size,
+                      url=f"bundled: vsrapp/weights/{name} (python -m pruning.bundle; recipe in docs/MODELS.md)")
+    return register(ModelEntry(name=name, arch=arch, description=description, weights=weights, bundled=True,
+                               metrics=metrics))
+
+
+register_bundled(
+    "ssl-bi", "basicvsr",
+    "SSL-pruned BasicVSR (ratio 0.5, short CPU schedule, docs/MODELS.md); bidirectional, 2.7 M params "
+    "(1.26 M without SpyNet); ships with vsrapp",
+    sha256="917e228e09c3f9555cb43376edafbc860cd6a0ca63a16b2f775c08c18d162a4d", size=5_424_418,
     metrics={"vid4_bi_psnr_y": 24.5223, "vid4_bi_ssim_y": 0.7064, "params_without_spynet": 1_255_563,
              "cpu2_ms_per_frame_180x320": 3056.0},
-))
-register(ModelEntry(
-    name="ssl-uni",
-    arch="basicvsr-uni",
-    bundled=True,
-    description="SSL-pruned forward-only BasicVSR for live input (ratio 0.6, short CPU schedule, docs/MODELS.md); "
-                "1.9 M params (0.45 M without SpyNet); ships with vsrapp",
-    weights=Weights(
-        file="ssl-uni",
-        sha256="8e5ed7883966cf21e86726fe2a21de45c2af7c53ad939beaea0d1baf8bd1c716",
-        url="bundled: vsrapp/weights/ssl-uni (python -m pruning.bundle; recipe in docs/MODELS.md)",
-        licence=BUNDLED_LICENCE,
-        size=3_805_454,
-    ),
+)
+register_bundled(
+    "ssl-uni", "basicvsr-uni",
+    "SSL-pruned forward-only BasicVSR for live input (ratio 0.6, short CPU schedule, docs/MODELS.md); "
+    "1.9 M params (0.45 M without SpyNet); ships with vsrapp",
+    sha256="8e5ed7883966cf21e86726fe2a21de45c2af7c53ad939beaea0d1baf8bd1c716", size=3_805_454,
     metrics={"vid4_bi_psnr_y": 24.8428, "vid4_bi_ssim_y": 0.7088, "params_without_spynet": 452_457,
              "cpu2_ms_per_frame_180x320": 1348.3},
-))
+)
 DENSE_DEFAULT = "basicvsr-vimeo-bi"
 
 
