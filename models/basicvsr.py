@@ -69,11 +69,16 @@ class Reconstruction(nn.Module):
 
     def upsample(self, lr: torch.Tensor, feat: torch.Tensor) -> torch.Tensor:
         """HR frame from the LR frame ``lr`` (B, 3, h, w) and its propagated features ``feat``."""
-        act = F.leaky_relu
-        out = act(self.fusion(feat), 0.1)
-        out = act(F.pixel_shuffle(self.upconv1(out), 2), 0.1)
-        out = act(F.pixel_shuffle(self.upconv2(out), 2), 0.1)
-        out = act(self.conv_hr(out), 0.1)
+        # In place: every activation here overwrites a fresh conv or shuffle output that nothing else holds
+        # (autograd saves the activation's output, never a conv's), and at 4x the maps are large enough that
+        # a copy per activation costs more than some of the convs.
+        def act(x: torch.Tensor) -> torch.Tensor:
+            return F.leaky_relu(x, 0.1, inplace=True)
+
+        out = act(self.fusion(feat))
+        out = act(F.pixel_shuffle(self.upconv1(out), 2))
+        out = act(F.pixel_shuffle(self.upconv2(out), 2))
+        out = act(self.conv_hr(out))
         out = self.conv_last(out)
         # The network predicts a residual over the bilinearly upsampled input.
         return out + F.interpolate(lr, scale_factor=SCALE, mode="bilinear", align_corners=False)

@@ -97,6 +97,7 @@ class TrainConfig:
     workers: int = 0
     threads: int | None = None
     bf16: bool = True  # autocast on CUDA only
+    channels_last: bool = True  # memory layout of the trained model (speed only)
 
     def clip_config(self) -> ClipConfig:
         return ClipConfig(frames=self.frames, lr_size=self.lr_size, real_prob=self.real_prob)
@@ -297,6 +298,10 @@ class Trainer:
                  groups: dict[str, tuple[list[nn.Parameter], float]], env: Dist,
                  extra: dict[str, Any] | None = None, hooks: StepHooks | None = None) -> None:
         self.cfg, self.objective, self.model, self.env = cfg, objective.to(env.device), model, env
+        if cfg.channels_last:
+            # Faster convolutions on both devices (docs/BENCHMARKS.md); parameters keep their values and
+            # names, so checkpoints and exports do not depend on it.
+            self.objective.to(memory_format=torch.channels_last)
         self.extra = extra or {}
         self.hooks = hooks or StepHooks()
         self.out = Path(cfg.out)

@@ -177,7 +177,7 @@ def test_variants_dtype_and_layout_logic_on_cpu():
     steps, autocast, dtype = prof.prepare_variant(BasicVSR(8, 1), prof.Variant("x", "bf16"), cpu)
     assert autocast is torch.bfloat16 and dtype is torch.float32 and steps.model.upconv1.weight.dtype is torch.float32
     # The Upscaler's settings, as the bench models them (pure logic: no CUDA needed).
-    assert bench.engine_variant(cpu, "auto") == prof.Variant("engine-fp32", "fp32", "autocast", False)
+    assert bench.engine_variant(cpu, "auto") == prof.Variant("engine-fp32", "fp32", "autocast", True)
     cuda = bench.engine_variant(torch.device("cuda"), "auto")
     assert cuda.precision == "fp16" and cuda.channels_last and cuda.cast == "autocast"
     frames = prof.make_inputs([torch.rand(1, 3, 8, 8)], cpu, torch.bfloat16, True)

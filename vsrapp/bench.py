@@ -226,10 +226,10 @@ class Settings:
 
 
 def engine_variant(device: torch.device, precision: str) -> prof.Variant:
-    """How :class:`vsrapp.Upscaler` runs the network: autocast to its precision, channels-last on CUDA."""
+    """How :class:`vsrapp.Upscaler` runs the network: autocast to its precision, channels-last."""
     dtype = pick_precision(precision, device)
     name = {v: k for k, v in prof.PRECISION_DTYPES.items()}[dtype]
-    return prof.Variant(f"engine-{name}", name, "autocast", channels_last=device.type == "cuda")
+    return prof.Variant(f"engine-{name}", name, "autocast", channels_last=True)
 
 
 def to_tensors(frames: np.ndarray) -> list[torch.Tensor]:

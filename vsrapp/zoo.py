@@ -56,7 +56,7 @@ class ModelEntry:
     bundled: bool = False
     # Vid4 BI x4, Y channel, measured by `vsrapp eval --model NAME` (docs/RESULTS.md); speed on 2 CPU threads
     # at 180x320 LR, model only, all from one side-by-side `vsrapp bench` run
-    # (benchmarks/results/curve-cpu-180x320-20261124-0418.json, docs/BENCHMARKS.md).
+    # (benchmarks/results/cpu-channels-last-180x320-20261124-0523.json, docs/BENCHMARKS.md).
     metrics: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -78,7 +78,7 @@ register(ModelEntry(
     name="bicubic",
     arch="bicubic",
     description="MATLAB-compatible bicubic x4 (no network): the baseline",
-    metrics={"vid4_bi_psnr_y": 23.7836, "vid4_bi_ssim_y": 0.6347, "cpu2_ms_per_frame_180x320": 9.6},
+    metrics={"vid4_bi_psnr_y": 23.7836, "vid4_bi_ssim_y": 0.6347, "cpu2_ms_per_frame_180x320": 8.3},
 ))
 register(ModelEntry(
     name="basicvsr-vimeo-bi",
@@ -92,7 +92,7 @@ register(ModelEntry(
         licence=OFFICIAL_LICENCE,
         size=25_234_632,
     ),
-    metrics={"vid4_bi_psnr_y": 27.2383, "vid4_bi_ssim_y": 0.8251, "cpu2_ms_per_frame_180x320": 6001.8},
+    metrics={"vid4_bi_psnr_y": 27.2383, "vid4_bi_ssim_y": 0.8251, "cpu2_ms_per_frame_180x320": 4427.3},
 ))
 register(ModelEntry(
     name="basicvsr-reds4",
@@ -129,7 +129,7 @@ register_bundled(
     "(1.26 M without SpyNet); ships with vsrapp",
     sha256="917e228e09c3f9555cb43376edafbc860cd6a0ca63a16b2f775c08c18d162a4d", size=5_424_418,
     metrics={"vid4_bi_psnr_y": 24.5223, "vid4_bi_ssim_y": 0.7064, "params_without_spynet": 1_255_563,
-             "cpu2_ms_per_frame_180x320": 3056.0},
+             "cpu2_ms_per_frame_180x320": 1861.4},
 )
 register_bundled(
     "ssl-uni", "basicvsr-uni",
@@ -137,7 +137,7 @@ register_bundled(
     "1.9 M params (0.45 M without SpyNet); ships with vsrapp",
     sha256="8e5ed7883966cf21e86726fe2a21de45c2af7c53ad939beaea0d1baf8bd1c716", size=3_805_454,
     metrics={"vid4_bi_psnr_y": 24.8428, "vid4_bi_ssim_y": 0.7088, "params_without_spynet": 452_457,
-             "cpu2_ms_per_frame_180x320": 1348.3},
+             "cpu2_ms_per_frame_180x320": 866.9},
 )
 DENSE_DEFAULT = "basicvsr-vimeo-bi"
 
