@@ -1,18 +1,25 @@
 #!/usr/bin/env bash
-# The first CPU measurement recorded in docs/BENCHMARKS.md (repo root; dense weights from $VSRAPP_WEIGHTS, the
-# pruned model from runs/ssl-oneshot-r05). A frame of dense BasicVSR takes tens of seconds on 2 shared cores, so
-# the clip is short and warm-up is off (first-call overhead is milliseconds against seconds per frame).
+# The reference CPU measurement of docs/BENCHMARKS.md, from the repository root: every model side by side
+# (model-only with parts, network-only, end to end), then the memory-layout experiment (contiguous against
+# channels-last). Dense weights come from $VSRAPP_WEIGHTS; the bundled models ship with the package.
+#   MODELS   the models to compare (default: dense BasicVSR, the two bundled models, bicubic)
+#   THREADS  torch threads (default: all cores). On a 2-core machine shared with other jobs, two OpenMP threads
+#            wait on each other at every parallel region, so THREADS=1 gives the cleaner comparison there.
+#   FRAMES   frames per measurement (default 4; a dense frame takes seconds on a small CPU)
 set -uo pipefail
 export VSRAPP_WEIGHTS=${VSRAPP_WEIGHTS:-/work/shared/weights}
-PRUNED=${PRUNED:-runs/ssl-oneshot-r05}
+read -r -a MODELS <<< "${MODELS:-basicvsr-vimeo-bi ssl-bi ssl-uni bicubic}"
+THREADS_ARG=()
+[ -n "${THREADS:-}" ] && THREADS_ARG=(--threads "$THREADS")
+FRAMES=${FRAMES:-4}
 DATE=$(date +%Y%m%d-%H%M)
+TAG=${THREADS:+-${THREADS}thread}
 mkdir -p benchmarks/results
+quiet() { grep --line-buffered -v "^USDT\|gpuGetDeviceCount"; }
 uptime
-# A: every model side by side (model-only with parts, top ops, network-only, end to end).
-python -m vsrapp.bench --models basicvsr-vimeo-bi "$PRUNED" bicubic --size 180x320 --frames 3 --warmup 0 \
-  --profile --json "benchmarks/results/cpu-180x320-$DATE.json" 2>&1 | grep --line-buffered -v "^USDT\|gpuGetDeviceCount"
+vsrapp bench --models "${MODELS[@]}" --size 180x320 --frames "$FRAMES" --warmup 1 "${THREADS_ARG[@]}" --profile \
+  --json "benchmarks/results/cpu${TAG}-180x320-$DATE.json" 2>&1 | quiet
 uptime
-# B: channels-last on the CPU (the pruned model: cheapest network with every kind of layer).
-python -m vsrapp.bench --models "$PRUNED" --size 180x320 --frames 2 --warmup 0 --no-e2e --gpu-opts fp32 fp32-cl \
-  --opts-frames 2 --json "benchmarks/results/cpu-180x320-opts-$DATE.json" 2>&1 | grep --line-buffered -v "^USDT\|gpuGetDeviceCount"
+vsrapp bench --models "${MODELS[@]}" --size 180x320 --frames "$FRAMES" --warmup 1 "${THREADS_ARG[@]}" --no-e2e \
+  --gpu-opts fp32 fp32-cl --opts-frames 3 --json "benchmarks/results/cpu${TAG}-180x320-layout-$DATE.json" 2>&1 | quiet
 uptime

@@ -312,6 +312,7 @@ class Trainer:
         net = model.net if isinstance(model, GatedModel) else model
         self.spynet = list(net.spynet.parameters())
         self.step = 0
+        self.seconds = 0.0  # wall clock spent in run() by this process (the recipe's "seconds")
         self.history: list[float] = []  # loss per step (this process), for tests and the final summary
         self._ddp: nn.Module | None = None
         self._ddp_frozen: bool | None = None
@@ -344,6 +345,17 @@ class Trainer:
     def save(self) -> None:
         if self.env.main:
             save_checkpoint(self.ckpt, self.state())
+
+    def start(self, resume: bool) -> None:
+        """SpyNet frozen or not as the schedule says at step 0, then (``resume``) the last checkpoint."""
+        self._set_spynet_frozen(spynet_frozen(self.cfg, 0))
+        if resume:
+            self.resume()
+
+    @property
+    def finished(self) -> bool:
+        """True in the process that exports, once every step has run."""
+        return self.env.main and self.step >= self.cfg.iters
 
     # ---------------------------------------------------------------------------------------------- run
     def _set_spynet_frozen(self, frozen: bool) -> None:
@@ -380,6 +392,13 @@ class Trainer:
         self.objective.train()
         autocast = env.device.type == "cuda" and cfg.bf16
         started, start_step = time.perf_counter(), self.step
+        try:
+            self._run(dataset, autocast, started, start_step)
+        finally:
+            self.seconds += time.perf_counter() - started
+
+    def _run(self, dataset: SyntheticClips, autocast: bool, started: float, start_step: int) -> None:
+        cfg, env = self.cfg, self.env
         window: list[dict[str, float]] = []
         for lrs, gts in self.batches(dataset):
             frozen = spynet_frozen(cfg, self.step)
@@ -458,12 +477,12 @@ def _next_key(recipe: dict[str, Any], phase: str) -> str:
     return key
 
 
-def _recipe(cfg: TrainConfig, env: Dist, trainer: Trainer, seconds: float, n_stills: int) -> dict[str, Any]:
+def _recipe(cfg: TrainConfig, env: Dist, trainer: Trainer, n_stills: int) -> dict[str, Any]:
     device = torch.cuda.get_device_name(env.device) if env.device.type == "cuda" else \
         f"CPU {platform.machine()} ({torch.get_num_threads()} threads)"
     tail = trainer.history[-max(1, cfg.log_every):]
     return {"phase": cfg.phase, "config": dataclasses.asdict(cfg), "world": env.world, "device": device,
-            "effective_batch": cfg.batch * env.world, "stills": n_stills, "seconds": round(seconds, 1),
+            "effective_batch": cfg.batch * env.world, "stills": n_stills, "seconds": round(trainer.seconds, 1),
             "final_loss": float(np.mean(tail)) if tail else None, "date": time.strftime("%Y-%m-%d %H:%M:%S")}
 
 
@@ -483,14 +502,12 @@ def train_sparsity(cfg: TrainConfig, dense: BasicVSR | BasicVSRUni, teacher_name
               "spynet": (list(gated.net.spynet.parameters()), cfg.lr * cfg.spynet_lr_mult)}
     objective = SparsityObjective(gated, reg)
     trainer = Trainer(cfg, objective, gated, groups, env, extra={"marked": marked})
-    trainer._set_spynet_frozen(spynet_frozen(cfg, 0))
-    if resume:
-        trainer.resume()
+    trainer.start(resume)
+    if resume:  # the marked set is the checkpoint's, not this process's fresh selection
         reg.marked = {n: m for n, m in trainer.extra["marked"].items() if bool(m.any())}
-    started = time.perf_counter()
     trainer.run(dataset)
     out = Path(cfg.out)
-    if env.main and trainer.step >= cfg.iters:
+    if trainer.finished:
         final = select_global(importance_scores(gated, cfg.normalise), cfg.ratio)
         overlap = sum(int((final[n] & marked[n]).sum()) for n in final)
         LOG.info("re-selection: %d pruned, %d of them were marked at the start", sum(int(m.sum()) for m in
@@ -499,8 +516,7 @@ def train_sparsity(cfg: TrainConfig, dense: BasicVSR | BasicVSRUni, teacher_name
         LOG.info("pruned fraction per gate: min %.2f max %.2f", min(fractions.values()), max(fractions.values()))
         plan = plan_from_masks(gated, final)
         meta = {"ratio": cfg.ratio, "teacher": teacher_name,
-                "recipe": {"sparsity": _recipe(cfg, env, trainer, time.perf_counter() - started,
-                                               len(dataset.stills))}}
+                "recipe": {"sparsity": _recipe(cfg, env, trainer, len(dataset.stills))}}
         export_slim(gated.cpu(), plan, out, meta)
         LOG.info("exported slim model to %s", out)
     return out
@@ -557,17 +573,13 @@ def train_finetune(cfg: TrainConfig, student: nn.Module, teacher: nn.Module | No
     objective = FinetuneObjective(student, teacher, cfg.tf_weight)
     hooks = KeepZeros(student) if "layers" in getattr(student, "plan", {}) else None
     trainer = Trainer(cfg, objective, student, groups, env, hooks=hooks)
-    trainer._set_spynet_frozen(spynet_frozen(cfg, 0))
-    if resume:
-        trainer.resume()
-    started = time.perf_counter()
+    trainer.start(resume)
     trainer.run(dataset)
     out = Path(cfg.out)
-    if env.main and trainer.step >= cfg.iters:
+    if trainer.finished:
         meta = dict(base_meta or {})
         recipe = dict(meta.get("recipe") or {})
-        recipe[_next_key(recipe, "finetune")] = _recipe(cfg, env, trainer, time.perf_counter() - started,
-                                                        len(dataset.stills))
+        recipe[_next_key(recipe, "finetune")] = _recipe(cfg, env, trainer, len(dataset.stills))
         meta["recipe"] = recipe
         save_pruned_model(student, out, meta)
         LOG.info("saved fine-tuned %s model to %s", meta.get("method", "ssl"), out)
@@ -596,18 +608,15 @@ def train_method(cfg: TrainConfig, dense: BasicVSR | BasicVSRUni, method: Any, t
     groups = {"weights": ([p for p in model.parameters() if id(p) not in taken], cfg.lr), **own,
               "spynet": (spynet, cfg.lr * cfg.spynet_lr_mult)}
     trainer = Trainer(cfg, MethodObjective(model, method), model, groups, env, hooks=method)
-    trainer._set_spynet_frozen(spynet_frozen(cfg, 0))
-    if resume:
-        trainer.resume()
-    started = time.perf_counter()
+    trainer.start(resume)
     trainer.run(dataset)
     out = Path(cfg.out)
-    if env.main and trainer.step >= cfg.iters:
+    if trainer.finished:
         complete = bool(method.done(trainer.step))
         if not complete:
             LOG.warning("%s schedule not finished after %d steps: exporting the current selection",
                         method.name, trainer.step)
-        recipe = _recipe(cfg, env, trainer, time.perf_counter() - started, len(dataset.stills))
+        recipe = _recipe(cfg, env, trainer, len(dataset.stills))
         recipe["config"] = {k: v for k, v in recipe["config"].items() if k not in SSL_ONLY_FIELDS}
         state = method.state_dict()
         recipe["method"] = {k: state[k] for k in ("config", "budget") if k in state}  # the JSON-able part
