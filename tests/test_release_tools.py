@@ -81,3 +81,39 @@ def test_pareto_joins_bench_and_eval_into_table_and_plot(tiny_export, tmp_path):
     cmd = cmd[:4] + ["--row", "cut", "bicubic", str(partial)]
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
     assert done.returncode != 0 and "not a whole-Vid4 result" in done.stderr
+
+
+def _write_clip(folder: Path, frames: int = 4, h: int = 32, w: int = 48) -> Path:
+    import cv2
+    import numpy as np
+
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    base = cv2.GaussianBlur(rng.integers(0, 256, (h, w + 3 * frames, 3), dtype=np.uint8), (5, 5), 1.5)
+    for i in range(frames):  # a pan of 3 px per frame
+        cv2.imwrite(str(folder / f"{i:03d}.png"), base[:, 3 * i:3 * i + w])
+    return folder
+
+
+def test_stability_plays_the_clip_ping_pong_and_scores_every_frame(tmp_path):
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        import stability
+    finally:
+        sys.path.remove(str(REPO / "benchmarks"))
+    assert list(stability.ping_pong(3, 9)) == [0, 1, 2, 1, 0, 1, 2, 1, 0]
+    with pytest.raises(ValueError):
+        list(stability.ping_pong(1, 3))
+    clip = _write_clip(tmp_path / "clip")
+    out = tmp_path / "stability.json"
+    cmd = [sys.executable, str(REPO / "benchmarks" / "stability.py"), "--model", "bicubic", "--clip", str(clip),
+           "--frames", "10", "--threads", "1", "--json", str(out)]
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(out.read_text())
+    assert len(result["psnr_y_per_frame"]) == 10 and result["clip_frame_order"][:7] == [0, 1, 2, 3, 2, 1, 0]
+    # Bicubic against itself: every frame exactly at the reference, so no blow-up.
+    assert result["worst_margin_over_bicubic"]["db"] == 0.0
+    assert result["psnr_y_per_frame"][0] == result["psnr_y_per_frame"][6]  # the same clip frame, no state
+    bad = subprocess.run(cmd[:5] + [str(tmp_path / "missing")], capture_output=True, text=True, cwd=REPO)
+    assert bad.returncode == 2 and "error" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
