@@ -51,8 +51,10 @@ def save_pruned(out_dir: str | Path, state: dict[str, torch.Tensor], plan: dict[
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     tmp = out / "model.safetensors.part"
-    save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, str(tmp),
-              metadata={"format": "pt", "method": str(meta["method"])})
+    # One metadata entry only: safetensors writes its metadata map in an arbitrary order, so two entries would
+    # make the same weights hash differently from run to run (the zoo pins bundled files by sha256). The
+    # method is in meta.json.
+    save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, str(tmp), metadata={"format": "pt"})
     os.replace(tmp, out / "model.safetensors")
     for name, obj in (("plan.json", plan), ("meta.json", meta)):
         part = out / f"{name}.part"

@@ -12,13 +12,13 @@ drops the (small) contribution of the pruned units, which is what fine-tuning th
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from models.complexity import count_macs, count_params
+from models.pruned import save_pruned
 from models.slim import build_slim, layer_slices, validate_plan
 
 from .gates import GatedConv2d, GatedModel
@@ -93,16 +93,7 @@ def export_slim(model: GatedModel, plan: dict[str, Any], out_dir: str | Path,
     """Write ``model.safetensors``, ``plan.json`` and ``meta.json`` for the slim form of ``model`` under
     ``plan`` into ``out_dir`` (created) and return it. The slim model is built and loaded strictly before
     anything is written, so a plan that does not fit fails here, not at load time."""
-    from safetensors.torch import save_file
-
     state = slim_state_dict(model, plan)
     slim = build_slim(plan)
     slim.load_state_dict(state, strict=True)
-    full_meta = build_meta(slim, plan, meta)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    save_file(state, str(out / "model.safetensors"),
-              metadata={"format": "pt", "method": str(full_meta["method"])})
-    (out / "plan.json").write_text(json.dumps(plan, indent=1) + "\n")
-    (out / "meta.json").write_text(json.dumps(full_meta, indent=2) + "\n")
-    return out
+    return save_pruned(out_dir, state, plan, build_meta(slim, plan, meta))

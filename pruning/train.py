@@ -47,6 +47,7 @@ from torch.utils.data import DataLoader
 
 from models.basicvsr import BasicVSR, BasicVSRUni
 from models.complexity import count_macs, count_params
+from models.pruned import META_LR_SIZE, save_pruned
 from models.slim import SlimBasicVSR, SlimBasicVSRUni
 
 from .data import ClipConfig, ResumableSampler, SyntheticClips
@@ -524,17 +525,9 @@ def train_sparsity(cfg: TrainConfig, dense: BasicVSR | BasicVSRUni, teacher_name
 
 def save_slim(model: SlimBasicVSR | SlimBasicVSRUni, out_dir: str | Path, meta: dict[str, Any]) -> Path:
     """Write a (fine-tuned) slim model in the export format of :func:`pruning.export.export_slim`."""
-    from safetensors.torch import save_file
-
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     model = model.cpu()
     state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
-    full = build_meta(model, model.plan, meta)
-    save_file(state, str(out / "model.safetensors"), metadata={"format": "pt", "method": str(full["method"])})
-    (out / "plan.json").write_text(json.dumps(model.plan, indent=1) + "\n")
-    (out / "meta.json").write_text(json.dumps(full, indent=2) + "\n")
-    return out
+    return save_pruned(out_dir, state, model.plan, build_meta(model, model.plan, meta))
 
 
 def save_pruned_model(model: nn.Module, out_dir: str | Path, meta: dict[str, Any]) -> Path:
@@ -544,7 +537,6 @@ def save_pruned_model(model: nn.Module, out_dir: str | Path, meta: dict[str, Any
     if meta.get("method", "ssl") == "ssl":
         meta.pop("arch", None)  # recomputed by build_meta
         return save_slim(model, out_dir, meta)
-    from models.pruned import META_LR_SIZE, save_pruned
 
     model = model.cpu()
     state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}

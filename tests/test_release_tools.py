@@ -117,3 +117,18 @@ def test_stability_plays_the_clip_ping_pong_and_scores_every_frame(tmp_path):
     assert result["psnr_y_per_frame"][0] == result["psnr_y_per_frame"][6]  # the same clip frame, no state
     bad = subprocess.run(cmd[:5] + [str(tmp_path / "missing")], capture_output=True, text=True, cwd=REPO)
     assert bad.returncode == 2 and "error" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_bundling_is_byte_reproducible(tiny_export, tmp_path):
+    """The zoo pins each bundled file by sha256, so bundling the same export again, in a fresh process, must
+    give the same bytes (safetensors orders a multi-entry metadata map differently from run to run)."""
+    digests = set()
+    for k in range(3):
+        code = ("import sys, hashlib; from pathlib import Path; from pruning.bundle import bundle; "
+                "out = bundle(sys.argv[1], 'tiny-ssl', target_root=Path(sys.argv[2])); "
+                "print(hashlib.sha256((out / 'model.safetensors').read_bytes()).hexdigest())")
+        done = subprocess.run([sys.executable, "-c", code, str(tiny_export), str(tmp_path / f"w{k}")],
+                              capture_output=True, text=True, cwd=REPO)
+        assert done.returncode == 0, done.stderr
+        digests.add(done.stdout.strip())
+    assert len(digests) == 1

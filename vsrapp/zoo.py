@@ -127,16 +127,16 @@ register_bundled(
     "ssl-bi", "basicvsr",
     "SSL-pruned BasicVSR (ratio 0.5, short CPU schedule, docs/MODELS.md); bidirectional, 2.7 M params "
     "(1.26 M without SpyNet); ships with vsrapp",
-    sha256="917e228e09c3f9555cb43376edafbc860cd6a0ca63a16b2f775c08c18d162a4d", size=5_424_418,
-    metrics={"vid4_bi_psnr_y": 24.5223, "vid4_bi_ssim_y": 0.7064, "params_without_spynet": 1_255_563,
+    sha256="9a510977b6050dbc2866ec528d963bf3a132bfae6f3eb184d1264aecc6fa5b95", size=5_424_402,
+    metrics={"vid4_bi_psnr_y": 25.3188, "vid4_bi_ssim_y": 0.7410, "params_without_spynet": 1_255_563,
              "cpu2_ms_per_frame_180x320": 1861.4},
 )
 register_bundled(
     "ssl-uni", "basicvsr-uni",
     "SSL-pruned forward-only BasicVSR for live input (ratio 0.6, short CPU schedule, docs/MODELS.md); "
     "1.9 M params (0.45 M without SpyNet); ships with vsrapp",
-    sha256="8e5ed7883966cf21e86726fe2a21de45c2af7c53ad939beaea0d1baf8bd1c716", size=3_805_454,
-    metrics={"vid4_bi_psnr_y": 24.8428, "vid4_bi_ssim_y": 0.7088, "params_without_spynet": 452_457,
+    sha256="c887f6e5772ef9c777ad60c97c9c8d871a24f81d53f5e774ae5205d131fd7f2c", size=3_805_438,
+    metrics={"vid4_bi_psnr_y": 25.0125, "vid4_bi_ssim_y": 0.7211, "params_without_spynet": 452_457,
              "cpu2_ms_per_frame_180x320": 866.9},
 )
 DENSE_DEFAULT = "basicvsr-vimeo-bi"
