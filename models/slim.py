@@ -25,6 +25,7 @@ the layers differ, so the streaming engine runs them with exactly the dense code
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -115,32 +116,35 @@ class SlimResidualBlock(nn.Module):
     def forward(self, x: torch.Tensor, inplace: bool = False) -> torch.Tensor:
         """``x`` plus the block's residual on the write set. ``inplace=True`` adds into ``x`` itself (for a
         caller that owns ``x`` and runs without autograd): it saves a copy of the whole stream per block."""
-        if x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
-            return self._forward_channels_last(x, inplace)
-        u = x if self.read_all else x.index_select(1, self.read_idx)
+        to_channels, from_channels = _channel_axis_views(x)
+        u = x if self.read_all else from_channels(to_channels(x).index_select(1, self.read_idx))
         r = self.conv2(F.relu(self.conv1(u), inplace=True))
         if self.write_all:
             return x.add_(r) if inplace else x + r
-        return x.index_add_(1, self.write_idx, r) if inplace else x.index_add(1, self.write_idx, r)
-
-    def _forward_channels_last(self, x: torch.Tensor, inplace: bool) -> torch.Tensor:
-        # In channels-last memory the channel axis is the innermost one: as a (pixels, channels) matrix the
-        # gather and scatter are contiguous row operations. On the NCHW view of the same memory they are
-        # strided and several times slower (and on a 4-d NHWC view about 4x slower than on the 2-d one).
-        n, c, h, w = x.shape
-        rows = x.permute(0, 2, 3, 1).reshape(-1, c)  # a view: no copy for channels-last memory
-        u = x if self.read_all else _as_nchw(rows.index_select(1, self.read_idx), n, h, w)
-        r = self.conv2(F.relu(self.conv1(u), inplace=True))
-        if self.write_all:
-            return x.add_(r) if inplace else x + r
-        r_rows = r.permute(0, 2, 3, 1).reshape(-1, r.shape[1])
-        out = rows.index_add_(1, self.write_idx, r_rows) if inplace else rows.index_add(1, self.write_idx, r_rows)
-        return _as_nchw(out, n, h, w)
+        stream, residual = to_channels(x), to_channels(r)
+        if inplace:
+            return from_channels(stream.index_add_(1, self.write_idx, residual))
+        return from_channels(stream.index_add(1, self.write_idx, residual))
 
 
-def _as_nchw(rows: torch.Tensor, n: int, h: int, w: int) -> torch.Tensor:
-    """A (pixels, channels) matrix back as an (n, c, h, w) tensor in channels-last memory (a view)."""
-    return rows.reshape(n, h, w, rows.shape[1]).permute(0, 3, 1, 2)
+def _channel_axis_views(x: torch.Tensor) -> tuple[Callable[[torch.Tensor], torch.Tensor],
+                                                  Callable[[torch.Tensor], torch.Tensor]]:
+    """How to gather and scatter the channels of ``x``'s layout: a pair of maps to a tensor whose dim 1 is the
+    channel axis and back.
+
+    NCHW: the tensor itself. Channels-last: a (pixels, channels) matrix, a view of the same memory, on which
+    the gather and scatter are contiguous row operations; on the NCHW view of channels-last memory they are
+    strided and several times slower (and on a 4-d NHWC view about 4x slower than on the 2-d one).
+    """
+    if not (x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)):
+        return _same, _same
+    n, _, h, w = x.shape
+    return (lambda t: t.permute(0, 2, 3, 1).reshape(-1, t.shape[1]),
+            lambda rows: rows.reshape(n, h, w, rows.shape[1]).permute(0, 3, 1, 2))
+
+
+def _same(t: torch.Tensor) -> torch.Tensor:
+    return t
 
 
 class SlimTrunk(nn.Module):
