@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from vsrapp import zoo
-from vsrapp.evaluation import bicubic_degrade, crop_to_multiple, frame_paths, read_rgb
+from vsrapp.evaluation import bicubic_degrade, crop_to_multiple, frame_paths, read_rgb, y_psnr
 from vsrapp.upscaler import Upscaler
 
 
@@ -41,25 +41,18 @@ def ping_pong(n: int, length: int) -> Iterator[int]:
         yield i if i < n else period - i
 
 
-def psnr_y(out: np.ndarray, gt: np.ndarray) -> float:
-    from vsrapp.compat import basicsr
-
-    return float(basicsr("metrics.psnr_ssim").calculate_psnr(out[:, :, ::-1], gt[:, :, ::-1], crop_border=0,
-                                                             test_y_channel=True))
-
-
 def run(model: str, clip: Path, length: int, threads: int | None = None) -> dict:
-    name = zoo.resolve_name(model) if model == zoo.AUTO else model
+    name = zoo.resolve_name(model)
     if not clip.is_dir():
         raise FileNotFoundError(f"{clip} is not a folder of frames")
     gts = [crop_to_multiple(read_rgb(p), 4) for p in frame_paths(clip)]
     lrs = [bicubic_degrade(g) for g in gts]
     bicubic = Upscaler("bicubic", device="cpu", threads=threads)
-    bicubic_psnr = [psnr_y(out, gt) for out, gt in zip(bicubic.upscale_frames(lrs), gts)]
+    bicubic_psnr = [y_psnr(out, gt) for out, gt in zip(bicubic.upscale_frames(lrs), gts)]
     order = list(ping_pong(len(gts), length))
     upscaler = Upscaler(name, device="cpu", threads=threads)
     started = time.perf_counter()
-    psnr = [psnr_y(out, gts[i]) for out, i in zip(upscaler.upscale_frames(lrs[i] for i in order), order)]
+    psnr = [y_psnr(out, gts[i]) for out, i in zip(upscaler.upscale_frames(lrs[i] for i in order), order)]
     margin = [p - bicubic_psnr[i] for p, i in zip(psnr, order)]
     quarter = max(1, length // 4)
     worst = int(np.argmin(margin))

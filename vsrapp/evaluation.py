@@ -97,13 +97,17 @@ def to_uint8(img: torch.Tensor) -> np.ndarray:
     return np.round(arr * 255.0).astype(np.uint8)
 
 
-def y_metrics(out_rgb: np.ndarray, gt_rgb: np.ndarray) -> tuple[float, float]:
-    """(PSNR, SSIM) on Y with basicsr's functions, no crop. Inputs are RGB uint8; basicsr wants BGR."""
+def y_psnr(out_rgb: np.ndarray, gt_rgb: np.ndarray) -> float:
+    """PSNR on Y with basicsr's function, no crop. Inputs are RGB uint8; basicsr wants BGR."""
     metrics = basicsr("metrics.psnr_ssim")
-    out_bgr, gt_bgr = out_rgb[:, :, ::-1], gt_rgb[:, :, ::-1]
-    psnr = metrics.calculate_psnr(out_bgr, gt_bgr, crop_border=0, test_y_channel=True)
-    ssim = metrics.calculate_ssim(out_bgr, gt_bgr, crop_border=0, test_y_channel=True)
-    return float(psnr), float(ssim)
+    return float(metrics.calculate_psnr(out_rgb[:, :, ::-1], gt_rgb[:, :, ::-1], crop_border=0, test_y_channel=True))
+
+
+def y_metrics(out_rgb: np.ndarray, gt_rgb: np.ndarray) -> tuple[float, float]:
+    """(PSNR, SSIM) on Y with basicsr's functions, no crop. Inputs are RGB uint8."""
+    metrics = basicsr("metrics.psnr_ssim")
+    ssim = metrics.calculate_ssim(out_rgb[:, :, ::-1], gt_rgb[:, :, ::-1], crop_border=0, test_y_channel=True)
+    return y_psnr(out_rgb, gt_rgb), float(ssim)
 
 
 def crop_to_multiple(img: np.ndarray, scale: int) -> np.ndarray:
