@@ -283,8 +283,7 @@ def upscale_on_ray(
     counts frames over the whole job; ``status`` gets a :class:`JobStatus` about twice a second.
     """
     ray = connect(address, num_cpus)
-    model = zoo.resolve_name(model) if isinstance(model, str) else model  # once: the manifest names what ran
-    model_name = model if isinstance(model, str) else type(model).__name__
+    model, model_name = zoo.resolve_model(model)
     net = (zoo.get_model(model) if isinstance(model, str) else model).cpu().eval()
     bidirectional = bool(getattr(net, "bidirectional", False))
     gpus = ray.cluster_resources().get("GPU", 0) > 0 and device in ("auto", "cuda")

@@ -203,8 +203,7 @@ def upscale_file(
         if os.path.abspath(dst) == os.path.abspath(src) or os.path.samefile(dst, src):
             raise VideoError(f"{dst}: refusing to write over the input file")
         raise VideoError(f"{dst}: already exists (use --overwrite to replace it)")
-    model = zoo.resolve_name(model) if isinstance(model, str) else model  # once: the manifest names what ran
-    model_name = model if isinstance(model, str) else type(model).__name__
+    model, model_name = zoo.resolve_model(model)
     if upscaler is None:
         upscaler = Upscaler(model, device=device, precision=precision, window=window, lookahead=lookahead,
                             tile=tile, tile_overlap=tile_overlap)

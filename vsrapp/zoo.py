@@ -209,6 +209,15 @@ def resolve_name(name: str) -> str:
     return DENSE_DEFAULT if weights_path(_ZOO[DENSE_DEFAULT]).is_file() else best_bundled()
 
 
+def resolve_model(model: str | nn.Module) -> tuple[str | nn.Module, str]:
+    """``(model, name)``: a name with ``auto`` resolved once (so a job's manifest names what really ran), or
+    a module as it is, named by its class."""
+    if isinstance(model, str):
+        name = resolve_name(model)
+        return name, name
+    return model, type(model).__name__
+
+
 def find_weights(entry: ModelEntry) -> Path:
     """The verified weights file of ``entry``, or a :class:`WeightsError` that tells the user how to fix it."""
     assert entry.weights is not None
