@@ -1,5 +1,5 @@
-"""Models that ship inside the package: present and verified after install, the default when the official
-weights are not installed, and their model-card numbers reproducible with `vsrapp eval`."""
+"""Models that ship inside the package: present and verified after install, the default model whether or not
+the official weights are installed, and their model-card numbers reproducible with `vsrapp eval`."""
 
 from __future__ import annotations
 
@@ -61,32 +61,29 @@ def test_a_damaged_bundled_model_is_refused(tmp_path, monkeypatch):
         zoo.get_model(entry.name)
 
 
-def test_auto_is_the_official_model_when_installed_else_the_bundled_one(tmp_path, monkeypatch, weights_env):
-    assert zoo.resolve_name("auto") == zoo.DENSE_DEFAULT
+def test_auto_is_the_best_bundled_model_with_or_without_the_official_weights(tmp_path, monkeypatch, weights_env):
+    assert zoo.resolve_name("auto") == zoo.best_bundled() == "ssl-bi"  # official weights installed
     monkeypatch.setenv("VSRAPP_WEIGHTS", str(tmp_path))  # a fresh machine: nothing fetched
-    assert zoo.resolve_name("auto") == zoo.best_bundled()
+    assert zoo.resolve_name("auto") == "ssl-bi"
     assert zoo.resolve_name("bicubic") == "bicubic"
+    assert zoo.resolve_name(zoo.DENSE_DEFAULT) == zoo.DENSE_DEFAULT  # the sharper model stays one flag away
 
 
-def test_upscale_on_a_fresh_machine_uses_the_bundled_model(media, tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("VSRAPP_WEIGHTS", str(tmp_path / "nothing-fetched"))
+@pytest.mark.parametrize("fetched", [False, True], ids=["nothing-fetched", "after-setup"])
+def test_upscale_uses_the_bundled_ssl_bi_by_default(fetched, media, tmp_path, monkeypatch, capsys,
+                                                     official_weights_dir):
+    """`vsrapp upscale in out` on a fresh install, and after the README's set-up has fetched the official
+    weights: both run ssl-bi from the package, say so, and write a complete x4 video."""
+    weights = official_weights_dir if fetched else tmp_path / "nothing-fetched"
+    monkeypatch.setenv("VSRAPP_WEIGHTS", str(weights))
     out = tmp_path / "out.mp4"
     assert main(["upscale", str(media.odd_size), str(out)]) == 0
     captured = capsys.readouterr()
-    assert f"bundled model '{zoo.best_bundled()}'" in captured.err and "vsrapp fetch-weights" in captured.err
-    assert f"with {zoo.best_bundled()} on cpu" in captured.out
+    assert "with ssl-bi on cpu" in captured.out and "vsrapp:" not in captured.err  # no note, no error
     with av.open(str(media.odd_size)) as src, av.open(str(out)) as dst:
         s, d = src.streams.video[0], dst.streams.video[0]
         assert (d.width, d.height) == (4 * s.width, 4 * s.height)
         assert sum(1 for _ in dst.decode(video=0)) == sum(1 for _ in src.decode(video=0))
-
-
-def test_no_note_when_the_official_model_is_installed(capsys, weights_env):
-    from vsrapp.cli import _resolve_model
-
-    assert _resolve_model("auto", quiet=False) == zoo.DENSE_DEFAULT
-    assert _resolve_model("bicubic", quiet=False) == "bicubic"
-    assert capsys.readouterr().err == ""
 
 
 @pytest.mark.parametrize("entry", BUNDLED, ids=lambda e: e.name)

@@ -129,7 +129,7 @@ def cmd_upscale(args: argparse.Namespace) -> int:
     from .video import VideoError
 
     jobs = _jobs(Path(args.input), Path(args.output))
-    args.model = _resolve_model(args.model, args.quiet)
+    args.model = zoo.resolve_name(args.model)  # once, so a job's manifest names the model that ran
     if args.ray is not None:
         return _upscale_on_ray(args, jobs)
     upscaler = Upscaler(args.model, device=resolve_device(args.device), precision=args.precision,
@@ -171,20 +171,6 @@ def cmd_upscale(args: argparse.Namespace) -> int:
     if failures and len(jobs) > 1:
         print(f"vsrapp: {failures} of {len(jobs)} videos failed", file=sys.stderr)
     return EXIT_USER_ERROR if failures else 0
-
-
-def _resolve_model(name: str, quiet: bool) -> str:
-    """``auto`` becomes a zoo name once, here, so that a job's manifest names the model that actually ran; the
-    user hears about the fallback to the bundled model, which is faster but not as sharp."""
-    resolved = zoo.resolve_name(name)
-    if name == zoo.AUTO and resolved != zoo.DENSE_DEFAULT and not quiet:
-        entry = zoo.get_entry(resolved)
-        score = entry.metrics.get("vid4_bi_psnr_y")
-        quality = f"Vid4 {score:.2f} dB" if score else "quality not measured"
-        dense = zoo.get_entry(zoo.DENSE_DEFAULT).metrics["vid4_bi_psnr_y"]
-        print(f"vsrapp: note: using the bundled model '{resolved}' ({quality}); `vsrapp fetch-weights` installs "
-              f"'{zoo.DENSE_DEFAULT}' (Vid4 {dense:.2f} dB), which is then the default", file=sys.stderr)
-    return resolved
 
 
 def _upscale_on_ray(args: argparse.Namespace, jobs: list[tuple[Path, Path]]) -> int:
@@ -258,8 +244,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("output", help="output file (container from its extension), or a folder for folder input")
     p.add_argument("--model", default=DEFAULT_MODEL_NAME,
                    help=f"zoo name, official .pth, or pruned-model folder (default {DEFAULT_MODEL_NAME}: "
-                        f"{zoo.DENSE_DEFAULT} when its weights are installed, else the best bundled model, "
-                        f"now {zoo.best_bundled()})")
+                        f"the best bundled model, now {zoo.best_bundled()}; {zoo.DENSE_DEFAULT} is sharper "
+                        f"and slower, after `vsrapp fetch-weights`)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"],
                    help="auto: fp16 on CUDA, fp32 on CPU")

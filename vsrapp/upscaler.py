@@ -28,7 +28,7 @@ from torch import nn
 from . import zoo
 from .recurrence import StreamRunner, WindowRunner
 
-DEFAULT_MODEL = zoo.AUTO  # the official BasicVSR when installed, else the best bundled model
+DEFAULT_MODEL = zoo.AUTO  # the best bundled model: needs no download (zoo.resolve_name)
 DEFAULT_WINDOW = 24
 DEFAULT_LOOKAHEAD = 8
 DEFAULT_TILE_OVERLAP = 16
