@@ -78,7 +78,7 @@ register(ModelEntry(
     name="bicubic",
     arch="bicubic",
     description="MATLAB-compatible bicubic x4 (no network): the baseline",
-    metrics={"vid4_bi_psnr_y": 23.7836, "vid4_bi_ssim_y": 0.6347, "cpu2_ms_per_frame_180x320": 8.3},
+    metrics={"vid4_bi_psnr_y": 23.7836, "vid4_bi_ssim_y": 0.6347, "cpu2_ms_per_frame_180x320": 7.4},
 ))
 register(ModelEntry(
     name="basicvsr-vimeo-bi",
@@ -92,7 +92,7 @@ register(ModelEntry(
         licence=OFFICIAL_LICENCE,
         size=25_234_632,
     ),
-    metrics={"vid4_bi_psnr_y": 27.2383, "vid4_bi_ssim_y": 0.8251, "cpu2_ms_per_frame_180x320": 4427.3},
+    metrics={"vid4_bi_psnr_y": 27.2383, "vid4_bi_ssim_y": 0.8251, "cpu2_ms_per_frame_180x320": 4517.2},
 ))
 register(ModelEntry(
     name="basicvsr-reds4",
@@ -127,17 +127,17 @@ register_bundled(
     "ssl-bi", "basicvsr",
     "SSL-pruned BasicVSR (ratio 0.5, short CPU schedule, docs/MODELS.md); bidirectional, 2.7 M params "
     "(1.26 M without SpyNet); ships with vsrapp",
-    sha256="9a510977b6050dbc2866ec528d963bf3a132bfae6f3eb184d1264aecc6fa5b95", size=5_424_402,
-    metrics={"vid4_bi_psnr_y": 25.3188, "vid4_bi_ssim_y": 0.7410, "params_without_spynet": 1_255_563,
-             "cpu2_ms_per_frame_180x320": 1861.4},
+    sha256="9e4788cdb117cf1c12fdc8174a7fca51e29b457588db502d2517f042258d3fb6", size=5_424_402,
+    metrics={"vid4_bi_psnr_y": 25.4914, "vid4_bi_ssim_y": 0.7494, "params_without_spynet": 1_255_563,
+             "cpu2_ms_per_frame_180x320": 1897.8},
 )
 register_bundled(
     "ssl-uni", "basicvsr-uni",
     "SSL-pruned forward-only BasicVSR for live input (ratio 0.6, short CPU schedule, docs/MODELS.md); "
     "1.9 M params (0.45 M without SpyNet); ships with vsrapp",
-    sha256="c887f6e5772ef9c777ad60c97c9c8d871a24f81d53f5e774ae5205d131fd7f2c", size=3_805_438,
-    metrics={"vid4_bi_psnr_y": 25.0125, "vid4_bi_ssim_y": 0.7211, "params_without_spynet": 452_457,
-             "cpu2_ms_per_frame_180x320": 866.9},
+    sha256="90ddd91b7e22ea3d109e49b1da7861569b2fc11ba6183ed67358541681f5d0e4", size=3_805_438,
+    metrics={"vid4_bi_psnr_y": 25.0443, "vid4_bi_ssim_y": 0.7232, "params_without_spynet": 452_457,
+             "cpu2_ms_per_frame_180x320": 886.3},
 )
 DENSE_DEFAULT = "basicvsr-vimeo-bi"  # the sharpest model vsrapp knows; the bundled ones are pruned from it
 
