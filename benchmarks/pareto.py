@@ -92,8 +92,8 @@ def plot(points: list[Point], out: Path, threshold: float | None, paper: float |
             ax.plot([p.ms_per_frame], [p.psnr], marker=next(markers, "o"), color="tab:green", linestyle="none",
                     label=p.label)
         if p.kind != "reference":  # the legend has a point's full label; next to it, its name is enough
-            name, below = (p.label, -10) if p.kind == "curve" else (p.label.split(" (")[0], 4)
-            ax.annotate(name, (p.ms_per_frame, p.psnr), textcoords="offset points", xytext=(6, below), fontsize=7)
+            name, dy = (p.label, -10) if p.kind == "curve" else (p.label.split(" (")[0], 4)
+            ax.annotate(name, (p.ms_per_frame, p.psnr), textcoords="offset points", xytext=(6, dy), fontsize=7)
     for p in points:
         if p.kind == "reference":
             marker = "s" if p.model == "bicubic" else "*"

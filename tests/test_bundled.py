@@ -66,7 +66,7 @@ def test_auto_is_the_best_bundled_model_with_or_without_the_official_weights(tmp
     monkeypatch.setenv("VSRAPP_WEIGHTS", str(tmp_path))  # a fresh machine: nothing fetched
     assert zoo.resolve_name("auto") == "ssl-bi"
     assert zoo.resolve_name("bicubic") == "bicubic"
-    assert zoo.resolve_name(zoo.DENSE_DEFAULT) == zoo.DENSE_DEFAULT  # the sharper model stays one flag away
+    assert zoo.resolve_name(zoo.DENSE_REFERENCE) == zoo.DENSE_REFERENCE  # the sharper model stays one flag away
 
 
 @pytest.mark.parametrize("fetched", [False, True], ids=["nothing-fetched", "after-setup"])

@@ -244,7 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("output", help="output file (container from its extension), or a folder for folder input")
     p.add_argument("--model", default=DEFAULT_MODEL_NAME,
                    help=f"zoo name, official .pth, or pruned-model folder (default {DEFAULT_MODEL_NAME}: "
-                        f"the best bundled model, now {zoo.best_bundled()}; {zoo.DENSE_DEFAULT} is sharper "
+                        f"the best bundled model, now {zoo.best_bundled()}; {zoo.DENSE_REFERENCE} is sharper "
                         f"and slower, after `vsrapp fetch-weights`)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"],

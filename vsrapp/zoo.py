@@ -139,7 +139,7 @@ register_bundled(
     metrics={"vid4_bi_psnr_y": 25.0443, "vid4_bi_ssim_y": 0.7232, "params_without_spynet": 452_457,
              "cpu2_ms_per_frame_180x320": 886.3},
 )
-DENSE_DEFAULT = "basicvsr-vimeo-bi"  # the sharpest model vsrapp knows; the bundled ones are pruned from it
+DENSE_REFERENCE = "basicvsr-vimeo-bi"  # the sharpest model vsrapp knows; the bundled ones are pruned from it
 
 
 def list_models() -> list[ModelEntry]:
@@ -203,7 +203,7 @@ def best_bundled() -> str:
 def resolve_name(name: str) -> str:
     """``auto`` becomes the default model: the best bundled one (``ssl-bi`` today). It ships inside the package,
     so the default is the same on every machine, needs no download, and runs 2.4x faster than dense BasicVSR on
-    a CPU. The official dense model (``DENSE_DEFAULT``) is sharper (docs/MODELS.md) and is one ``--model``
+    a CPU. The official dense model (``DENSE_REFERENCE``) is sharper (docs/MODELS.md) and is one ``--model``
     away. Any other name is returned as it is."""
     return best_bundled() if name == AUTO else name
 
