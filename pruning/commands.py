@@ -131,6 +131,18 @@ def add_commands(subparsers: Any) -> None:
     p.add_argument("--spynet-frozen-iters", type=int, default=5000,
                    help="keep SpyNet frozen for this many iterations; -1 = always (SSL: 5000)")
     p.add_argument("--min-lr", type=float, default=1e-7, help="cosine schedule floor (default 1e-7)")
+    p.add_argument("--warmup", type=int, default=0, help="iterations of linear learning-rate warm-up (default 0)")
+    g = p.add_argument_group("teacher-anchored recovery (pruning.distill): train on a teacher cache")
+    g.add_argument("--cache", type=Path,
+                   help="teacher cache from `python -m pruning.distill cache`: the loss becomes --kd-weight x "
+                        "Charbonnier to the teacher's output + --gt-weight x Charbonnier to the ground truth + "
+                        "--tf-weight x L_tf on the cached hidden states; flows come from the cache")
+    g.add_argument("--kd-weight", type=float, default=1.0, help="weight of the teacher-output term (default 1)")
+    g.add_argument("--gt-weight", type=float, default=0.0, help="weight of the ground-truth term (default 0)")
+    g.add_argument("--ema", type=float, default=0.0,
+                   help="EMA decay of the weights; the average is what gets saved (default 0 = off)")
+    g.add_argument("--snapshot-every", type=int, default=0,
+                   help="also export the model every N iterations into <out>/snapshots/stepN (default off)")
     _common(p, iters=300000, lr=2e-4)
     p.set_defaults(func=cmd_finetune)
 
@@ -139,11 +151,11 @@ def _config(args: argparse.Namespace, phase: str, **extra: Any):
     from .train import TrainConfig
 
     return TrainConfig(phase=phase, data=str(args.data), out=str(args.out), iters=args.iters, batch=args.batch,
-                       frames=args.frames, lr_size=args.lr_size, real_prob=args.real_prob, lr=args.lr,
+                       lr_size=args.lr_size, real_prob=args.real_prob, lr=args.lr,
                        seed=args.seed, ckpt_every=args.ckpt_every, log_every=args.log_every,
                        workers=args.workers, threads=args.threads, bf16=not args.no_bf16,
                        channels_last=not args.no_channels_last,
-                       stop_at=args.stop_at, **extra)
+                       stop_at=args.stop_at, **{"frames": args.frames, **extra})
 
 
 def _weights_env() -> None:
@@ -279,16 +291,40 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         student = load_pruned(args.model)
     except (ValueError, KeyError, RuntimeError) as exc:
         raise SystemExit(f"cannot load {args.model}: {str(exc).splitlines()[0]}") from None
-    teacher = _dense_teacher(args.teacher) if args.tf_weight > 0 else None
-    cfg = _config(args, "finetune", tf_weight=args.tf_weight, schedule="cosine", min_lr=args.min_lr,
-                  spynet_frozen_iters=args.spynet_frozen_iters)
     env = setup_distributed(args.device)
     base_meta.setdefault("source_model", str(args.model))
+    if args.cache is not None:
+        return _finetune_on_cache(args, student, base_meta, env)
+    teacher = _dense_teacher(args.teacher) if args.tf_weight > 0 else None
+    cfg = _config(args, "finetune", tf_weight=args.tf_weight, schedule="cosine", min_lr=args.min_lr,
+                  spynet_frozen_iters=args.spynet_frozen_iters, warmup=args.warmup)
     out = train_finetune(cfg, student, teacher, base_meta, resume=args.resume, env=env)
     if env.main:
         done = (out / "model.safetensors").is_file()
         print(f"fine-tuned {method} model written to {out}" if done else
               f"stopped early; continue with --resume ({out})")
+    return 0
+
+
+def _finetune_on_cache(args: argparse.Namespace, student: Any, base_meta: dict[str, Any], env: Any) -> int:
+    from .distill import DistillWeights, read_cache_info, train_distill
+
+    try:
+        info = read_cache_info(args.cache)
+    except (FileNotFoundError, ValueError) as exc:
+        raise SystemExit(str(exc)) from None
+    if student.bidirectional and not info.get("bidirectional", True):
+        raise SystemExit(f"{args.cache} was made by a forward-only teacher: it has no backward states")
+    if base_meta.get("method", "ssl") == "gassl" and args.tf_weight > 0:
+        raise SystemExit("a GASSL export's hidden state is narrower than the teacher's: use --tf-weight 0")
+    weights = DistillWeights(out=args.kd_weight, gt=args.gt_weight, tf=args.tf_weight)
+    cfg = _config(args, "finetune", tf_weight=args.tf_weight, schedule="cosine", min_lr=args.min_lr,
+                  spynet_frozen_iters=-1, warmup=args.warmup, frames=0)
+    out, _ = train_distill(cfg, student, args.cache, weights, base_meta, ema_decay=args.ema, resume=args.resume,
+                           env=env, snapshot_every=args.snapshot_every)
+    if env.main:
+        done = (out / "model.safetensors").is_file()
+        print(f"distilled model written to {out}" if done else f"stopped early; continue with --resume ({out})")
     return 0
 
 

@@ -79,6 +79,7 @@ class TrainConfig:
     lr: float = 2e-4
     gate_lr: float | None = None  # sparsity: learning rate of the gates (None = lr, as SSL)
     min_lr: float = 1e-7
+    warmup: int = 0  # iterations of linear learning-rate warm-up (Adam's first steps are its largest)
     schedule: str = "constant"  # "constant" (SSL's sparsity phase) | "cosine" (its fine-tuning)
     spynet_frozen_iters: int = -1  # -1: frozen throughout (SSL's sparsity phase); SSL fine-tuning: 5000
     spynet_lr_mult: float = 0.125
@@ -250,13 +251,15 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
 
 # ------------------------------------------------------------------------------------------ the loop
 def lr_factor(cfg: TrainConfig, step: int) -> float:
-    """Multiplier of every group's base learning rate at ``step``: 1, or cosine from 1 to min_lr/lr."""
+    """Multiplier of every group's base learning rate at ``step``: 1, or cosine from 1 to min_lr/lr; times a
+    linear ramp over the first ``cfg.warmup`` steps."""
+    ramp = min(1.0, (step + 1) / cfg.warmup) if cfg.warmup > 0 else 1.0
     if cfg.schedule == "constant":
-        return 1.0
+        return ramp
     if cfg.schedule != "cosine":
         raise ValueError(f"unknown schedule {cfg.schedule!r}")
     floor = cfg.min_lr / cfg.lr
-    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(step, cfg.iters) / cfg.iters))
+    return ramp * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(step, cfg.iters) / cfg.iters)))
 
 
 def spynet_frozen(cfg: TrainConfig, step: int) -> bool:
@@ -281,6 +284,13 @@ def setup_logging(out: Path, main: bool) -> None:
 def _fmt_time(seconds: float) -> str:
     seconds = int(max(0, seconds))
     return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+def _to_device(x: Any, device: torch.device) -> Any:
+    """A batch's targets on ``device``: a tensor, or a dict of them (a teacher cache's targets)."""
+    if isinstance(x, dict):
+        return {k: v.to(device, non_blocking=True) for k, v in x.items()}
+    return x.to(device, non_blocking=True)
 
 
 def _psnr(out: torch.Tensor, gt: torch.Tensor) -> float:
@@ -410,7 +420,7 @@ class Trainer:
             for group in self.optimizer.param_groups:
                 group["lr"] = group["base_lr"] * factor
             lrs = lrs.to(env.device, non_blocking=True)
-            gts = gts.to(env.device, non_blocking=True)
+            gts = _to_device(gts, env.device)
             if self.hooks.before_step(self.model, self.step):
                 self.optimizer.state.clear()  # weights were reset (GASSL's restart after HAIR)
                 LOG.info("step %d: weights reset by the method; optimiser state cleared", self.step)
@@ -425,7 +435,7 @@ class Trainer:
             if not math.isfinite(value):
                 raise FloatingPointError(f"loss became {value} at step {self.step}")
             self.history.append(value)
-            row = {"loss": value, "psnr": _psnr(parts["outputs"], gts)}
+            row = {"loss": value, "psnr": _psnr(parts["outputs"], gts["gt"] if isinstance(gts, dict) else gts)}
             row.update({k: float(v) for k, v in parts.items() if k != "outputs"})
             window.append(row)
             if self.step % cfg.log_every == 0 or self.step == cfg.iters:

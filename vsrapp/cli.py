@@ -48,7 +48,9 @@ def cmd_models(args: argparse.Namespace) -> int:
             print(f"{'':<20} file {w.file}  sha256 {w.sha256}\n{'':<20} source {w.url}\n"
                   f"{'':<20} licence {w.licence}")
     print("* model only, 180x320 -> 720x1280, 2 CPU threads (docs/BENCHMARKS.md)")
-    print(f"default model (--model {zoo.AUTO}): {zoo.resolve_name(zoo.AUTO)}")
+    device = resolve_device("auto")
+    print(f"default model (--model {zoo.AUTO}) on this machine ({device}): {zoo.resolve_name(zoo.AUTO, device)}"
+          f"  [rule: {zoo.AUTO_RULE}]")
     return 0
 
 
@@ -129,7 +131,8 @@ def cmd_upscale(args: argparse.Namespace) -> int:
     from .video import VideoError
 
     jobs = _jobs(Path(args.input), Path(args.output))
-    args.model = zoo.resolve_name(args.model)  # once, so a job's manifest names the model that ran
+    # Once, so a job's manifest names the model that ran; the device decides what `auto` is.
+    args.model = zoo.resolve_name(args.model, resolve_device(args.device))
     if args.ray is not None:
         return _upscale_on_ray(args, jobs)
     upscaler = Upscaler(args.model, device=resolve_device(args.device), precision=args.precision,

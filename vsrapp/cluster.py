@@ -283,11 +283,11 @@ def upscale_on_ray(
     counts frames over the whole job; ``status`` gets a :class:`JobStatus` about twice a second.
     """
     ray = connect(address, num_cpus)
-    model, model_name = zoo.resolve_model(model)
-    net = (zoo.get_model(model) if isinstance(model, str) else model).cpu().eval()
-    bidirectional = bool(getattr(net, "bidirectional", False))
     gpus = ray.cluster_resources().get("GPU", 0) > 0 and device in ("auto", "cuda")
     task_device = "cuda" if gpus else "cpu"
+    model, model_name = zoo.resolve_model(model, task_device)
+    net = (zoo.get_model(model) if isinstance(model, str) else model).cpu().eval()
+    bidirectional = bool(getattr(net, "bidirectional", False))
     workers = max(1, int(ray.cluster_resources().get("GPU" if gpus else "CPU", 1) // (1 if gpus else cpus_per_task)))
     settings = asdict(JobSettings(model_name, precision, window, lookahead, tile, tile_overlap, codec, crf, preset,
                                   pix_fmt, segment_frames or 0))

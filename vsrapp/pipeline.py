@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from . import zoo
-from .upscaler import DEFAULT_LOOKAHEAD, DEFAULT_MODEL, DEFAULT_TILE_OVERLAP, DEFAULT_WINDOW, Upscaler
+from .upscaler import DEFAULT_LOOKAHEAD, DEFAULT_MODEL, DEFAULT_TILE_OVERLAP, DEFAULT_WINDOW, Upscaler, pick_device
 from .video import Frame, VideoError, VideoInfo, VideoReader, VideoWriter, probe
 from .video.concat import join_segments
 
@@ -203,7 +203,7 @@ def upscale_file(
         if os.path.abspath(dst) == os.path.abspath(src) or os.path.samefile(dst, src):
             raise VideoError(f"{dst}: refusing to write over the input file")
         raise VideoError(f"{dst}: already exists (use --overwrite to replace it)")
-    model, model_name = zoo.resolve_model(model)
+    model, model_name = zoo.resolve_model(model, upscaler.device if upscaler is not None else pick_device(device))
     if upscaler is None:
         upscaler = Upscaler(model, device=device, precision=precision, window=window, lookahead=lookahead,
                             tile=tile, tile_overlap=tile_overlap)

@@ -133,7 +133,7 @@ class Upscaler:
         self.dtype = pick_precision(precision, self.device)
         if self.device.type == "cpu":
             torch.set_num_threads(threads or os.cpu_count() or 1)
-        net = zoo.get_model(model) if isinstance(model, str) else model
+        net = zoo.get_model(zoo.resolve_name(model, self.device)) if isinstance(model, str) else model
         self.model = net.eval().to(self.device)
         # Channels-last on every device: on CUDA for the tensor cores; on the CPU oneDNN's convolutions skip
         # a layout reorder per call (measured 1.2x for dense BasicVSR and 1.5x for the slim ones at 180x320,

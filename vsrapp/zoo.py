@@ -200,19 +200,31 @@ def best_bundled() -> str:
     return max(bundled, key=lambda e: e.metrics.get("vid4_bi_psnr_y", 0.0)).name
 
 
-def resolve_name(name: str) -> str:
-    """``auto`` becomes the default model: the best bundled one (``ssl-bi`` today). It ships inside the package,
-    so the default is the same on every machine, needs no download, and runs 2.4x faster than dense BasicVSR on
-    a CPU. The official dense model (``DENSE_REFERENCE``) is sharper (docs/MODELS.md) and is one ``--model``
-    away. Any other name is returned as it is."""
-    return best_bundled() if name == AUTO else name
+def resolve_name(name: str, device: str | torch.device | None = None) -> str:
+    """``auto`` becomes the default model for ``device`` (:data:`AUTO_RULE`); any other name is returned as it
+    is.
+
+    On a CUDA device where the official dense weights are installed (and verified), that is the dense model
+    (``DENSE_REFERENCE``): the sharpest, and a GPU has the speed for it. Everywhere else, and when the device is
+    not known, it is the best bundled model (``ssl-bi`` today): it ships inside the package, needs no download,
+    and is the fastest good model on a CPU (docs/MODELS.md)."""
+    if name != AUTO:
+        return name
+    if device is not None and torch.device(device).type == "cuda" and \
+            weights_status(get_entry(DENSE_REFERENCE)) == "installed":
+        return DENSE_REFERENCE
+    return best_bundled()
 
 
-def resolve_model(model: str | nn.Module) -> tuple[str | nn.Module, str]:
-    """``(model, name)``: a name with ``auto`` resolved once (so a job's manifest names what really ran), or
-    a module as it is, named by its class."""
+AUTO_RULE = (f"{AUTO} = {DENSE_REFERENCE} on a CUDA device when its weights are installed, else the best "
+             "bundled model")
+
+
+def resolve_model(model: str | nn.Module, device: str | torch.device | None = None) -> tuple[str | nn.Module, str]:
+    """``(model, name)``: a name with ``auto`` resolved once for ``device`` (so a job's manifest names what
+    really ran), or a module as it is, named by its class."""
     if isinstance(model, str):
-        name = resolve_name(model)
+        name = resolve_name(model, device)
         return name, name
     return model, type(model).__name__
 

@@ -1,0 +1,367 @@
+"""Teacher-anchored recovery: distil a pruned (or any) BasicVSR student from the frozen dense teacher, with the
+teacher's work computed once and cached on disk.
+
+Why (docs/RESULTS.md, "What the recipe costs"): fine-tuning a converged network towards the ground truth of a
+few synthetic clips with a batch-1 Adam step damages it; the dense model itself loses over a dB that way. With
+the teacher's output as the target the unpruned model is a fixed point, so the recipe can only undo what
+pruning changed. The loss per clip is
+
+    w_out * charbonnier(student, teacher output) + w_gt * charbonnier(student, GT) + w_tf * L_tf
+
+where ``L_tf`` is SSL's Temporal Finetuning term as :mod:`pruning.losses` defines it: the mean absolute gap
+between the student's and the teacher's hidden states at every time step of both branches.
+
+The cache: the teacher's pass over a clip costs more than the student's forward and backward together, and
+SpyNet (frozen, shared with the teacher) costs ~40 GMACs per 180x320 frame. :func:`build_cache` runs the
+teacher once per clip of a fixed pool and stores, in one ``clip_NNNNN.pt`` file per clip: LR and GT frames
+(uint8), the teacher's HR outputs, both branches' hidden states and both flow fields (fp16). The pool is
+drawn from :class:`pruning.data.SyntheticClips` (stills with synthetic camera motion plus real clips), never
+from an evaluation set. :class:`CachedClips` serves them to :class:`pruning.train.Trainer`; the student then
+reuses the cached flows (its SpyNet is frozen and equal to the teacher's), so training pays for the slim
+trunks and upsampler only.
+
+A forward-only student reads the same cache: the teacher's forward trunk never reads the backward branch,
+so its forward hidden states are valid targets; its output (which saw the future) is a target the student
+approaches but cannot reach.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import logging
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from .data import ClipConfig, SyntheticClips
+from .losses import RecurrenceTrace, charbonnier_loss, run_with_states, temporal_loss
+from .train import (
+    Dist,
+    StepHooks,
+    TrainConfig,
+    Trainer,
+    _next_key,
+    _recipe,
+    save_pruned_model,
+    setup_distributed,
+    setup_logging,
+)
+
+LOG = logging.getLogger("vsrapp.train")
+CACHE_FORMAT = "vsrapp-teacher-cache"
+CACHE_VERSION = 1
+STATE_KEYS = ("out", "fwd", "bwd", "to_next", "to_prev")
+
+
+# ------------------------------------------------------------------------------------------ the cache
+@dataclass(frozen=True)
+class CacheConfig:
+    clips: int = 160
+    frames: int = 10
+    lr_size: int = 64
+    seed: int = 100  # the training runs' own data seeds are small integers: keep the pool apart from them
+    real_prob: float = 0.15
+
+
+def _u8(x: torch.Tensor) -> torch.Tensor:
+    return x.clamp(0, 1).mul(255).round().to(torch.uint8)
+
+
+def clip_path(directory: Path, index: int) -> Path:
+    return directory / f"clip_{index:05d}.pt"
+
+
+@torch.no_grad()
+def teacher_record(teacher: nn.Module, lr: torch.Tensor, gt: torch.Tensor) -> dict[str, torch.Tensor]:
+    """What one cached clip holds: ``lr``/``gt`` (T, 3, h, w) in [0, 1] -> uint8 frames plus the teacher's
+    outputs, hidden states and flows (fp16)."""
+    trace = run_with_states(teacher, lr[None].float())
+    half = {"out": trace.outputs[0], "fwd": trace.forward[0],
+            "bwd": trace.backward[0] if trace.backward is not None else None,
+            "to_next": trace.flows[0][0] if trace.flows[0] is not None else None,
+            "to_prev": trace.flows[1][0] if trace.flows[1] is not None else None}
+    record = {"lr": _u8(lr), "gt": _u8(gt)}
+    record.update({k: v.contiguous().half() for k, v in half.items() if v is not None})
+    return record
+
+
+def build_cache(teacher: nn.Module, data_root: str | Path, out: str | Path, cfg: CacheConfig,
+                teacher_name: str = "") -> Path:
+    """Fill ``out`` with ``cfg.clips`` teacher records (resumable: finished clips are kept; each file is written
+    under a temporary name first). Returns ``out``."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    info = {"format": CACHE_FORMAT, "version": CACHE_VERSION, "config": asdict(cfg), "teacher": teacher_name,
+            "bidirectional": bool(teacher.bidirectional)}
+    index_file = out / "cache.json"
+    if index_file.is_file():
+        old = json.loads(index_file.read_text())
+        if {k: old.get(k) for k in info} != info:
+            raise ValueError(f"{out} holds a different cache ({old.get('config')}, teacher {old.get('teacher')!r})")
+    _atomic_text(index_file, json.dumps(info, indent=1))
+    teacher = teacher.eval().requires_grad_(False)
+    clips = SyntheticClips(data_root, ClipConfig(frames=cfg.frames, lr_size=cfg.lr_size, real_prob=cfg.real_prob),
+                           seed=cfg.seed, length=cfg.clips)
+    started, done = time.perf_counter(), 0
+    for i in range(cfg.clips):
+        path = clip_path(out, i)
+        if path.is_file():
+            continue
+        lr, gt = clips[i]
+        record = teacher_record(teacher, lr, gt)
+        tmp = path.with_name(path.name + ".part")
+        torch.save(record, tmp)
+        os.replace(tmp, path)
+        done += 1
+        if done % 10 == 0 or i == cfg.clips - 1:
+            LOG.info("cache: clip %d/%d (%.1f s/clip)", i + 1, cfg.clips, (time.perf_counter() - started) / done)
+    return out
+
+
+def _atomic_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def read_cache_info(directory: str | Path) -> dict[str, Any]:
+    path = Path(directory) / "cache.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{directory} is not a teacher cache (no cache.json; build one with "
+                                "`python -m pruning.distill cache`)")
+    info = json.loads(path.read_text())
+    if info.get("format") != CACHE_FORMAT or info.get("version") != CACHE_VERSION:
+        raise ValueError(f"{directory}: not a {CACHE_FORMAT} v{CACHE_VERSION} cache")
+    return info
+
+
+class CachedClips(Dataset):
+    """Sample ``i`` is cached clip ``i mod n`` (n = the finished clips): ``(lr, targets)`` with ``lr`` (T, 3, h, w)
+    float and ``targets`` a dict of float tensors (``gt`` and the teacher's :data:`STATE_KEYS`). Deterministic
+    in ``i``, so :class:`pruning.data.ResumableSampler` resumes it exactly. ``frames`` < the cached length keeps
+    the first frames (for losses that need no backward state: the backward states saw the later frames)."""
+
+    def __init__(self, directory: str | Path, length: int, frames: int | None = None) -> None:
+        self.directory = Path(directory)
+        self.info = read_cache_info(self.directory)
+        n = self.info["config"]["clips"]
+        self.paths = [clip_path(self.directory, i) for i in range(n) if clip_path(self.directory, i).is_file()]
+        if not self.paths:
+            raise FileNotFoundError(f"{directory} holds no cached clips yet")
+        self.length = length
+        self.frames = frames
+        self.stills: list[Path] = []  # the recipe counts stills; a cache has none of its own
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        record = torch.load(self.paths[index % len(self.paths)], map_location="cpu", weights_only=True)
+        t = self.frames or record["lr"].shape[0]
+        lr = record["lr"][:t].float().div(255)
+        targets = {"gt": record["gt"][:t].float().div(255)}
+        for key in STATE_KEYS:
+            if key in record:
+                value = record[key].float()
+                targets[key] = value[:t - 1] if key.startswith("to_") else value[:t]
+        return lr, targets
+
+
+# ------------------------------------------------------------------------------------------ objective
+@dataclass(frozen=True)
+class DistillWeights:
+    out: float = 1.0  # Charbonnier to the teacher's output
+    gt: float = 0.0  # Charbonnier to the ground truth
+    tf: float = 0.0  # SSL's temporal term: hidden states against the teacher's
+
+    def needs_states(self) -> bool:
+        return self.tf > 0
+
+
+class DistillObjective(nn.Module):
+    """The student's pass over a cached clip with the teacher's flows, and the weighted loss above. ``targets``
+    is a batch of :class:`CachedClips` dicts."""
+
+    def __init__(self, student: nn.Module, weights: DistillWeights) -> None:
+        super().__init__()
+        self.model = student
+        self.weights = weights
+
+    def forward(self, lrs: torch.Tensor, targets: dict[str, torch.Tensor], step: int,
+                ) -> tuple[torch.Tensor, dict[str, Any]]:
+        flows = (targets.get("to_next") if self.model.bidirectional else None, targets.get("to_prev"))
+        if lrs.shape[1] < 2:
+            flows = (None, None)
+        trace = run_with_states(self.model, lrs, flows)
+        w = self.weights
+        parts: dict[str, Any] = {"outputs": trace.outputs.detach()}
+        loss = trace.outputs.new_zeros(())
+        if w.out:
+            parts["kd"] = charbonnier_loss(trace.outputs.float(), targets["out"])
+            loss = loss + w.out * parts["kd"]
+        if w.gt:
+            parts["rec"] = charbonnier_loss(trace.outputs.float(), targets["gt"])
+            loss = loss + w.gt * parts["rec"]
+        if w.tf:
+            teacher = RecurrenceTrace(targets["out"], targets["fwd"], targets.get("bwd"), flows)
+            if not self.model.bidirectional:
+                teacher.backward = None
+            parts["tf"] = temporal_loss(trace, teacher)
+            loss = loss + w.tf * parts["tf"]
+        parts = {k: (v.detach() if k != "outputs" else v) for k, v in parts.items()}
+        return loss, parts
+
+
+# ------------------------------------------------------------------------------------------ EMA
+class WeightEMA(StepHooks):
+    """Exponential moving average of the trained weights (``decay`` per step), kept beside the model and
+    checkpointed with it; :meth:`copy_to` puts the average into the model before it is saved. Averaging the
+    last few hundred noisy batch-1 steps smooths what any single step did."""
+
+    def __init__(self, model: nn.Module, decay: float = 0.999) -> None:
+        self.decay = decay
+        self.shadow = {k: v.detach().clone().float() for k, v in model.state_dict().items()
+                       if v.dtype.is_floating_point}
+
+    @torch.no_grad()
+    def after_step(self, model: nn.Module, step: int) -> None:
+        # Warm-up of the decay (as timm/BasicSR): early on the average follows the weights closely.
+        decay = min(self.decay, (1 + step) / (10 + step))
+        for k, v in model.state_dict().items():
+            if k in self.shadow:
+                self.shadow[k].mul_(decay).add_(v.detach().float(), alpha=1 - decay)
+
+    @torch.no_grad()
+    def copy_to(self, model: nn.Module) -> None:
+        state = model.state_dict()
+        for k, v in self.shadow.items():
+            state[k].copy_(v.to(state[k].dtype))
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"decay": self.decay, "shadow": self.shadow}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state:
+            self.decay = state["decay"]
+            self.shadow = {k: v.clone() for k, v in state["shadow"].items()}
+
+
+def averaged(model: nn.Module, ema: WeightEMA | None) -> nn.Module:
+    """A copy of ``model`` holding the EMA weights (or ``model`` itself without an EMA)."""
+    if ema is None:
+        return model
+    out = copy.deepcopy(model)
+    ema.copy_to(out)
+    return out
+
+
+# ------------------------------------------------------------------------------------------ training
+def train_distill(cfg: TrainConfig, student: nn.Module, cache: str | Path, weights: DistillWeights,
+                  base_meta: dict[str, Any] | None = None, ema_decay: float = 0.0, resume: bool = False,
+                  env: Dist | None = None, save: bool = True, snapshot_every: int = 0) -> tuple[Path, nn.Module]:
+    """Train ``student`` on the cached clips of ``cache`` (SpyNet frozen: its flows are the teacher's) with the
+    weighted loss, warm-up and cosine schedule of ``cfg``, optionally an EMA of the weights (``ema_decay`` > 0,
+    which is what gets saved). A pruned student is saved into ``cfg.out`` in its export format with the recipe
+    extended (``save``); returns ``(cfg.out, the trained model, EMA weights in place when used)``."""
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    env = env or setup_distributed()
+    setup_logging(Path(cfg.out), env.main)
+    torch.manual_seed(cfg.seed)
+    dataset = CachedClips(cache, length=cfg.iters * cfg.batch * env.world,
+                          frames=None if weights.needs_states() or cfg.frames <= 0 else cfg.frames)
+    LOG.info("distill: %d cached clips in %s (teacher %s); weights %s; EMA %s; world %d on %s",
+             len(dataset.paths), cache, dataset.info.get("teacher"), asdict(weights), ema_decay or "off",
+             env.world, env.device)
+    LOG.info("config %s", json.dumps(asdict(cfg)))
+    student = student.to(env.device).train()
+    trainable = [p for n, p in student.named_parameters() if not n.startswith("spynet.")]
+    groups = {"weights": (trainable, cfg.lr), "spynet": ([], 0.0)}
+    ema = WeightEMA(student, ema_decay) if ema_decay > 0 else None
+    trainer = Trainer(cfg, DistillObjective(student, weights), student, groups, env, hooks=ema)
+    trainer.start(resume)
+    for p in student.spynet.parameters():
+        p.requires_grad_(False)  # the cached flows are the frozen SpyNet's
+    out = Path(cfg.out)
+    stop_at = cfg.stop_at
+    prunable = save and env.main and hasattr(student, "plan")
+
+    def export(directory: Path) -> nn.Module:
+        model = averaged(student, ema)
+        meta = dict(base_meta or {})
+        recipe = dict(meta.get("recipe") or {})
+        entry = _recipe(cfg, env, trainer, 0)
+        entry.pop("stills")
+        entry.update({"steps_done": trainer.step, "cache": dataset.info, "weights": asdict(weights),
+                      "ema_decay": ema_decay})
+        recipe[_next_key(recipe, "distill")] = entry
+        meta["recipe"] = recipe
+        saved = save_pruned_model(copy.deepcopy(model), directory, meta)
+        LOG.info("exported the %smodel at step %d to %s", "averaged " if ema else "", trainer.step, saved)
+        return model
+
+    # Snapshots: the run is cut into stretches that end on a multiple of snapshot_every (checkpointed, as a
+    # stop_at would), and the model is exported after each, so one run gives the quality-against-budget curve.
+    while True:
+        ends = [cfg.iters] + ([stop_at] if stop_at is not None else [])
+        if snapshot_every > 0:
+            ends.append((trainer.step // snapshot_every + 1) * snapshot_every)
+        trainer.cfg.stop_at = min(ends)
+        trainer.run(dataset)
+        if trainer.step >= min(cfg.iters, stop_at or cfg.iters) or trainer.step < trainer.cfg.stop_at:
+            break
+        if prunable and snapshot_every > 0 and trainer.step % snapshot_every == 0:
+            export(out / "snapshots" / f"step{trainer.step}")
+    trainer.cfg.stop_at = stop_at
+    result = averaged(student, ema).cpu().eval()
+    if trainer.finished and prunable:
+        result = export(out).cpu().eval()
+    return out, result
+
+
+# ------------------------------------------------------------------------------------------ CLI
+def _cache_main(args: argparse.Namespace) -> int:
+    from .commands import _dense_teacher
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    setup_logging(Path(args.out), True)
+    teacher = _dense_teacher(args.teacher)
+    cfg = CacheConfig(clips=args.clips, frames=args.frames, lr_size=args.lr_size, seed=args.seed,
+                      real_prob=args.real_prob)
+    build_cache(teacher, args.data, args.out, cfg, teacher_name=args.teacher)
+    print(f"teacher cache ready: {args.out}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .prepare_data import DEFAULT_OUT
+
+    parser = argparse.ArgumentParser(prog="python -m pruning.distill",
+                                     description="teacher caches for `vsrapp finetune --cache`")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("cache", help="run the dense teacher once over a pool of training clips and store it")
+    p.add_argument("--teacher", default="basicvsr-vimeo-bi")
+    p.add_argument("--data", type=Path, default=DEFAULT_OUT, help="training cache of pruning.prepare_data")
+    p.add_argument("--out", type=Path, required=True)
+    defaults = CacheConfig()
+    p.add_argument("--clips", type=int, default=defaults.clips)
+    p.add_argument("--frames", type=int, default=defaults.frames)
+    p.add_argument("--lr-size", type=int, default=defaults.lr_size)
+    p.add_argument("--seed", type=int, default=defaults.seed)
+    p.add_argument("--real-prob", type=float, default=defaults.real_prob)
+    p.add_argument("--threads", type=int)
+    args = parser.parse_args(argv)
+    return _cache_main(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

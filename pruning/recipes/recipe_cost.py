@@ -1,0 +1,123 @@
+"""What the fine-tuning recipe alone costs: fine-tune the *dense* official BasicVSR (nothing pruned) with a
+recipe and score it on Vid4, so that the recipe's damage is measured apart from pruning's (docs/RESULTS.md,
+"What the recipe costs").
+
+Each arm trains a fresh copy of the teacher and writes ``<out>/<arm>/step<N>.pth`` (a BasicSR-style
+``{"params": ...}`` file that ``vsrapp eval --model`` reads) at every requested step; scoring is left to
+``vsrapp eval`` so that the numbers come from the one evaluation code.
+
+Arms (``--arm``):
+
+- ``gt``: the shipped models' recipe: Charbonnier to the ground truth of freshly rendered synthetic clips
+  (:class:`pruning.data.SyntheticClips`), SpyNet frozen, Adam, batch 1;
+- ``kd``: the same, but the target is the teacher's output from a teacher cache (``--cache``,
+  :mod:`pruning.distill`), with the cached flows;
+- ``oneshot-nm``: no training: every residual-block conv of the teacher keeps the 2 largest of every 4
+  consecutive input weights (magnitude 2:4, the pattern of :mod:`pruning.nm`);
+- ``oneshot-issp``: no training: every trunk conv loses its ``--sparsity`` smallest weights (ISS-P's mask
+  without its soft shrinkage).
+
+    python -m pruning.recipes.recipe_cost --arm gt --lr-size 32 --frames 5 --lr 2e-4 --steps 100 300 \\
+        --out runs/recipe_cost/gt32
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+
+from ..commands import _dense_teacher
+from ..data import ClipConfig, SyntheticClips
+from ..distill import CachedClips, DistillObjective, DistillWeights, WeightEMA, averaged
+from ..issp import lowest, trunk_convs
+from ..nm import searched_layers
+from ..prepare_data import DEFAULT_OUT
+from ..train import FinetuneObjective, TrainConfig, Trainer, setup_distributed, setup_logging
+
+
+@torch.no_grad()
+def one_shot(model: torch.nn.Module, arm: str, sparsity: float) -> torch.nn.Module:
+    """The teacher with a magnitude mask and nothing trained (arms ``oneshot-nm`` and ``oneshot-issp``)."""
+    if arm == "oneshot-nm":
+        for name in searched_layers(model):
+            w = model.get_submodule(name).weight  # (out, in, kh, kw); groups of 4 along `in`
+            groups = w.permute(0, 2, 3, 1).reshape(-1, 4)
+            keep = torch.zeros_like(groups, dtype=torch.bool)
+            keep.scatter_(1, groups.abs().topk(2, dim=1).indices, True)
+            w.mul_(keep.view(w.shape[0], w.shape[2], w.shape[3], w.shape[1]).permute(0, 3, 1, 2))
+    else:
+        for conv in trunk_convs(model).values():
+            conv.weight.mul_(~lowest(conv.weight, int(sparsity * conv.weight.numel())))
+    return model
+
+
+def run_arm(args: argparse.Namespace) -> list[Path]:
+    out = Path(args.out)
+    if args.arm.startswith("oneshot"):
+        out.mkdir(parents=True, exist_ok=True)
+        model = one_shot(_dense_teacher(args.teacher), args.arm, args.sparsity)
+        path = out / "step0.pth"
+        torch.save({"params": {k: v.contiguous() for k, v in model.state_dict().items()}}, path)
+        print(f"{args.arm}: written to {path}")
+        return [path]
+    setup_logging(out, True)
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    model = _dense_teacher(args.teacher).train()
+    iters = max(args.steps)
+    cfg = TrainConfig(phase="finetune", data=str(args.data), out=str(out), iters=iters, frames=args.frames,
+                      lr_size=args.lr_size, lr=args.lr, warmup=args.warmup, schedule=args.schedule,
+                      spynet_frozen_iters=-1, seed=args.seed, ckpt_every=10**9, log_every=10)
+    if args.arm == "gt":
+        dataset = SyntheticClips(args.data, ClipConfig(frames=args.frames, lr_size=args.lr_size), seed=args.seed,
+                                 length=iters)
+        objective = FinetuneObjective(model, None, 0.0)
+    else:
+        dataset = CachedClips(args.cache, length=iters)
+        objective = DistillObjective(model, DistillWeights(out=1.0, gt=args.gt_weight, tf=args.tf_weight))
+    groups = {"weights": ([p for n, p in model.named_parameters() if not n.startswith("spynet.")], args.lr)}
+    ema = WeightEMA(model, args.ema) if args.ema > 0 else None
+    trainer = Trainer(cfg, objective, model, groups, setup_distributed("cpu"), hooks=ema)
+    trainer.start(False)
+    written = []
+    for step in sorted(args.steps):
+        trainer.cfg.stop_at = step
+        trainer.run(dataset)
+        path = out / f"step{step}.pth"
+        state = averaged(model, ema).state_dict()
+        torch.save({"params": {k: v.detach().clone().contiguous() for k, v in state.items()}}, path)
+        written.append(path)
+        print(f"{args.arm}: step {trainer.step} written to {path}", flush=True)
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m pruning.recipes.recipe_cost", description=__doc__.split("\n")[0])
+    p.add_argument("--arm", choices=["gt", "kd", "oneshot-nm", "oneshot-issp"], required=True)
+    p.add_argument("--sparsity", type=float, default=0.8, help="oneshot-issp: share of each conv's weights zeroed")
+    p.add_argument("--teacher", default="basicvsr-vimeo-bi")
+    p.add_argument("--data", type=Path, default=DEFAULT_OUT)
+    p.add_argument("--cache", type=Path, help="teacher cache (--arm kd)")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--steps", type=int, nargs="+", default=[100], help="write the model after these steps")
+    p.add_argument("--frames", type=int, default=5)
+    p.add_argument("--lr-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=2e-4)
+    p.add_argument("--warmup", type=int, default=0)
+    p.add_argument("--schedule", choices=["constant", "cosine"], default="constant")
+    p.add_argument("--ema", type=float, default=0.0, help="EMA decay of the weights (0 = off)")
+    p.add_argument("--gt-weight", type=float, default=0.0)
+    p.add_argument("--tf-weight", type=float, default=0.0)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--threads", type=int, default=1)
+    args = p.parse_args(argv)
+    if args.arm == "kd" and args.cache is None:
+        p.error("--arm kd needs --cache")
+    run_arm(args)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,171 @@
+"""Teacher-anchored recovery (pruning.distill) on tiny models: the teacher cache, the distillation losses (the
+unpruned model is their fixed point), EMA, warm-up, snapshots and exact resume; and the CLI's errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from test_data_clips import write_stills
+from test_training import TINY, tiny_dense, tiny_slim
+
+from models.slim import load_slim
+from pruning.distill import (
+    CacheConfig,
+    CachedClips,
+    DistillObjective,
+    DistillWeights,
+    WeightEMA,
+    build_cache,
+    clip_path,
+    train_distill,
+)
+from pruning.losses import charbonnier_loss
+from pruning.train import TrainConfig, lr_factor
+
+CACHE = CacheConfig(clips=3, frames=3, lr_size=8, seed=5, real_prob=0.0)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    return write_stills(tmp_path_factory.mktemp("train"))
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory, data) -> Path:
+    return build_cache(tiny_dense(), data, tmp_path_factory.mktemp("cache") / "c", CACHE, teacher_name="tiny")
+
+
+def config(out: Path, **kw) -> TrainConfig:
+    base = dict(phase="finetune", data="", out=str(out), iters=4, frames=0, lr=5e-3, schedule="cosine",
+                spynet_frozen_iters=-1, ckpt_every=100, log_every=2, threads=1)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_cache_holds_the_teachers_pass_and_is_resumable(cache, data):
+    info = json.loads((cache / "cache.json").read_text())
+    assert info["config"]["clips"] == 3 and info["teacher"] == "tiny" and info["bidirectional"]
+    record = torch.load(clip_path(cache, 0), weights_only=True)
+    assert record["lr"].dtype == torch.uint8 and record["lr"].shape == (3, 3, 8, 8)
+    assert record["gt"].shape == (3, 3, 32, 32)
+    assert record["out"].dtype == torch.float16 and record["out"].shape == (3, 3, 32, 32)
+    assert record["fwd"].shape == record["bwd"].shape == (3, TINY["num_feat"], 8, 8)
+    assert record["to_next"].shape == record["to_prev"].shape == (2, 2, 8, 8)
+    # The cached output is what the teacher makes of the cached (8-bit) LR frames.
+    with torch.no_grad():
+        again = tiny_dense()(record["lr"][None].float().div(255))[0]
+    torch.testing.assert_close(record["out"].float(), again, atol=2e-3, rtol=0)
+
+    before = {p.name: p.stat().st_mtime_ns for p in cache.glob("clip_*.pt")}
+    build_cache(tiny_dense(), data, cache, CACHE, teacher_name="tiny")  # nothing to do: all clips are there
+    assert {p.name: p.stat().st_mtime_ns for p in cache.glob("clip_*.pt")} == before
+    with pytest.raises(ValueError, match="different cache"):
+        build_cache(tiny_dense(), data, cache, CacheConfig(clips=3, frames=4, lr_size=8), teacher_name="tiny")
+
+
+def test_cached_clips_serve_float_targets(cache):
+    clips = CachedClips(cache, length=7)
+    lr, targets = clips[4]  # sample 4 is clip 4 mod 3
+    record = torch.load(clip_path(cache, 1), weights_only=True)
+    torch.testing.assert_close(lr, record["lr"].float() / 255)
+    assert set(targets) == {"gt", "out", "fwd", "bwd", "to_next", "to_prev"}
+    assert all(v.dtype == torch.float32 for v in targets.values())
+    short = CachedClips(cache, length=1, frames=2)[0]
+    assert short[0].shape[0] == 2 and short[1]["to_prev"].shape[0] == 1
+
+
+def _batch(cache: Path, i: int = 0):
+    lr, targets = CachedClips(cache, length=3)[i]
+    return lr[None], {k: v[None] for k, v in targets.items()}
+
+
+def test_the_teacher_is_a_fixed_point_of_the_teacher_targets_not_of_the_ground_truth(cache):
+    """The recipe cannot damage what pruning did not change: for the unpruned model the teacher-target loss and
+    the temporal term are zero (up to the cache's fp16 rounding), while the ground-truth loss is not."""
+    lr, targets = _batch(cache)
+    kd, parts = DistillObjective(tiny_dense(), DistillWeights(out=1.0, gt=0.0, tf=1.0))(lr, targets, 0)
+    assert float(kd.detach()) < 1e-3 and float(parts["tf"]) < 1e-3
+    gt, _ = DistillObjective(tiny_dense(), DistillWeights(out=0.0, gt=1.0))(lr, targets, 0)
+    assert float(gt.detach()) > 20 * float(kd.detach())
+
+
+def test_distillation_moves_a_pruned_student_towards_the_teacher(cache, tmp_path):
+    student = tiny_slim()
+    lr, targets = _batch(cache, 1)
+
+    def gap(model: torch.nn.Module) -> float:
+        with torch.no_grad():
+            return float(charbonnier_loss(model.eval()(lr), targets["out"]))
+
+    before = gap(student)
+    out, result = train_distill(config(tmp_path / "d", iters=12), student, cache,
+                                DistillWeights(out=1.0, tf=0.5), {"method": "ssl", "ratio": 0.5})
+    assert gap(result) < 0.9 * before, (before, gap(result))
+    meta = json.loads((out / "meta.json").read_text())
+    entry = meta["recipe"]["distill"]
+    assert entry["weights"] == {"out": 1.0, "gt": 0.0, "tf": 0.5} and entry["steps_done"] == 12
+    assert entry["cache"]["teacher"] == "tiny"
+    assert gap(load_slim(out)) == pytest.approx(gap(result), rel=1e-5)
+    # SpyNet is the teacher's, frozen: its flows are the cached ones.
+    torch.testing.assert_close(result.spynet.state_dict(), tiny_slim().spynet.state_dict(), rtol=0, atol=0)
+
+
+def test_ema_snapshots_and_resume_give_the_straight_run(cache, tmp_path):
+    kw = dict(iters=4, lr=1e-2, warmup=2)
+    weights = DistillWeights(out=1.0, gt=0.2, tf=0.5)
+    _, straight = train_distill(config(tmp_path / "a", **kw), tiny_slim(), cache, weights, {"method": "ssl"},
+                                ema_decay=0.5, snapshot_every=2)
+    snapshot = tmp_path / "a" / "snapshots" / "step2"
+    assert (snapshot / "model.safetensors").is_file() and (tmp_path / "a" / "model.safetensors").is_file()
+    assert json.loads((snapshot / "meta.json").read_text())["recipe"]["distill"]["steps_done"] == 2
+
+    train_distill(config(tmp_path / "b", stop_at=3, **kw), tiny_slim(), cache, weights, {"method": "ssl"},
+                  ema_decay=0.5)
+    assert not (tmp_path / "b" / "model.safetensors").exists()  # stopped early: no export yet
+    perturbed = tiny_slim()
+    with torch.no_grad():
+        for p in perturbed.parameters():
+            p.add_(0.01)
+    _, resumed = train_distill(config(tmp_path / "b", **kw), perturbed, cache, weights, {"method": "ssl"},
+                               ema_decay=0.5, resume=True)
+    for name, tensor in straight.state_dict().items():
+        torch.testing.assert_close(resumed.state_dict()[name], tensor, rtol=0, atol=0, msg=name)
+    # What is saved is the average, not the last weights.
+    assert not torch.equal(load_slim(tmp_path / "a").conv_last.weight, tiny_slim().conv_last.weight)
+
+
+def test_ema_averages_with_a_warming_decay():
+    model = torch.nn.Linear(1, 1, bias=False)
+    with torch.no_grad():
+        model.weight.fill_(0.0)
+    ema = WeightEMA(model, decay=0.9)
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+    ema.after_step(model, 0)  # decay min(0.9, 1/10) = 0.1: the average jumps most of the way
+    assert float(ema.shadow["weight"]) == pytest.approx(0.9)
+    ema.after_step(model, 100)  # decay 0.9 from here on
+    assert float(ema.shadow["weight"]) == pytest.approx(0.9 * 0.9 + 0.1)
+
+
+def test_warmup_ramps_the_learning_rate():
+    cfg = TrainConfig(phase="finetune", data="", out="", iters=100, warmup=10, schedule="constant")
+    assert lr_factor(cfg, 0) == pytest.approx(0.1) and lr_factor(cfg, 9) == 1.0 and lr_factor(cfg, 50) == 1.0
+    cosine = TrainConfig(phase="finetune", data="", out="", iters=100, warmup=10, schedule="cosine")
+    assert lr_factor(cosine, 4) == pytest.approx(0.5 * lr_factor(TrainConfig(
+        phase="finetune", data="", out="", iters=100, schedule="cosine"), 4))
+
+
+def test_finetune_on_a_missing_cache_is_one_clear_line(tmp_path, capsys):
+    from vsrapp.cli import main
+
+    slim_dir = tmp_path / "slim"
+    from pruning.train import save_slim
+
+    save_slim(tiny_slim(), slim_dir, {"ratio": 0.5})
+    with pytest.raises(SystemExit) as exc:
+        main(["finetune", "--model", str(slim_dir), "--cache", str(tmp_path / "nope"), "--out", str(tmp_path / "o"),
+              "--iters", "1"])
+    assert "not a teacher cache" in str(exc.value.code)
