@@ -137,6 +137,11 @@ def add_commands(subparsers: Any) -> None:
                    help="teacher cache from `python -m pruning.distill cache`: the loss becomes --kd-weight x "
                         "Charbonnier to the teacher's output + --gt-weight x Charbonnier to the ground truth + "
                         "--tf-weight x L_tf on the cached hidden states; flows come from the cache")
+    g.add_argument("--live-teacher", action="store_true",
+                   help="the same loss with the teacher (--teacher) run on fresh synthetic clips (--data) every "
+                        "step instead of a cache: for a GPU, where the teacher's pass is cheap")
+    g.add_argument("--max-seconds", type=float,
+                   help="stop with a checkpoint after this many seconds of training (then --resume)")
     g.add_argument("--kd-weight", type=float, default=1.0, help="weight of the teacher-output term (default 1)")
     g.add_argument("--gt-weight", type=float, default=0.0, help="weight of the ground-truth term (default 0)")
     g.add_argument("--ema", type=float, default=0.0,
@@ -293,8 +298,8 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         raise SystemExit(f"cannot load {args.model}: {str(exc).splitlines()[0]}") from None
     env = setup_distributed(args.device)
     base_meta.setdefault("source_model", str(args.model))
-    if args.cache is not None:
-        return _finetune_on_cache(args, student, base_meta, env)
+    if args.cache is not None or args.live_teacher:
+        return _finetune_distill(args, student, base_meta, env)
     teacher = _dense_teacher(args.teacher) if args.tf_weight > 0 else None
     cfg = _config(args, "finetune", tf_weight=args.tf_weight, schedule="cosine", min_lr=args.min_lr,
                   spynet_frozen_iters=args.spynet_frozen_iters, warmup=args.warmup)
@@ -306,22 +311,33 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     return 0
 
 
-def _finetune_on_cache(args: argparse.Namespace, student: Any, base_meta: dict[str, Any], env: Any) -> int:
+def _finetune_distill(args: argparse.Namespace, student: Any, base_meta: dict[str, Any], env: Any) -> int:
+    """``vsrapp finetune --cache DIR`` or ``--live-teacher``: teacher-anchored recovery (pruning.distill)."""
     from .distill import DistillWeights, read_cache_info, train_distill
 
-    try:
-        info = read_cache_info(args.cache)
-    except (FileNotFoundError, ValueError) as exc:
-        raise SystemExit(str(exc)) from None
-    if student.bidirectional and not info.get("bidirectional", True):
-        raise SystemExit(f"{args.cache} was made by a forward-only teacher: it has no backward states")
+    if args.cache is not None and args.live_teacher:
+        raise SystemExit("--cache and --live-teacher exclude each other: the cache holds the teacher's pass")
+    teacher = None
+    if args.cache is not None:
+        try:
+            info = read_cache_info(args.cache)
+        except (FileNotFoundError, ValueError) as exc:
+            raise SystemExit(str(exc)) from None
+        if student.bidirectional and not info.get("bidirectional", True):
+            raise SystemExit(f"{args.cache} was made by a forward-only teacher: it has no backward states")
+    else:
+        teacher = _dense_teacher(args.teacher)
+        if student.bidirectional and not teacher.bidirectional:
+            raise SystemExit("a bidirectional student needs a bidirectional teacher")
     if base_meta.get("method", "ssl") == "gassl" and args.tf_weight > 0:
         raise SystemExit("a GASSL export's hidden state is narrower than the teacher's: use --tf-weight 0")
     weights = DistillWeights(out=args.kd_weight, gt=args.gt_weight, tf=args.tf_weight)
     cfg = _config(args, "finetune", tf_weight=args.tf_weight, schedule="cosine", min_lr=args.min_lr,
-                  spynet_frozen_iters=-1, warmup=args.warmup, frames=0)
+                  spynet_frozen_iters=-1, warmup=args.warmup, max_seconds=args.max_seconds,
+                  **({"frames": 0} if args.cache is not None else {}))
     out, _ = train_distill(cfg, student, args.cache, weights, base_meta, ema_decay=args.ema, resume=args.resume,
-                           env=env, snapshot_every=args.snapshot_every)
+                           env=env, snapshot_every=args.snapshot_every, teacher=teacher,
+                           teacher_name=str(args.teacher))
     if env.main:
         done = (out / "model.safetensors").is_file()
         print(f"distilled model written to {out}" if done else f"stopped early; continue with --resume ({out})")

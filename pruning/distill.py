@@ -187,16 +187,35 @@ class DistillWeights:
 
 
 class DistillObjective(nn.Module):
-    """The student's pass over a cached clip with the teacher's flows, and the weighted loss above. ``targets``
-    is a batch of :class:`CachedClips` dicts."""
+    """The student's pass over a clip with the teacher's flows, and the weighted loss above. ``targets`` is a
+    batch of :class:`CachedClips` dicts, or (with a live ``teacher``: a GPU has the time to run it every step)
+    the ground truth of a :class:`pruning.data.SyntheticClips` batch, from which the teacher's pass makes the
+    same dict."""
 
-    def __init__(self, student: nn.Module, weights: DistillWeights) -> None:
+    def __init__(self, student: nn.Module, weights: DistillWeights, teacher: nn.Module | None = None) -> None:
         super().__init__()
         self.model = student
         self.weights = weights
+        # Not a submodule: the teacher's weights stay out of the student's state dict and optimiser.
+        self._teacher = [teacher.eval().requires_grad_(False)] if teacher is not None else []
 
-    def forward(self, lrs: torch.Tensor, targets: dict[str, torch.Tensor], step: int,
+    @torch.no_grad()
+    def teacher_targets(self, lrs: torch.Tensor, gts: torch.Tensor) -> dict[str, torch.Tensor]:
+        trace = run_with_states(self._teacher[0], lrs)
+        targets = {"gt": gts, "out": trace.outputs.float(), "fwd": trace.forward}
+        if trace.backward is not None:
+            targets["bwd"] = trace.backward
+        for key, flow in zip(("to_next", "to_prev"), trace.flows):
+            if flow is not None:
+                targets[key] = flow
+        return targets
+
+    def forward(self, lrs: torch.Tensor, targets: dict[str, torch.Tensor] | torch.Tensor, step: int,
                 ) -> tuple[torch.Tensor, dict[str, Any]]:
+        if not isinstance(targets, dict):
+            if not self._teacher:
+                raise ValueError("ground-truth batches need a live teacher")
+            targets = self.teacher_targets(lrs, targets)
         flows = (targets.get("to_next") if self.model.bidirectional else None, targets.get("to_prev"))
         if lrs.shape[1] < 2:
             flows = (None, None)
@@ -226,10 +245,11 @@ class WeightEMA(StepHooks):
     checkpointed with it; :meth:`copy_to` puts the average into the model before it is saved. Averaging the
     last few hundred noisy batch-1 steps smooths what any single step did."""
 
-    def __init__(self, model: nn.Module, decay: float = 0.999) -> None:
+    def __init__(self, model: nn.Module, decay: float = 0.999, names: set[str] | None = None) -> None:
+        """``names``: the state-dict entries to average (default: every float tensor); frozen ones need none."""
         self.decay = decay
         self.shadow = {k: v.detach().clone().float() for k, v in model.state_dict().items()
-                       if v.dtype.is_floating_point}
+                       if v.dtype.is_floating_point and (names is None or k in names)}
 
     @torch.no_grad()
     def after_step(self, model: nn.Module, step: int) -> None:
@@ -264,29 +284,41 @@ def averaged(model: nn.Module, ema: WeightEMA | None) -> nn.Module:
 
 
 # ------------------------------------------------------------------------------------------ training
-def train_distill(cfg: TrainConfig, student: nn.Module, cache: str | Path, weights: DistillWeights,
+def train_distill(cfg: TrainConfig, student: nn.Module, cache: str | Path | None, weights: DistillWeights,
                   base_meta: dict[str, Any] | None = None, ema_decay: float = 0.0, resume: bool = False,
-                  env: Dist | None = None, save: bool = True, snapshot_every: int = 0) -> tuple[Path, nn.Module]:
+                  env: Dist | None = None, save: bool = True, snapshot_every: int = 0,
+                  teacher: nn.Module | None = None, teacher_name: str = "") -> tuple[Path, nn.Module]:
     """Train ``student`` on the cached clips of ``cache`` (SpyNet frozen: its flows are the teacher's) with the
     weighted loss, warm-up and cosine schedule of ``cfg``, optionally an EMA of the weights (``ema_decay`` > 0,
-    which is what gets saved). A pruned student is saved into ``cfg.out`` in its export format with the recipe
-    extended (``save``); returns ``(cfg.out, the trained model, EMA weights in place when used)``."""
+    which is what gets saved). ``cache=None``: fresh synthetic clips from ``cfg.data`` (``cfg.frames``,
+    ``cfg.lr_size``) with the live ``teacher`` instead. A pruned student is saved into ``cfg.out`` in its export
+    format with the recipe extended (``save``); returns ``(cfg.out, the trained model, EMA weights in place
+    when used)``."""
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     env = env or setup_distributed()
     setup_logging(Path(cfg.out), env.main)
     torch.manual_seed(cfg.seed)
-    dataset = CachedClips(cache, length=cfg.iters * cfg.batch * env.world,
-                          frames=None if weights.needs_states() or cfg.frames <= 0 else cfg.frames)
-    LOG.info("distill: %d cached clips in %s (teacher %s); weights %s; EMA %s; world %d on %s",
-             len(dataset.paths), cache, dataset.info.get("teacher"), asdict(weights), ema_decay or "off",
-             env.world, env.device)
+    length = cfg.iters * cfg.batch * env.world
+    if cache is not None:
+        dataset: Dataset = CachedClips(cache, length=length,
+                                       frames=None if weights.needs_states() or cfg.frames <= 0 else cfg.frames)
+        source = {**dataset.info, "clips_used": len(dataset.paths)}
+        teacher = None
+    else:
+        if teacher is None:
+            raise ValueError("without a cache, distillation needs a live teacher")
+        dataset = SyntheticClips(cfg.data, cfg.clip_config(), seed=cfg.seed, length=length)
+        source = {"live_teacher": teacher_name, "stills": len(dataset.stills), "real_clips": len(dataset.clips)}
+        teacher = teacher.to(env.device)
+    LOG.info("distill from %s; weights %s; EMA %s; world %d on %s", json.dumps(source), asdict(weights),
+             ema_decay or "off", env.world, env.device)
     LOG.info("config %s", json.dumps(asdict(cfg)))
     student = student.to(env.device).train()
-    trainable = [p for n, p in student.named_parameters() if not n.startswith("spynet.")]
-    groups = {"weights": (trainable, cfg.lr), "spynet": ([], 0.0)}
-    ema = WeightEMA(student, ema_decay) if ema_decay > 0 else None
-    trainer = Trainer(cfg, DistillObjective(student, weights), student, groups, env, hooks=ema)
+    trainable = {n: p for n, p in student.named_parameters() if not n.startswith("spynet.")}
+    groups = {"weights": (list(trainable.values()), cfg.lr), "spynet": ([], 0.0)}
+    ema = WeightEMA(student, ema_decay, set(trainable)) if ema_decay > 0 else None
+    trainer = Trainer(cfg, DistillObjective(student, weights, teacher), student, groups, env, hooks=ema)
     trainer.start(resume)
     for p in student.spynet.parameters():
         p.requires_grad_(False)  # the cached flows are the frozen SpyNet's
@@ -298,9 +330,8 @@ def train_distill(cfg: TrainConfig, student: nn.Module, cache: str | Path, weigh
         model = averaged(student, ema)
         meta = dict(base_meta or {})
         recipe = dict(meta.get("recipe") or {})
-        entry = _recipe(cfg, env, trainer, 0)
-        entry.pop("stills")
-        entry.update({"steps_done": trainer.step, "cache": dataset.info, "weights": asdict(weights),
+        entry = _recipe(cfg, env, trainer, len(getattr(dataset, "stills", [])))
+        entry.update({"steps_done": trainer.step, "cache": source, "weights": asdict(weights),
                       "ema_decay": ema_decay})
         recipe[_next_key(recipe, "distill")] = entry
         meta["recipe"] = recipe
@@ -310,17 +341,20 @@ def train_distill(cfg: TrainConfig, student: nn.Module, cache: str | Path, weigh
 
     # Snapshots: the run is cut into stretches that end on a multiple of snapshot_every (checkpointed, as a
     # stop_at would), and the model is exported after each, so one run gives the quality-against-budget curve.
+    max_seconds = cfg.max_seconds
     while True:
         ends = [cfg.iters] + ([stop_at] if stop_at is not None else [])
         if snapshot_every > 0:
             ends.append((trainer.step // snapshot_every + 1) * snapshot_every)
         trainer.cfg.stop_at = min(ends)
+        if max_seconds is not None:  # one budget for the whole call, not one per stretch
+            trainer.cfg.max_seconds = max(0.0, max_seconds - trainer.seconds)
         trainer.run(dataset)
         if trainer.step >= min(cfg.iters, stop_at or cfg.iters) or trainer.step < trainer.cfg.stop_at:
             break
         if prunable and snapshot_every > 0 and trainer.step % snapshot_every == 0:
             export(out / "snapshots" / f"step{trainer.step}")
-    trainer.cfg.stop_at = stop_at
+    trainer.cfg.stop_at, trainer.cfg.max_seconds = stop_at, max_seconds
     result = averaged(student, ema).cpu().eval()
     if trainer.finished and prunable:
         result = export(out).cpu().eval()

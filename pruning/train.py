@@ -96,6 +96,7 @@ class TrainConfig:
     ckpt_every: int = 100
     log_every: int = 10
     stop_at: int | None = None  # stop (with a checkpoint) after this step: time-boxed jobs, tests of resume
+    max_seconds: float | None = None  # stop (with a checkpoint) once this call has trained this long
     workers: int = 0
     threads: int | None = None
     bf16: bool = True  # autocast on CUDA only
@@ -441,11 +442,12 @@ class Trainer:
             if self.step % cfg.log_every == 0 or self.step == cfg.iters:
                 self._log(window, started, start_step)
                 window = []
-            stop = cfg.stop_at is not None and self.step >= cfg.stop_at
+            stop = (cfg.stop_at is not None and self.step >= cfg.stop_at) or \
+                (cfg.max_seconds is not None and time.perf_counter() - started >= cfg.max_seconds)
             if self.step % cfg.ckpt_every == 0 or self.step == cfg.iters or stop:
                 self.save()
             if stop:
-                LOG.info("stopping at step %d (stop_at); continue with resume", self.step)
+                LOG.info("stopping at step %d (stop_at or max_seconds); continue with resume", self.step)
                 break
         if dist.is_initialized():
             dist.barrier()

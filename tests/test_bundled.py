@@ -69,6 +69,25 @@ def test_auto_is_the_best_bundled_model_with_or_without_the_official_weights(tmp
     assert zoo.resolve_name(zoo.DENSE_REFERENCE) == zoo.DENSE_REFERENCE  # the sharper model stays one flag away
 
 
+def test_auto_on_a_gpu_is_the_dense_model_when_its_weights_are_installed(tmp_path, monkeypatch, weights_env):
+    """The device decides: on CUDA with the official weights the sharpest model, on a CPU (or a fresh install,
+    or a damaged weights file) the bundled pruned default."""
+    assert zoo.resolve_name("auto", "cuda") == zoo.resolve_name("auto", "cuda:1") == zoo.DENSE_REFERENCE
+    assert zoo.resolve_name("auto", "cpu") == zoo.resolve_name("auto", torch.device("cpu")) == "ssl-bi"
+    assert zoo.resolve_model("auto", "cuda") == (zoo.DENSE_REFERENCE, zoo.DENSE_REFERENCE)
+    monkeypatch.setenv("VSRAPP_WEIGHTS", str(tmp_path))  # nothing fetched
+    assert zoo.resolve_name("auto", "cuda") == "ssl-bi"
+    (tmp_path / zoo.get_entry(zoo.DENSE_REFERENCE).weights.file).write_bytes(b"not the weights")
+    assert zoo.resolve_name("auto", "cuda") == "ssl-bi"
+
+
+def test_models_command_states_the_rule_and_this_machines_default(capsys, weights_env):
+    assert main(["models"]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    assert f"on this machine ({device}): {zoo.resolve_name('auto', device)}" in last and zoo.AUTO_RULE in last
+
+
 @pytest.mark.parametrize("fetched", [False, True], ids=["nothing-fetched", "after-setup"])
 def test_upscale_uses_the_bundled_ssl_bi_by_default(fetched, media, tmp_path, monkeypatch, capsys,
                                                      official_weights_dir):

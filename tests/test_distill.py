@@ -169,3 +169,42 @@ def test_finetune_on_a_missing_cache_is_one_clear_line(tmp_path, capsys):
         main(["finetune", "--model", str(slim_dir), "--cache", str(tmp_path / "nope"), "--out", str(tmp_path / "o"),
               "--iters", "1"])
     assert "not a teacher cache" in str(exc.value.code)
+
+
+def test_gpu_recipe_resumes_across_calls_on_a_tiny_cpu_configuration(tmp_path, official_weights_dir):
+    """pruning/recipes/gpu_distill.sh as the device runs it, on the CPU: a call cut short by its time budget
+    returns a split checkpoint, `collect` keeps it, and the next call resumes and exports the model."""
+    import os
+    import subprocess
+
+    from vsrapp.zoo import load_basicsr_state
+
+    repo = Path(__file__).resolve().parents[1]
+    gpu = tmp_path / "gpu"
+    write_stills(gpu / "train", n=2, size=(200, 240))
+    state = load_basicsr_state(official_weights_dir / "BasicVSR_Vimeo90K_BIx4.pth")
+    torch.save({"params": {k: v.half() for k, v in state.items()}}, gpu / "teacher-fp16.pth")
+    env = {**os.environ, "GPU_DIR": str(gpu), "RUN_DIR": str(tmp_path / "run"), "TINY": "1", "TINY_ITERS": "3",
+           "COLLECT_TO": str(tmp_path / "model"), "OMP_NUM_THREADS": "1"}
+    script = str(repo / "pruning" / "recipes" / "gpu_distill.sh")
+
+    def call(name: str, seconds: str) -> Path:
+        out = tmp_path / name
+        run = subprocess.run([script, "train"], env={**env, "OUT": str(out), "TINY_SECONDS": seconds}, cwd=repo,
+                             capture_output=True, text=True, timeout=600)
+        assert run.returncode == 0, run.stdout + run.stderr
+        subprocess.run(["rm", "-rf", env["RUN_DIR"]], check=True)  # a fresh machine every call
+        collect = subprocess.run([script, "collect", str(out)], env=env, cwd=repo, capture_output=True, text=True)
+        assert collect.returncode == 0, collect.stderr
+        return out
+
+    first = call("out1", "0.1")  # the budget stops it after one step
+    assert sorted(p.name for p in first.glob("last.pt.part-*")) and not (first / "model.safetensors").exists()
+    assert all(p.stat().st_size <= 15 * 2**20 for p in first.glob("last.pt.part-*"))
+    second = call("out2", "600")
+    log = (second / "train.log").read_text()
+    assert "resumed from" in log and "it 3/3" in log
+    model = load_slim(tmp_path / "model")
+    meta = json.loads((tmp_path / "model" / "meta.json").read_text())
+    assert meta["recipe"]["distill"]["steps_done"] == 3 and meta["recipe"]["distill"]["cache"]["live_teacher"]
+    assert model(torch.rand(1, 2, 3, 16, 16)).shape == (1, 2, 3, 64, 64)

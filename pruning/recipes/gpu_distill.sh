@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Teacher-anchored recovery of a bundled pruned model on one GPU, in calls of a few minutes that resume each
+# other (docs/MODELS.md, "The GPU recipe"). The same loss as the CPU recipe (teacher output + TF hidden states,
+# EMA of the weights), at SSL's batch shape: batch 8 x 14-frame clips x 64x64 LR crops, bf16 autocast, the
+# teacher run live on fresh synthetic clips (on a GPU its pass is cheap, so no cache).
+#
+# Here, once:   pruning/recipes/gpu_distill.sh prepare            -> .gpu/ (fp16 teacher, stills: ~21 MB)
+# On the GPU:   pruning/recipes/gpu_distill.sh train [MODEL]      (device run, carry .gpu; results under $OUT)
+# Here, after:  pruning/recipes/gpu_distill.sh collect DIR        (DIR = the returned files: state for next call)
+# Tiny CPU check of the whole cycle: TINY=1 pruning/recipes/gpu_distill.sh train   (a few seconds per stage)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+STAGE=${1:-train}
+MODEL=${2:-ssl-bi}
+GPU=${GPU_DIR:-.gpu}
+OUT=${OUT:-$GPU/out}
+SECONDS_BUDGET=${SECONDS_BUDGET:-420}   # training time per call: 7 of the 9 minutes (start-up, export, copy)
+ITERS=${ITERS:-6000}                    # the whole schedule (cosine), over as many calls as it takes
+
+case $STAGE in
+prepare)
+    mkdir -p $GPU/train/stills $GPU/state
+    # The teacher in fp16 (half the bytes; it runs under bf16 autocast there anyway).
+    python -c "
+import sys, torch
+from vsrapp.zoo import load_basicsr_state
+state = load_basicsr_state(sys.argv[1])
+torch.save({'params': {k: v.half() for k, v in state.items()}}, sys.argv[2])
+" "${VSRAPP_WEIGHTS:-../shared/weights}/BasicVSR_Vimeo90K_BIx4.pth" $GPU/teacher-fp16.pth
+    # The training stills, re-encoded as quality-92 JPEG so that everything travels in 64 MiB with the
+    # checkpoint of the next call: a long side of 768 px leaves room for 256 px GT crops and camera paths.
+    python - <<'PY'
+import cv2, os, pathlib
+from pruning.data import list_stills
+from pruning.prepare_data import DEFAULT_OUT
+out = pathlib.Path(os.environ.get("GPU_DIR", ".gpu")) / "train" / "stills"
+for i, p in enumerate(list_stills(DEFAULT_OUT)):
+    img = cv2.imread(str(p))
+    s = 768 / max(img.shape[:2])
+    if s < 1:
+        img = cv2.resize(img, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)
+    cv2.imwrite(str(out / f"{i:03d}.jpg"), img, [cv2.IMWRITE_JPEG_QUALITY, 92])
+PY
+    du -sh $GPU
+    ;;
+train)
+    export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
+    RUN=${RUN_DIR:-/tmp/gpu_distill}
+    mkdir -p $RUN/checkpoints "$OUT"
+    RESUME=""
+    if ls $GPU/state/last.pt.part-* >/dev/null 2>&1; then
+        cat $GPU/state/last.pt.part-* > $RUN/checkpoints/last.pt
+        cp $GPU/state/train.log $RUN/ 2>/dev/null || true
+        RESUME=--resume
+    fi
+    SRC=vsrapp/weights/$MODEL
+    [[ -d $MODEL ]] && SRC=$MODEL
+    if [[ ${TINY:-0} == 1 ]]; then  # CPU check: a tiny schedule on the bundled model
+        SHAPE="--batch 1 --frames 3 --lr-size 16 --threads 2"; ITERS=${TINY_ITERS:-4}; SECONDS_BUDGET=${TINY_SECONDS:-600}
+    else
+        SHAPE="--batch 8 --frames 14 --lr-size 64 --workers 12"
+    fi
+    nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null | tee "$OUT/device.txt" || true
+    python3 -m pruning.commands finetune --model "$SRC" --live-teacher --teacher $GPU/teacher-fp16.pth \
+        --data $GPU/train --out $RUN $SHAPE --iters "$ITERS" --lr 1e-4 --warmup 200 --ema 0.999 \
+        --kd-weight 1 --tf-weight 0.1 --ckpt-every 200 --log-every 20 --seed 7 \
+        --max-seconds "$SECONDS_BUDGET" $RESUME 2>&1 | grep -v "^USDT" || true
+    # The checkpoint (weights, Adam state, EMA) is larger than one returned file may be: split it.
+    split -b 15M -d $RUN/checkpoints/last.pt "$OUT/last.pt.part-"
+    cp $RUN/train.log "$OUT/"
+    for f in model.safetensors plan.json meta.json; do [[ -f $RUN/$f ]] && cp $RUN/$f "$OUT/"; done
+    ls -la "$OUT"
+    ;;
+collect)
+    DIR=${2:?the folder the device run returned}
+    mkdir -p $GPU/state
+    rm -f $GPU/state/last.pt.part-*
+    cp "$DIR"/last.pt.part-* "$DIR"/train.log $GPU/state/
+    if [[ -f $DIR/model.safetensors ]]; then
+        DEST=${COLLECT_TO:-runs/gpu-distill}
+        mkdir -p "$DEST" && cp "$DIR"/model.safetensors "$DIR"/plan.json "$DIR"/meta.json "$DEST"/
+        echo "schedule finished: the distilled model is in $DEST (score it with vsrapp eval)"
+    else
+        echo "state kept in $GPU/state: run the train stage again"
+    fi
+    ;;
+*) echo "usage: $0 prepare|train|collect ..." >&2; exit 2 ;;
+esac
