@@ -17,6 +17,9 @@ Arms (``--arm``):
 - ``oneshot-issp``: no training: every trunk conv loses its ``--sparsity`` smallest weights (ISS-P's mask
   without its soft shrinkage).
 
+``--init oneshot-nm|oneshot-issp`` makes a ``gt`` or ``kd`` arm train that mask instead of the teacher (its
+zeros kept): recovery of a pruned model by the same recipe.
+
     python -m pruning.recipes.recipe_cost --arm gt --lr-size 32 --frames 5 --lr 2e-4 --steps 100 300 \\
         --out runs/recipe_cost/gt32
 """
@@ -34,7 +37,7 @@ from ..distill import CachedClips, DistillObjective, DistillWeights, WeightEMA, 
 from ..issp import lowest, trunk_convs
 from ..nm import searched_layers
 from ..prepare_data import DEFAULT_OUT
-from ..train import FinetuneObjective, TrainConfig, Trainer, setup_distributed, setup_logging
+from ..train import FinetuneObjective, StepHooks, TrainConfig, Trainer, setup_distributed, setup_logging
 
 
 @torch.no_grad()
@@ -53,6 +56,30 @@ def one_shot(model: torch.nn.Module, arm: str, sparsity: float) -> torch.nn.Modu
     return model
 
 
+class MaskedEMA(StepHooks):
+    """Keeps a one-shot mask's zeros at zero after every step (as N:M and ISS-P fine-tuning do), then updates
+    the EMA, if any, so that the average holds the same zeros."""
+
+    def __init__(self, model: torch.nn.Module, ema: WeightEMA | None) -> None:
+        self.keep = {n: p.detach() != 0 for n, p in model.named_parameters() if n.endswith(".weight")}
+        self.ema = ema
+
+    @torch.no_grad()
+    def after_step(self, model: torch.nn.Module, step: int) -> None:
+        for name, p in model.named_parameters():
+            if name in self.keep:
+                p.mul_(self.keep[name])
+        if self.ema is not None:
+            self.ema.after_step(model, step)
+
+    def state_dict(self) -> dict:
+        return self.ema.state_dict() if self.ema is not None else {}
+
+    def load_state_dict(self, state: dict) -> None:
+        if self.ema is not None:
+            self.ema.load_state_dict(state)
+
+
 def run_arm(args: argparse.Namespace) -> list[Path]:
     out = Path(args.out)
     if args.arm.startswith("oneshot"):
@@ -66,6 +93,8 @@ def run_arm(args: argparse.Namespace) -> list[Path]:
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     model = _dense_teacher(args.teacher).train()
+    if args.init:  # recovery of a one-shot mask: its zeros stay zero
+        model = one_shot(model, args.init, args.sparsity)
     iters = max(args.steps)
     cfg = TrainConfig(phase="finetune", data=str(args.data), out=str(out), iters=iters, frames=args.frames,
                       lr_size=args.lr_size, lr=args.lr, warmup=args.warmup, schedule=args.schedule,
@@ -79,7 +108,8 @@ def run_arm(args: argparse.Namespace) -> list[Path]:
         objective = DistillObjective(model, DistillWeights(out=1.0, gt=args.gt_weight, tf=args.tf_weight))
     groups = {"weights": ([p for n, p in model.named_parameters() if not n.startswith("spynet.")], args.lr)}
     ema = WeightEMA(model, args.ema) if args.ema > 0 else None
-    trainer = Trainer(cfg, objective, model, groups, setup_distributed("cpu"), hooks=ema)
+    hooks = MaskedEMA(model, ema) if args.init else ema
+    trainer = Trainer(cfg, objective, model, groups, setup_distributed("cpu"), hooks=hooks)
     trainer.start(False)
     written = []
     for step in sorted(args.steps):
@@ -108,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmup", type=int, default=0)
     p.add_argument("--schedule", choices=["constant", "cosine"], default="constant")
     p.add_argument("--ema", type=float, default=0.0, help="EMA decay of the weights (0 = off)")
+    p.add_argument("--init", choices=["oneshot-nm", "oneshot-issp"],
+                   help="train from this one-shot mask of the teacher instead of the teacher (zeros kept)")
     p.add_argument("--gt-weight", type=float, default=0.0)
     p.add_argument("--tf-weight", type=float, default=0.0)
     p.add_argument("--seed", type=int, default=1)
