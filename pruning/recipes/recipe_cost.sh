@@ -34,3 +34,5 @@ arm oneshot-nm 0 -- --arm oneshot-nm                                      # magn
 arm oneshot-issp 0 -- --arm oneshot-issp --sparsity 0.8                    # 80 % smallest zeroed, no training
 arm kd32-slow 300 -- --arm kd --cache "$OUT/cache32" --lr 5e-5 --warmup 20 --ema 0.99  # teacher, gentle
 arm gt64 100 -- --arm gt --lr-size 64 --frames 5 --lr 2e-4                # larger crops, GT
+# Recovery of the one-shot 2:4 mask by the acceptable recipe (teacher output, 5e-5, warm-up, EMA; zeros kept)
+arm nm-kd-slow 100 200 -- --arm kd --init oneshot-nm --cache "$OUT/cache32" --lr 5e-5 --warmup 20 --ema 0.99
