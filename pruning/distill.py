@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import json
 import logging
 import os
@@ -79,18 +80,19 @@ def clip_path(directory: Path, index: int) -> Path:
     return directory / f"clip_{index:05d}.pt"
 
 
+def trace_targets(trace: RecurrenceTrace) -> dict[str, torch.Tensor]:
+    """The teacher's pass as distillation targets, named by :data:`STATE_KEYS` (a forward-only teacher or a
+    single frame leaves some out)."""
+    values = (trace.outputs, trace.forward, trace.backward, *trace.flows)
+    return {k: v for k, v in zip(STATE_KEYS, values) if v is not None}
+
+
 @torch.no_grad()
 def teacher_record(teacher: nn.Module, lr: torch.Tensor, gt: torch.Tensor) -> dict[str, torch.Tensor]:
     """What one cached clip holds: ``lr``/``gt`` (T, 3, h, w) in [0, 1] -> uint8 frames plus the teacher's
     outputs, hidden states and flows (fp16)."""
-    trace = run_with_states(teacher, lr[None].float())
-    half = {"out": trace.outputs[0], "fwd": trace.forward[0],
-            "bwd": trace.backward[0] if trace.backward is not None else None,
-            "to_next": trace.flows[0][0] if trace.flows[0] is not None else None,
-            "to_prev": trace.flows[1][0] if trace.flows[1] is not None else None}
-    record = {"lr": _u8(lr), "gt": _u8(gt)}
-    record.update({k: v.contiguous().half() for k, v in half.items() if v is not None})
-    return record
+    targets = trace_targets(run_with_states(teacher, lr[None].float()))
+    return {"lr": _u8(lr), "gt": _u8(gt), **{k: v[0].contiguous().half() for k, v in targets.items()}}
 
 
 def build_cache(teacher: nn.Module, data_root: str | Path, out: str | Path, cfg: CacheConfig,
@@ -201,14 +203,8 @@ class DistillObjective(nn.Module):
 
     @torch.no_grad()
     def teacher_targets(self, lrs: torch.Tensor, gts: torch.Tensor) -> dict[str, torch.Tensor]:
-        trace = run_with_states(self._teacher[0], lrs)
-        targets = {"gt": gts, "out": trace.outputs.float(), "fwd": trace.forward}
-        if trace.backward is not None:
-            targets["bwd"] = trace.backward
-        for key, flow in zip(("to_next", "to_prev"), trace.flows):
-            if flow is not None:
-                targets[key] = flow
-        return targets
+        targets = trace_targets(run_with_states(self._teacher[0], lrs))
+        return {"gt": gts, **targets, "out": targets["out"].float()}
 
     def forward(self, lrs: torch.Tensor, targets: dict[str, torch.Tensor] | torch.Tensor, step: int,
                 ) -> tuple[torch.Tensor, dict[str, Any]]:
@@ -235,8 +231,7 @@ class DistillObjective(nn.Module):
                 teacher.backward = None
             parts["tf"] = temporal_loss(trace, teacher)
             loss = loss + w.tf * parts["tf"]
-        parts = {k: (v.detach() if k != "outputs" else v) for k, v in parts.items()}
-        return loss, parts
+        return loss, {k: v.detach() for k, v in parts.items()}
 
 
 # ------------------------------------------------------------------------------------------ EMA
@@ -294,6 +289,9 @@ def train_distill(cfg: TrainConfig, student: nn.Module, cache: str | Path | None
     ``cfg.lr_size``) with the live ``teacher`` instead. A pruned student is saved into ``cfg.out`` in its export
     format with the recipe extended (``save``); returns ``(cfg.out, the trained model, EMA weights in place
     when used)``."""
+    # SpyNet stays frozen throughout: the flows are the teacher's (cached, or its live pass). A copy, so that
+    # the stretches below can set stop_at and max_seconds without touching the caller's config.
+    cfg = dataclasses.replace(cfg, spynet_frozen_iters=-1)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     env = env or setup_distributed()
@@ -320,8 +318,6 @@ def train_distill(cfg: TrainConfig, student: nn.Module, cache: str | Path | None
     ema = WeightEMA(student, ema_decay, set(trainable)) if ema_decay > 0 else None
     trainer = Trainer(cfg, DistillObjective(student, weights, teacher), student, groups, env, hooks=ema)
     trainer.start(resume)
-    for p in student.spynet.parameters():
-        p.requires_grad_(False)  # the cached flows are the frozen SpyNet's
     out = Path(cfg.out)
     stop_at = cfg.stop_at
     prunable = save and env.main and hasattr(student, "plan")

@@ -33,7 +33,7 @@ import os
 import platform
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -208,17 +208,44 @@ class StepHooks:
 
 
 class KeepZeros(StepHooks):
-    """Fine-tuning a dense-shaped sparse export (``model.plan["layers"]``, N:M or ISS-P): the zeros found at
-    the start stay zero (re-applied after every step, as ISS-P's fine-tuning does), so the pattern holds."""
+    """Fine-tuning a dense-shaped sparse model (N:M or ISS-P): the zeros found at the start in ``layers``
+    (default: an export's ``model.plan["layers"]``) stay zero (re-applied after every step, as ISS-P's
+    fine-tuning does), so the pattern holds."""
 
-    def __init__(self, model: nn.Module) -> None:
-        self.keep = {n: model.get_submodule(n).weight.detach() != 0 for n in model.plan["layers"]}
+    def __init__(self, model: nn.Module, layers: Iterable[str] | None = None) -> None:
+        names = model.plan["layers"] if layers is None else layers
+        self.keep = {n: model.get_submodule(n).weight.detach() != 0 for n in names}
 
     @torch.no_grad()
     def after_step(self, model: nn.Module, step: int) -> None:
         for name, keep in self.keep.items():
             weight = model.get_submodule(name).weight
             weight.mul_(keep.to(weight.device))
+
+
+class HookChain(StepHooks):
+    """Several hooks acting in order around every step (e.g. :class:`KeepZeros`, then an EMA of the weights
+    that must see the re-applied zeros); their states are checkpointed side by side."""
+
+    def __init__(self, *hooks: StepHooks) -> None:
+        self.hooks = hooks
+
+    def before_step(self, model: nn.Module, step: int) -> bool:
+        return any([h.before_step(model, step) for h in self.hooks])  # a list: every hook runs
+
+    def after_step(self, model: nn.Module, step: int) -> None:
+        for h in self.hooks:
+            h.after_step(model, step)
+
+    def log(self, model: nn.Module, step: int) -> dict[str, float]:
+        return {k: v for h in self.hooks for k, v in h.log(model, step).items()}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {str(i): h.state_dict() for i, h in enumerate(self.hooks)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for i, h in enumerate(self.hooks):
+            h.load_state_dict(state.get(str(i), {}))
 
 
 # ------------------------------------------------------------------------------------------ checkpoints

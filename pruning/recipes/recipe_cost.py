@@ -37,47 +37,29 @@ from ..distill import CachedClips, DistillObjective, DistillWeights, WeightEMA, 
 from ..issp import lowest, trunk_convs
 from ..nm import searched_layers
 from ..prepare_data import DEFAULT_OUT
-from ..train import FinetuneObjective, StepHooks, TrainConfig, Trainer, setup_distributed, setup_logging
+from ..train import FinetuneObjective, HookChain, KeepZeros, TrainConfig, Trainer, setup_distributed, setup_logging
+
+
+def masked_layers(model: torch.nn.Module, arm: str) -> list[str]:
+    """The convs a one-shot mask zeroes: every residual-block conv (2:4), or every trunk conv (ISS-P)."""
+    return searched_layers(model) if arm == "oneshot-nm" else list(trunk_convs(model))
 
 
 @torch.no_grad()
 def one_shot(model: torch.nn.Module, arm: str, sparsity: float) -> torch.nn.Module:
     """The teacher with a magnitude mask and nothing trained (arms ``oneshot-nm`` and ``oneshot-issp``)."""
     if arm == "oneshot-nm":
-        for name in searched_layers(model):
+        for name in masked_layers(model, arm):
             w = model.get_submodule(name).weight  # (out, in, kh, kw); groups of 4 along `in`
             groups = w.permute(0, 2, 3, 1).reshape(-1, 4)
             keep = torch.zeros_like(groups, dtype=torch.bool)
             keep.scatter_(1, groups.abs().topk(2, dim=1).indices, True)
             w.mul_(keep.view(w.shape[0], w.shape[2], w.shape[3], w.shape[1]).permute(0, 3, 1, 2))
     else:
-        for conv in trunk_convs(model).values():
-            conv.weight.mul_(~lowest(conv.weight, int(sparsity * conv.weight.numel())))
+        for name in masked_layers(model, arm):
+            w = model.get_submodule(name).weight
+            w.mul_(~lowest(w, int(sparsity * w.numel())))
     return model
-
-
-class MaskedEMA(StepHooks):
-    """Keeps a one-shot mask's zeros at zero after every step (as N:M and ISS-P fine-tuning do), then updates
-    the EMA, if any, so that the average holds the same zeros."""
-
-    def __init__(self, model: torch.nn.Module, ema: WeightEMA | None) -> None:
-        self.keep = {n: p.detach() != 0 for n, p in model.named_parameters() if n.endswith(".weight")}
-        self.ema = ema
-
-    @torch.no_grad()
-    def after_step(self, model: torch.nn.Module, step: int) -> None:
-        for name, p in model.named_parameters():
-            if name in self.keep:
-                p.mul_(self.keep[name])
-        if self.ema is not None:
-            self.ema.after_step(model, step)
-
-    def state_dict(self) -> dict:
-        return self.ema.state_dict() if self.ema is not None else {}
-
-    def load_state_dict(self, state: dict) -> None:
-        if self.ema is not None:
-            self.ema.load_state_dict(state)
 
 
 def run_arm(args: argparse.Namespace) -> list[Path]:
@@ -108,7 +90,9 @@ def run_arm(args: argparse.Namespace) -> list[Path]:
         objective = DistillObjective(model, DistillWeights(out=1.0, gt=args.gt_weight, tf=args.tf_weight))
     groups = {"weights": ([p for n, p in model.named_parameters() if not n.startswith("spynet.")], args.lr)}
     ema = WeightEMA(model, args.ema) if args.ema > 0 else None
-    hooks = MaskedEMA(model, ema) if args.init else ema
+    hooks = ema
+    if args.init:  # the mask's zeros stay zero; the EMA, after them, averages the masked weights
+        hooks = HookChain(KeepZeros(model, masked_layers(model, args.init)), *([ema] if ema else []))
     trainer = Trainer(cfg, objective, model, groups, setup_distributed("cpu"), hooks=hooks)
     trainer.start(False)
     written = []
