@@ -37,7 +37,8 @@ METHOD_OPTIONS = {
     "ratio": ("ssl", "gassl"), "normalise": ("ssl",), "gate_lr": ("ssl",),
     "reg_delta": ("ssl", "gassl"), "reg_interval": ("ssl", "gassl"), "reg_ceiling": ("ssl", "gassl"),
     "hair_delta": ("gassl",), "hair_interval": ("gassl",), "hair_ceiling": ("gassl",), "ssa_steps": ("gassl",),
-    "ssa_weight": ("gassl",), "stabilize_steps": ("gassl",), "channel_multiple": ("gassl",),
+    "ssa_weight": ("gassl",), "stabilize_steps": ("gassl",), "channel_multiple": ("gassl", "ssl"),
+    "cache": ("ssl",), "kd_weight": ("ssl",), "gt_weight": ("ssl",), "prune_kinds": ("ssl",), "warmup": ("ssl",),
     "no_restart": ("gassl",),
     "budget": ("nm",), "nm_levels": ("nm",), "score_lr": ("nm",), "anneal_every": ("nm",),
     "rerank_every": ("nm",),
@@ -88,6 +89,17 @@ def add_commands(subparsers: Any) -> None:
     g.add_argument("--normalise", choices=["layer", "kind", "none"],
                    help="score normalisation before the global sort (pruning.selection; default layer)")
     g.add_argument("--gate-lr", type=float, help="learning rate of the gates (default: --lr, as SSL)")
+    g = p.add_argument_group("ssl held to the teacher (pruning.distill.Anchor): fit a teacher cache, not the GT")
+    g.add_argument("--cache", type=Path,
+                   help="teacher cache from `python -m pruning.distill cache`: the gated model fits --kd-weight x "
+                        "the teacher's output + --gt-weight x the ground truth, only --prune-kinds are selected, "
+                        "widths rounded to --channel-multiple (default 8), and the export removes exactly the "
+                        "entries the penalty drove to zero")
+    g.add_argument("--kd-weight", type=float, help="with --cache: weight of the teacher-output term (default 1)")
+    g.add_argument("--gt-weight", type=float, help="with --cache: weight of the ground-truth term (default 0)")
+    g.add_argument("--prune-kinds", help="with --cache: comma-separated gate kinds to select from (default "
+                                         "trunk.conv1.out,upconv2.out,conv_hr.out: every stream channel kept)")
+    g.add_argument("--warmup", type=int, help="iterations of linear learning-rate warm-up (default 0)")
     g = p.add_argument_group("ssl and gassl: the growing L2 on the selected scales")
     g.add_argument("--reg-delta", type=float, help="lambda increment (SSL and ASSL: 1e-4)")
     g.add_argument("--reg-interval", type=int, help="iterations per increment (SSL: 5; ASSL: 30)")
@@ -261,8 +273,10 @@ def cmd_prune(args: argparse.Namespace) -> int:
         cfg = _config(args, "sparsity", gate_lr=args.gate_lr, ratio=0.5 if args.ratio is None else args.ratio,
                       normalise=args.normalise or "layer", reg_delta=_or(args.reg_delta, 1e-4),
                       reg_interval=_or(args.reg_interval, 5), reg_ceiling=_or(args.reg_ceiling, 0.1),
-                      schedule="constant", spynet_frozen_iters=-1)
-        out = train_sparsity(cfg, dense, teacher_name=teacher_name, resume=args.resume, env=env)
+                      schedule="constant", spynet_frozen_iters=-1, warmup=args.warmup or 0,
+                      **({"frames": 0} if args.cache is not None else {}))
+        out = train_sparsity(cfg, dense, teacher_name=teacher_name, resume=args.resume, env=env,
+                             anchor=_anchor(args, dense))
     else:
         cfg = _config(args, args.method, schedule="constant", spynet_frozen_iters=-1)
         out = train_method(cfg, dense, method, teacher_name=teacher_name, resume=args.resume, env=env)
@@ -270,6 +284,26 @@ def cmd_prune(args: argparse.Namespace) -> int:
         done = (out / "model.safetensors").is_file()
         print(f"{args.method} model written to {out}" if done else f"stopped early; continue with --resume ({out})")
     return 0
+
+
+def _anchor(args: argparse.Namespace, dense: Any) -> Any:
+    """The :class:`pruning.distill.Anchor` of ``--cache`` (None without it)."""
+    if args.cache is None:
+        for dest in ("kd_weight", "gt_weight", "prune_kinds"):
+            if getattr(args, dest) is not None:
+                raise SystemExit(f"--{dest.replace('_', '-')} needs --cache")
+        return None
+    from .distill import ANCHOR_KINDS, Anchor, DistillWeights, read_cache_info
+
+    try:
+        info = read_cache_info(args.cache)
+    except (FileNotFoundError, ValueError) as exc:
+        raise SystemExit(str(exc)) from None
+    if dense.bidirectional and not info.get("bidirectional", True):
+        raise SystemExit(f"{args.cache} was made by a forward-only teacher: it has no backward states")
+    kinds = frozenset(k.strip() for k in args.prune_kinds.split(",")) if args.prune_kinds else ANCHOR_KINDS
+    weights = DistillWeights(out=_or(args.kd_weight, 1.0), gt=_or(args.gt_weight, 0.0))
+    return Anchor(str(args.cache), weights, kinds, _or(args.channel_multiple, 8))
 
 
 def _or(value: Any, default: Any) -> Any:

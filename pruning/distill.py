@@ -278,6 +278,39 @@ def averaged(model: nn.Module, ema: WeightEMA | None) -> nn.Module:
     return out
 
 
+# ------------------------------------------------------------------------------------------ SSL, anchored
+ANCHOR_KINDS = frozenset({"trunk.conv1.out", "upconv2.out", "conv_hr.out"})
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """SSL's sparsity phase held to the teacher (``pruning.train.train_sparsity(..., anchor=)``): the gated
+    model fits the teacher's cached outputs (``weights``) instead of the ground truth, so the entries the
+    penalty does not touch stay where the teacher has them, and only the gates of ``kinds`` are selected, with
+    kept widths rounded to ``multiple`` (:func:`pruning.selection.select_kinds`).
+
+    The default kinds keep every stream channel (no RSC gather/scatter: the slim network runs at the dense
+    one's efficiency per MAC) and prune each block's hidden filters and the two high-resolution upsampler
+    layers, where most of the upsampler's MACs are."""
+
+    cache: str
+    weights: DistillWeights = DistillWeights()
+    kinds: frozenset[str] = ANCHOR_KINDS
+    multiple: int = 8
+
+    def dataset(self, cfg: TrainConfig, env: Dist) -> CachedClips:
+        return CachedClips(self.cache, length=cfg.iters * cfg.batch * env.world,
+                           frames=None if self.weights.needs_states() or cfg.frames <= 0 else cfg.frames)
+
+    def objective(self, gated: nn.Module) -> DistillObjective:
+        return DistillObjective(gated, self.weights)
+
+    def describe(self) -> dict[str, Any]:
+        info = read_cache_info(self.cache)
+        return {"cache": str(self.cache), "cache_config": info["config"], "teacher": info.get("teacher"),
+                "weights": asdict(self.weights), "kinds": sorted(self.kinds), "multiple": self.multiple}
+
+
 # ------------------------------------------------------------------------------------------ training
 def train_distill(cfg: TrainConfig, student: nn.Module, cache: str | Path | None, weights: DistillWeights,
                   base_meta: dict[str, Any] | None = None, ema_decay: float = 0.0, resume: bool = False,

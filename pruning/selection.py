@@ -107,3 +107,32 @@ def select_global(scores: dict[str, torch.Tensor], ratio: float = 0.5, min_keep:
 def pruned_fraction(masks: dict[str, torch.Tensor]) -> dict[str, float]:
     """Fraction of entries pruned per gate (the unequal per-layer ratios global selection produces)."""
     return {n: float(m.float().mean()) for n, m in masks.items()}
+
+
+def select_kinds(scores: dict[str, torch.Tensor], ratio: float, kinds: set[str] | frozenset[str],
+                 multiple: int = 1) -> dict[str, torch.Tensor]:
+    """SSL's global selection restricted to the gates of ``kinds`` (:func:`gate_kind` names such as
+    ``trunk.conv1.out``, ``upconv2.out``), with every such gate's kept count rounded to the nearest multiple of
+    ``multiple`` (at least ``multiple``, at most all); every other gate keeps everything.
+
+    Why restrict: a block whose read and write sets are the whole stream needs no gather/scatter, and the
+    hidden width alone sets its cost, so the slim network runs at the dense network's efficiency per MAC
+    (docs/BENCHMARKS.md measures the RSC plans at about half of it). Why round: convolution kernels run whole
+    vector lanes and tiles, so a width of 8k costs about what 8k+1 costs. Kept entries are the best-scoring
+    ones of each gate; ties break by position, so the result is deterministic."""
+    if multiple < 1:
+        raise ValueError(f"multiple must be >= 1, not {multiple}")
+    chosen = {n: s for n, s in scores.items() if gate_kind(n) in kinds}
+    if not chosen:
+        raise ValueError(f"no gate of the kinds {sorted(kinds)}")
+    rough = select_global(chosen, ratio)
+    masks = {n: torch.zeros(s.numel(), dtype=torch.bool) for n, s in scores.items()}
+    for name, mask in rough.items():
+        s = chosen[name].flatten()
+        keep = int((~mask).sum())
+        keep = min(s.numel(), max(multiple, multiple * round(keep / multiple)))
+        order = torch.argsort(s, descending=True, stable=True)
+        pruned = torch.ones(s.numel(), dtype=torch.bool)
+        pruned[order[:keep]] = False
+        masks[name] = pruned
+    return masks

@@ -56,7 +56,7 @@ from .gates import GatedModel, add_gates
 from .losses import TemporalFinetuneLoss, charbonnier_loss
 from .plan import plan_from_masks
 from .regularizer import GrowingL2
-from .selection import importance_scores, pruned_fraction, select_global
+from .selection import importance_scores, pruned_fraction, select_global, select_kinds
 
 LOG = logging.getLogger("vsrapp.train")
 CKPT_NAME = "last.pt"
@@ -138,18 +138,25 @@ def setup_distributed(device: str | None = None) -> Dist:
 # ------------------------------------------------------------------------------------------ objectives
 class SparsityObjective(nn.Module):
     """Charbonnier on the gated model's outputs plus the growing L2 on the marked gates (a loss term here, so
-    its gradient passes through DDP like any other)."""
+    its gradient passes through DDP like any other). ``fit``: another fidelity objective on the same gated
+    model instead of the Charbonnier to the ground truth (``pruning.distill.DistillObjective``: the teacher's
+    cached outputs as the target)."""
 
-    def __init__(self, gated: GatedModel, reg: GrowingL2) -> None:
+    def __init__(self, gated: GatedModel, reg: GrowingL2, fit: nn.Module | None = None) -> None:
         super().__init__()
         self.model = gated
         self.reg = reg
+        self.fit = fit
 
-    def forward(self, lrs: torch.Tensor, gts: torch.Tensor, step: int) -> tuple[torch.Tensor, dict[str, Any]]:
-        out = self.model(lrs)
-        rec = charbonnier_loss(out.float(), gts)
+    def forward(self, lrs: torch.Tensor, gts: Any, step: int) -> tuple[torch.Tensor, dict[str, Any]]:
+        if self.fit is not None:
+            rec, parts = self.fit(lrs, gts, step)
+        else:
+            out = self.model(lrs)
+            rec = charbonnier_loss(out.float(), gts)
+            parts = {"rec": rec.detach(), "outputs": out.detach()}
         pen = self.reg.penalty(self.model, step).to(rec.device)
-        return rec + pen, {"rec": rec.detach(), "pen": pen.detach(), "outputs": out.detach()}
+        return rec + pen, {**parts, "pen": pen.detach()}
 
 
 class FinetuneObjective(nn.Module):
@@ -527,11 +534,20 @@ def _recipe(cfg: TrainConfig, env: Dist, trainer: Trainer, n_stills: int) -> dic
 
 
 def train_sparsity(cfg: TrainConfig, dense: BasicVSR | BasicVSRUni, teacher_name: str = "",
-                   resume: bool = False, env: Dist | None = None) -> Path:
-    """SSL sparsity learning on a copy of ``dense``, then selection and slim export into ``cfg.out``."""
+                   resume: bool = False, env: Dist | None = None, anchor: Any = None) -> Path:
+    """SSL sparsity learning on a copy of ``dense``, then selection and slim export into ``cfg.out``.
+
+    ``anchor`` (:class:`pruning.distill.Anchor`): train against the teacher's cached outputs instead of the
+    ground truth, and select only some gate kinds with rounded widths; the export then removes exactly the
+    marked entries (the ones the penalty drove to zero)."""
     env, dataset = _prepare(cfg, env)
     gated = add_gates(dense).to(env.device)
-    marked = select_global(importance_scores(gated, cfg.normalise), cfg.ratio)
+    scores = importance_scores(gated, cfg.normalise)
+    if anchor is None:
+        marked = select_global(scores, cfg.ratio)
+    else:
+        marked = select_kinds(scores, cfg.ratio, anchor.kinds, anchor.multiple)
+        dataset = anchor.dataset(cfg, env)
     reg = GrowingL2(marked, cfg.reg_delta, cfg.reg_interval, cfg.reg_ceiling)
     LOG.info("marked %d of %d gate entries (ratio %.3f); lambda reaches %.3g at step %d",
              sum(int(m.sum()) for m in marked.values()), sum(m.numel() for m in marked.values()), cfg.ratio,
@@ -540,7 +556,7 @@ def train_sparsity(cfg: TrainConfig, dense: BasicVSR | BasicVSRUni, teacher_name
     weights = [p for p in gated.weight_parameters() if id(p) not in spynet_ids]
     groups = {"weights": (weights, cfg.lr), "gates": (gated.gate_parameters(), cfg.gate_lr or cfg.lr),
               "spynet": (list(gated.net.spynet.parameters()), cfg.lr * cfg.spynet_lr_mult)}
-    objective = SparsityObjective(gated, reg)
+    objective = SparsityObjective(gated, reg, anchor.objective(gated) if anchor is not None else None)
     trainer = Trainer(cfg, objective, gated, groups, env, extra={"marked": marked})
     trainer.start(resume)
     if resume:  # the marked set is the checkpoint's, not this process's fresh selection
@@ -548,15 +564,18 @@ def train_sparsity(cfg: TrainConfig, dense: BasicVSR | BasicVSRUni, teacher_name
     trainer.run(dataset)
     out = Path(cfg.out)
     if trainer.finished:
-        final = select_global(importance_scores(gated, cfg.normalise), cfg.ratio)
+        final = select_global(importance_scores(gated, cfg.normalise), cfg.ratio) if anchor is None else \
+            {n: m.clone() for n, m in trainer.extra["marked"].items()}
         overlap = sum(int((final[n] & marked[n]).sum()) for n in final)
         LOG.info("re-selection: %d pruned, %d of them were marked at the start", sum(int(m.sum()) for m in
                                                                                   final.values()), overlap)
         fractions = pruned_fraction(final)
         LOG.info("pruned fraction per gate: min %.2f max %.2f", min(fractions.values()), max(fractions.values()))
         plan = plan_from_masks(gated, final)
-        meta = {"ratio": cfg.ratio, "teacher": teacher_name,
-                "recipe": {"sparsity": _recipe(cfg, env, trainer, len(dataset.stills))}}
+        sparsity = _recipe(cfg, env, trainer, len(dataset.stills))
+        if anchor is not None:
+            sparsity["anchor"] = anchor.describe()
+        meta = {"ratio": cfg.ratio, "teacher": teacher_name, "recipe": {"sparsity": sparsity}}
         export_slim(gated.cpu(), plan, out, meta)
         LOG.info("exported slim model to %s", out)
     return out

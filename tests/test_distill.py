@@ -208,3 +208,51 @@ def test_gpu_recipe_resumes_across_calls_on_a_tiny_cpu_configuration(tmp_path, o
     meta = json.loads((tmp_path / "model" / "meta.json").read_text())
     assert meta["recipe"]["distill"]["steps_done"] == 3 and meta["recipe"]["distill"]["cache"]["live_teacher"]
     assert model(torch.rand(1, 2, 3, 16, 16)).shape == (1, 2, 3, 64, 64)
+
+
+def test_select_kinds_prunes_only_those_kinds_with_rounded_widths():
+    from pruning.gates import add_gates
+    from pruning.selection import gate_kind, importance_scores, select_kinds
+
+    gated = add_gates(tiny_dense())
+    scores = importance_scores(gated)
+    masks = select_kinds(scores, 0.6, {"trunk.conv1.out", "conv_hr.out"}, multiple=4)
+    for name, mask in masks.items():
+        kept = int((~mask).sum())
+        if gate_kind(name) in {"trunk.conv1.out", "conv_hr.out"}:
+            assert kept % 4 == 0 and 4 <= kept < mask.numel(), (name, kept)
+            # The kept entries are the best-scoring ones of their gate.
+            assert float(scores[name][~mask].min()) >= float(scores[name][mask].max())
+        else:
+            assert kept == mask.numel(), name  # stream reads/writes, fusion, upconvs: untouched
+    with pytest.raises(ValueError, match="no gate"):
+        select_kinds(scores, 0.5, {"nothing"})
+
+
+def test_anchored_sparsity_fits_the_teacher_and_removes_exactly_the_marked_entries(cache, data, tmp_path):
+    """SSL's sparsity phase held to the teacher: the loss is the gap to the cached teacher output (so at step 0,
+    with the gates at 1, it is ~0), the stream is never pruned, widths come out rounded, and the export drops
+    the entries the penalty drove down."""
+    from pruning.distill import Anchor
+    from pruning.train import train_sparsity
+
+    anchor = Anchor(str(cache), DistillWeights(out=1.0), frozenset({"trunk.conv1.out", "conv_hr.out"}), 4)
+    cfg = TrainConfig(phase="sparsity", data=str(data), out=str(tmp_path / "s"), iters=6, frames=0, lr=1e-3,
+                      gate_lr=5e-2, ratio=0.5, reg_delta=0.5, reg_interval=1, reg_ceiling=2.0, log_every=1,
+                      threads=1)
+    out = train_sparsity(cfg, tiny_dense(), teacher_name="tiny", anchor=anchor)
+    log = (out / "train.log").read_text()
+    first = next(line for line in log.splitlines() if " it 1/6 " in line)
+    assert float(first.split(" kd ")[1].split()[0]) < 1e-3  # the unpruned start fits its own teacher
+    plan = json.loads((out / "plan.json").read_text())
+    for name, kept in plan["kept"].items():
+        if "trunk" in name and name.endswith(("conv1.in", "conv2.out")):
+            assert kept == list(range(TINY["num_feat"])), name
+        if name.endswith("conv1.out") or name == "conv_hr.out":
+            assert len(kept) % 4 == 0, name
+    hidden = [len(v) for k, v in plan["kept"].items() if k.endswith("conv1.out")]
+    assert sum(hidden) < len(hidden) * TINY["num_feat"] and len(plan["kept"]["conv_hr.out"]) < 64
+    meta = json.loads((out / "meta.json").read_text())
+    described = meta["recipe"]["sparsity"]["anchor"]
+    assert described["multiple"] == 4 and described["teacher"] == "tiny"
+    assert load_slim(out)(torch.rand(1, 3, 3, 8, 8)).shape == (1, 3, 3, 32, 32)
