@@ -247,3 +247,14 @@ def test_cuda_variants_run(tiny_slim_dir, tmp_path):
     assert r["model_only"]["memory"]["kind"] == "cuda_max_memory_allocated"
     opts = {v["variant"]: v for v in r["gpu_opts"]}
     assert opts["fp16-cl-graphs"]["psnr_vs_fp32_db"] > 30 and "trunks" not in opts["fp16-cl-graphs"]
+
+
+def test_random_weights_keep_a_bundled_models_pruned_architecture():
+    """``--random-weights ssl-bi`` times the pruned network (its plan), not the dense family it came from."""
+    from models.complexity import count_params
+    from vsrapp.bench import load_bench_model
+
+    random_bm = load_bench_model("ssl-bi", random_weights=True)
+    trained_bm = load_bench_model("ssl-bi")
+    assert hasattr(random_bm.model, "plan") and not random_bm.trained
+    assert count_params(random_bm.model) == count_params(trained_bm.model)

@@ -105,6 +105,8 @@ def load_bench_model(spec: str, random_weights: bool = False) -> BenchModel:
             return BenchModel(spec, build_slim(plan).eval(), False, "plan.json with random weights: speed only")
         if spec in {e.name for e in zoo.list_models()}:
             entry = zoo.get_entry(spec)
+            if entry.bundled:  # a pruned model: its architecture is its plan, which ships beside its weights
+                return load_bench_model(str(zoo.find_weights(entry).parent), random_weights=True)
             torch.manual_seed(0)
             trained = entry.weights is None
             return BenchModel(spec, zoo.build(entry.arch).eval(), trained,
