@@ -152,7 +152,8 @@ def cmd_upscale(args: argparse.Namespace) -> int:
         try:
             report = upscale_file(src, dst, args.model, codec=args.codec, crf=args.crf, preset=args.preset,
                                   pix_fmt=args.pix_fmt, resume=args.resume, overwrite=args.overwrite,
-                                  segment_frames=args.segment_frames, progress=progress, upscaler=upscaler)
+                                  segment_frames=args.segment_frames, out_scale=args.scale, progress=progress,
+                                  upscaler=upscaler)
         except VideoError as exc:
             bar.close()
             if args.debug:
@@ -181,6 +182,7 @@ def _upscale_on_ray(args: argparse.Namespace, jobs: list[tuple[Path, Path]]) -> 
     from tqdm import tqdm
 
     from .cluster import ClusterError, upscale_on_ray
+    from .video import VideoError
 
     for _, dst in jobs:
         dst.parent.mkdir(parents=True, exist_ok=True)
@@ -198,9 +200,9 @@ def _upscale_on_ray(args: argparse.Namespace, jobs: list[tuple[Path, Path]]) -> 
                                  precision=args.precision, window=args.window, lookahead=args.lookahead,
                                  tile=args.tile, tile_overlap=args.tile_overlap, warmup=args.warmup_frames,
                                  segment_frames=args.segment_frames, codec=args.codec, crf=args.crf,
-                                 preset=args.preset, pix_fmt=args.pix_fmt, resume=args.resume,
-                                 overwrite=args.overwrite, progress=progress)
-    except ClusterError as exc:
+                                 preset=args.preset, pix_fmt=args.pix_fmt, out_scale=args.scale,
+                                 resume=args.resume, overwrite=args.overwrite, progress=progress)
+    except (ClusterError, VideoError) as exc:
         bar.close()
         raise UserError(str(exc)) from exc
     except KeyboardInterrupt:
@@ -229,6 +231,16 @@ def _upscale_on_ray(args: argparse.Namespace, jobs: list[tuple[Path, Path]]) -> 
 
 
 # ---------------------------------------------------------------------------------------------- main
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vsrapp", description="Streaming x4 video super-resolution.")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
@@ -262,6 +274,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--crf", type=int, help="encoder quality (lower is better; codec default if not given)")
     p.add_argument("--preset", help="encoder preset, e.g. medium, slow")
     p.add_argument("--pix-fmt", help="output pixel format (default yuv420p, or yuv420p10le for 10-bit input)")
+    p.add_argument("--scale", type=_positive_float, metavar="S",
+                   help="output size as a multiple of the input, at most the model's 4 (e.g. 2 for 4K input: "
+                        "the x4 result is resized with Lanczos before encoding)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted job for the same output")
     p.add_argument("--overwrite", "-y", action="store_true",
                    help="replace an existing output and discard an interrupted job's parts")

@@ -29,7 +29,7 @@ from typing import Any
 from torch import nn
 
 from . import zoo
-from .pipeline import JobSettings, _source_signature, job_dir_for, read_manifest, write_manifest
+from .pipeline import JobSettings, _source_signature, check_out_scale, job_dir_for, read_manifest, write_manifest
 from .segments import (
     DEFAULT_WARMUP,
     Segment,
@@ -41,6 +41,7 @@ from .segments import (
 from .upscaler import DEFAULT_LOOKAHEAD, DEFAULT_MODEL, DEFAULT_TILE_OVERLAP, DEFAULT_WINDOW
 from .video import VideoError, VideoInfo, probe, timeline
 from .video.concat import join_segments
+from .video.limits import check_output_size
 
 MANIFEST_VERSION = 1
 MAX_SEGMENT = 480  # frames: about 20 s of 24 fps video, as a single-process run's resumable segment
@@ -156,9 +157,11 @@ class FileJob:
         return f"{self.dst}#{segment.index}"
 
     def prepare(self, *, target: int | None, workers: int, bidirectional: bool, resume: bool,
-                overwrite: bool) -> None:
-        """Probe the input, plan segments (or load the plan of an interrupted job). Raises VideoError."""
+                overwrite: bool, scale: float = 4) -> None:
+        """Probe the input, refuse an output too large to encode at ``scale``, plan segments (or load the plan
+        of an interrupted job). Raises VideoError."""
         self.info = probe(self.src)
+        check_output_size(self.src, self.info.width, self.info.height, scale, self.settings["codec"])
         if os.path.exists(self.dst) and not overwrite:
             if os.path.samefile(self.dst, self.src):
                 raise VideoError(f"{self.dst}: refusing to write over the input file")
@@ -271,6 +274,7 @@ def upscale_on_ray(
     crf: int | None = None,
     preset: str | None = None,
     pix_fmt: str | None = None,
+    out_scale: float | None = None,
     resume: bool = False,
     overwrite: bool = False,
     copy_streams: bool = True,
@@ -289,8 +293,9 @@ def upscale_on_ray(
     net = (zoo.get_model(model) if isinstance(model, str) else model).cpu().eval()
     bidirectional = bool(getattr(net, "bidirectional", False))
     workers = max(1, int(ray.cluster_resources().get("GPU" if gpus else "CPU", 1) // (1 if gpus else cpus_per_task)))
+    scale = check_out_scale(out_scale, getattr(net, "scale", 4))
     settings = asdict(JobSettings(model_name, precision, window, lookahead, tile, tile_overlap, codec, crf, preset,
-                                  pix_fmt, segment_frames or 0))
+                                  pix_fmt, segment_frames or 0, out_scale))
     settings |= {"warmup": warmup, "device": task_device}
 
     files: list[FileJob] = []
@@ -298,7 +303,7 @@ def upscale_on_ray(
         fj = FileJob(os.fspath(src), os.fspath(dst), settings)
         try:
             fj.prepare(target=segment_frames, workers=workers, bidirectional=bidirectional, resume=resume,
-                       overwrite=overwrite)
+                       overwrite=overwrite, scale=scale)
         except VideoError as exc:
             fj.error = str(exc)
         files.append(fj)
@@ -306,7 +311,7 @@ def upscale_on_ray(
     started = time.perf_counter()
     upscaler_options = {"device": task_device, "precision": precision, "window": window, "lookahead": lookahead,
                         "tile": tile, "tile_overlap": tile_overlap, "threads": cpus_per_task}
-    writer_options = {"codec": codec, "crf": crf, "preset": preset, "pix_fmt": pix_fmt}
+    writer_options = {"codec": codec, "crf": crf, "preset": preset, "pix_fmt": pix_fmt, "out_scale": out_scale}
     board = ray.remote(max_restarts=-1, num_cpus=0)(_ProgressBoard).remote()
     task = ray.remote(_segment_task).options(num_cpus=0 if gpus else cpus_per_task, num_gpus=1 if gpus else 0,
                                              max_retries=TASK_RETRIES, retry_exceptions=False)

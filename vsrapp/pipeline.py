@@ -30,6 +30,7 @@ from . import zoo
 from .upscaler import DEFAULT_LOOKAHEAD, DEFAULT_MODEL, DEFAULT_TILE_OVERLAP, DEFAULT_WINDOW, Upscaler, pick_device
 from .video import Frame, VideoError, VideoInfo, VideoReader, VideoWriter, probe
 from .video.concat import join_segments
+from .video.limits import check_output_size
 
 MANIFEST_VERSION = 1
 DEFAULT_SEGMENT_FRAMES = 480
@@ -70,6 +71,7 @@ class JobSettings:
     preset: str | None
     pix_fmt: str | None
     segment_frames: int
+    out_scale: float | None = None
 
 
 def job_dir_for(output: str | os.PathLike) -> Path:
@@ -166,6 +168,16 @@ class Job:
         return load_file(str(self.dir / self.segments[-1]["state"])) if self.segments else {}
 
 
+def check_out_scale(out_scale: float | None, model_scale: int) -> float:
+    """The output's scale: the model's, or ``out_scale`` if given (a resize down, never up: Lanczos past the
+    network would only blur)."""
+    if out_scale is None:
+        return model_scale
+    if not 0 < out_scale <= model_scale:
+        raise VideoError(f"--scale {out_scale:g}: must be above 0 and at most the model's scale ({model_scale})")
+    return out_scale
+
+
 def _segment_length(requested: int | None, upscaler: Upscaler) -> int:
     """Segments hold whole windows, so each one ends exactly where the recurrent state is checkpointed."""
     n = requested or DEFAULT_SEGMENT_FRAMES
@@ -191,12 +203,16 @@ def upscale_file(
     resume: bool = False,
     overwrite: bool = False,
     segment_frames: int | None = None,
+    out_scale: float | None = None,
     copy_streams: bool = True,
     progress: ProgressCallback | None = None,
     upscaler: Upscaler | None = None,
 ) -> UpscaleReport:
     """Upscale the video file ``src`` into ``dst`` (container from its extension), keeping audio, subtitles,
-    timing and colour. ``resume=True`` continues an interrupted job for the same ``dst``."""
+    timing and colour. ``resume=True`` continues an interrupted job for the same ``dst``. ``out_scale``
+    (at most the model's scale) resizes the network's output to that multiple of the input before encoding.
+
+    An output too large for the codec (see :mod:`vsrapp.video.limits`) is refused before any decoding."""
     src, dst = os.fspath(src), os.fspath(dst)
     info = probe(src)  # raises VideoError for anything that is not a readable video
     if os.path.exists(dst) and not overwrite:
@@ -207,9 +223,10 @@ def upscale_file(
     if upscaler is None:
         upscaler = Upscaler(model, device=device, precision=precision, window=window, lookahead=lookahead,
                             tile=tile, tile_overlap=tile_overlap)
+    check_output_size(src, info.width, info.height, check_out_scale(out_scale, upscaler.scale), codec)
     settings = JobSettings(model_name, str(upscaler.dtype).removeprefix("torch."), upscaler.window,
                            upscaler.lookahead, upscaler.tile, upscaler.tile_overlap, codec, crf, preset, pix_fmt,
-                           _segment_length(segment_frames, upscaler))
+                           _segment_length(segment_frames, upscaler), out_scale)
     job = Job(job_dir_for(dst), src, settings, Path(dst).suffix or ".mkv")
     if resume and job.manifest_path.exists():
         job.load()
@@ -224,7 +241,7 @@ def upscale_file(
     if start:
         upscaler.load_state_dict(job.last_state(), start)
     run = _Run(info, job, upscaler, start, progress,
-               dict(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, scale=upscaler.scale))
+               dict(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, scale=upscaler.scale, out_scale=out_scale))
     started = time.perf_counter()
     frames, network_seconds, errors = run.execute()
     parts = [job.dir / s["file"] for s in job.segments]

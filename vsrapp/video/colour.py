@@ -44,6 +44,8 @@ SWS_FLAGS = (
     Interpolation.BICUBIC | Interpolation.ACCURATE_RND | Interpolation.FULL_CHR_H_INT
     | Interpolation.FULL_CHR_H_INP
 )
+# Resizing the network's output (--scale): Lanczos keeps the detail the network made; area would soften it.
+SWS_RESIZE_FLAGS = (SWS_FLAGS & ~Interpolation.BICUBIC) | Interpolation.LANCZOS
 
 
 @dataclass(frozen=True)
@@ -115,8 +117,10 @@ def frame_to_rgb(frame: av.VideoFrame, colour: ColourInfo, deep: bool) -> np.nda
     )
 
 
-def rgb_to_frame(image: np.ndarray, pix_fmt: str, colour: ColourInfo) -> av.VideoFrame:
-    """H x W x 3 RGB array -> frame in ``pix_fmt`` with an explicit matrix and range, tagged with ``colour``."""
+def rgb_to_frame(image: np.ndarray, pix_fmt: str, colour: ColourInfo,
+                 size: tuple[int, int] | None = None) -> av.VideoFrame:
+    """H x W x 3 RGB array -> frame in ``pix_fmt`` with an explicit matrix and range, tagged with ``colour``;
+    resized to ``size`` (width, height) with Lanczos in the same swscale pass when that differs."""
     if image.dtype == np.uint8:
         rgb = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
     elif image.dtype == np.uint16:
@@ -124,9 +128,12 @@ def rgb_to_frame(image: np.ndarray, pix_fmt: str, colour: ColourInfo) -> av.Vide
     else:
         raise ValueError(f"frame image must be uint8 or uint16, got {image.dtype}")
     cs = _SWS_MATRIX[colour.matrix]
+    width, height = size or (rgb.width, rgb.height)
+    resize = (width, height) != (rgb.width, rgb.height)
     out = rgb.reformat(
-        format=pix_fmt, src_colorspace=cs, dst_colorspace=cs, src_color_range=RANGE_FULL,
-        dst_color_range=colour.range, interpolation=SWS_FLAGS,
+        width=width, height=height, format=pix_fmt, src_colorspace=cs, dst_colorspace=cs,
+        src_color_range=RANGE_FULL, dst_color_range=colour.range,
+        interpolation=SWS_RESIZE_FLAGS if resize else SWS_FLAGS,
     )
     # reformat maps swscale's matrix back onto a close FFmpeg value (601 -> smpte170m); tag exactly.
     out.colorspace = colour.matrix

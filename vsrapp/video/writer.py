@@ -10,6 +10,7 @@ import av
 from ._common import Frame, VideoError, _short, log
 from .colour import rgb_to_frame
 from .info import VideoInfo
+from .limits import output_size
 from .reader import VideoReader
 from .streams import SideStreams
 
@@ -19,7 +20,9 @@ class VideoWriter:
 
     ``source`` is the :class:`VideoReader` (or its :class:`VideoInfo`, whose ``path`` names the source file).
     Encoder options go on the stream: ``crf``/``preset`` as the codec names them (libsvtav1 takes a number
-    for preset). The file appears under ``path`` only when :meth:`close` succeeds.
+    for preset). ``out_scale`` (at most ``scale``) resizes the frames, which are still written at ``scale``
+    times the source size, to that multiple with Lanczos before encoding. The file appears under ``path`` only
+    when :meth:`close` succeeds.
     """
 
     def __init__(
@@ -33,11 +36,13 @@ class VideoWriter:
         pix_fmt: str | None = None,
         copy_streams: bool = True,
         threads: int | None = None,
+        out_scale: float | None = None,
     ) -> None:
         self.info = source.info if isinstance(source, VideoReader) else source
         self.path = os.fspath(path)
         _refuse_overwriting_input(self.path, self.info.path)
-        self.width, self.height = self.info.width * scale, self.info.height * scale
+        self.frame_shape = (self.info.height * scale, self.info.width * scale)
+        self.width, self.height = output_size(self.info.width, self.info.height, out_scale or scale)
         self.codec = _check_codec(codec, self.path)
         self.pix_fmt = pix_fmt or _default_pix_fmt(self.codec, self.info.bit_depth)
         _check_pix_fmt(self.codec, self.pix_fmt, self.width, self.height, self.path)
@@ -75,9 +80,10 @@ class VideoWriter:
         if self._done:
             raise VideoError(f"{self.path}: writer is already closed")
         image = frame.image
-        if image.ndim != 3 or image.shape[2] != 3 or image.shape[:2] != (self.height, self.width):
-            raise ValueError(f"frame {frame.index}: expected {self.height}x{self.width}x3, got {image.shape}")
-        vf = rgb_to_frame(image, self.pix_fmt, self.info.colour_used)
+        if image.ndim != 3 or image.shape[2] != 3 or image.shape[:2] != self.frame_shape:
+            raise ValueError(f"frame {frame.index}: expected {self.frame_shape[0]}x{self.frame_shape[1]}x3, "
+                             f"got {image.shape}")
+        vf = rgb_to_frame(image, self.pix_fmt, self.info.colour_used, size=(self.width, self.height))
         vf.pts = self._pts_for(frame)
         vf.time_base = self.info.time_base
         if frame.duration:
