@@ -3,12 +3,13 @@ on it. Expected outcomes are tabled in docs/ROBUSTNESS.md."""
 
 from __future__ import annotations
 
+from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
-from media import X264, picture
+from media import X264, _audio_stream, _write_audio, picture, sine
 
 from vsrapp import pipeline
 from vsrapp.cli import main
@@ -87,3 +88,41 @@ def test_scale_option_resizes_the_x4_result(media, tmp_path, capsys):
     assert np.abs(frame.image.astype(int) - expected).mean() < 8
     assert upscale(media.h264_aac, tmp_path / "up.mp4", "--scale", "5") == 2
     assert "at most the model's scale" in one_error_line(capsys)
+
+
+# --- 2. metadata that is not UTF-8 ----------------------------------------------------------------------------
+
+
+def make_latin1_tags(path: Path, n: int = 10) -> Path:
+    """H.264 + MP2 whose tags are written as Latin-1 bytes, as DVB captures and old tools do: a service name and
+    title with accented letters, and an audio language and title that are not UTF-8."""
+    with av.open(str(path), "w", metadata_encoding="latin-1") as out:
+        out.metadata.update({"title": "Caf\xe9 \xe0 la t\xe9l\xe9", "service_name": "Cha\xeene 5"})
+        v = out.add_stream("libx264", rate=25, options=X264)
+        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
+        a = _audio_stream(out, "mp2")
+        a.metadata.update({"language": "fr\xe9", "title": "fran\xe7ais"})
+        _write_audio(out, a, sine(n / 25))
+        for i in range(n):
+            frame = av.VideoFrame.from_ndarray(picture(i), format="rgb24").reformat(format="yuv420p")
+            frame.pts, frame.time_base = i, Fraction(1, 25)
+            out.mux(v.encode(frame))
+        out.mux(v.encode(None))
+    return path
+
+
+@pytest.mark.parametrize("ext,out_ext", [(".mkv", ".mkv"), (".ts", ".mp4")])
+def test_tags_that_are_not_utf8_are_read_cleaned_and_kept(tmp_path, capsys, ext, out_ext):
+    src, out = make_latin1_tags(tmp_path / f"tuner{ext}"), tmp_path / f"out{out_ext}"
+    with pytest.raises(UnicodeDecodeError):  # what PyAV does by default: the case is real
+        av.open(str(src)).close()
+    before = src.read_bytes()
+    assert upscale(src, out) == 0, capsys.readouterr().err
+    assert src.read_bytes() == before
+    with av.open(str(out)) as c:  # strict UTF-8 reading: the output's tags are clean
+        assert c.streams.audio and sum(1 for _ in c.decode(video=0)) == 10
+        audio_title = c.streams.audio[0].metadata.get("title")
+        container = dict(c.metadata)
+    if ext == ".mkv":  # matroska holds any tag; MPEG-TS only the language (and the service in its tables)
+        assert audio_title == "français"
+        assert container["title"] == "Café à la télé" and container["SERVICE_NAME"] == "Chaîne 5"

@@ -41,8 +41,11 @@ def open_input(path: str | os.PathLike) -> av.container.InputContainer:
         raise VideoError(f"{name}: no such file")
     if os.path.isdir(name):
         raise VideoError(f"{name}: is a directory, not a video file")
+    from .tags import READ_ERRORS
+
     try:
-        return av.open(name, "r")
+        # Tags that are not UTF-8 (DVB service names, old tools) would raise UnicodeDecodeError here.
+        return av.open(name, "r", metadata_errors=READ_ERRORS)
     except av.error.FFmpegError as exc:
         raise VideoError(f"{name}: cannot be read as media: not a video file, or truncated/damaged "
                          f"({_short(exc)})") from exc

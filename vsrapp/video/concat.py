@@ -41,6 +41,8 @@ def join_segments(parts: Sequence[str | os.PathLike], source: VideoInfo, path: s
             # opaque: copy the codec parameters only (no encoder lookup; decoders like libdav1d have none).
             stream = out.add_stream_from_template(template, opaque=True)
             stream.time_base = template.time_base
+        out.metadata.update(source.tags)
+        stream.metadata.update(source.video_tags)
         if source.rotation:
             stream.set_display_rotation(source.rotation)
         side = SideStreams(out, source, final) if copy_streams else None

@@ -10,6 +10,7 @@ import av
 
 from ._common import VideoError, _short, open_input
 from .colour import ColourInfo, read_tags, resolve
+from .tags import clean_tag, content_tags
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,7 @@ class StreamSummary:
     time_base: Fraction | None = None
     sample_rate: int | None = None
     channels: int | None = None
+    tags: dict[str, str] = field(default_factory=dict)  # cleaned, content only (see vsrapp.video.tags)
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,8 @@ class VideoInfo:
     audio: list[StreamSummary] = field(default_factory=list)
     subtitles: list[StreamSummary] = field(default_factory=list)
     other: list[StreamSummary] = field(default_factory=list)
+    tags: dict[str, str] = field(default_factory=dict)  # the container's, cleaned (see vsrapp.video.tags)
+    video_tags: dict[str, str] = field(default_factory=dict)  # the main video stream's, cleaned
 
 
 @dataclass(frozen=True)
@@ -206,6 +210,8 @@ def _build_info(name, container, stream, first: av.VideoFrame) -> VideoInfo:
         audio=[_summary(s) for s in container.streams.audio],
         subtitles=[_summary(s) for s in container.streams.subtitles],
         other=[_summary(s) for s in container.streams if s.type in ("data", "attachment")],
+        tags=content_tags(container.metadata),
+        video_tags=content_tags(stream.metadata),
     )
 
 
@@ -237,8 +243,9 @@ def _summary(stream) -> StreamSummary:
         index=stream.index,
         type=stream.type,
         codec=codec,
-        language=stream.language,
+        language=clean_tag(stream.language) if stream.language else None,
         time_base=Fraction(stream.time_base) if stream.time_base else None,
         sample_rate=getattr(ctx, "sample_rate", None) if stream.type == "audio" else None,
         channels=getattr(ctx, "channels", None) if stream.type == "audio" else None,
+        tags=content_tags(stream.metadata),
     )

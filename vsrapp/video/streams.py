@@ -87,10 +87,15 @@ class SideStreams:
             return None
         codec = stream.codec.canonical_name if stream.codec else "unknown"
         if self._holds(kind, codec):
-            return _Copy(self.out, self.out.add_stream_from_template(stream))
-        if kind == "audio":
-            return self._audio_fallback(stream, codec)
-        return self._subtitle_fallback(stream, codec)
+            route = _Copy(self.out, self.out.add_stream_from_template(stream))
+        elif kind == "audio":
+            route = self._audio_fallback(stream, codec)
+        else:
+            route = self._subtitle_fallback(stream, codec)
+        if route is not None:  # language, title...: the source's tags, cleaned (probe read them)
+            summary = next((s for s in info.audio + info.subtitles if s.index == stream.index), None)
+            route.out_stream.metadata.update(summary.tags if summary else {})
+        return route
 
     def _holds(self, kind: str, codec: str) -> bool:
         if codec not in self.out.supported_codecs:
@@ -129,6 +134,8 @@ def _time_of(packet: av.Packet) -> Fraction | None:
 
 
 class _Route:
+    out_stream: av.stream.Stream
+
     def handle(self, packet: av.Packet) -> None:
         raise NotImplementedError
 

@@ -53,7 +53,9 @@ class VideoWriter:
         self._count = 0
         try:
             self._check_container_holds(self.codec)
+            self._out.metadata.update(self.info.tags)
             self._stream = self._add_video_stream(crf, preset, threads)
+            self._stream.metadata.update(self.info.video_tags)
             self._side = SideStreams(self._out, self.info, self.path) if copy_streams else None
             self._out.start_encoding()
         except BaseException as exc:
