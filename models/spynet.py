@@ -73,7 +73,9 @@ class SpyNet(nn.Module):
             raise ValueError(f"ref {tuple(ref.shape)} and supp {tuple(supp.shape)} differ in shape")
         h, w = ref.shape[-2:]
         # Resize (not pad) to the next multiple of 32, as the network was trained, then scale the flow back.
-        h32, w32 = -(-h // MODULUS) * MODULUS, -(-w // MODULUS) * MODULUS
+        # Rounded up with (n + 31) // 32, not -(-n // 32): when the ONNX export traces this, sizes are int64
+        # tensors and ONNX's integer Div truncates towards zero, so the negative form would round down there.
+        h32, w32 = (h + MODULUS - 1) // MODULUS * MODULUS, (w + MODULUS - 1) // MODULUS * MODULUS
         ref32 = F.interpolate(ref, size=(h32, w32), mode="bilinear", align_corners=False)
         supp32 = F.interpolate(supp, size=(h32, w32), mode="bilinear", align_corners=False)
         flow = F.interpolate(self._flow_at_multiple_of_32(ref32, supp32), size=(h, w), mode="bilinear",

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from . import zoo
+from .backends import BackendError
 from .upscaler import DEFAULT_LOOKAHEAD, DEFAULT_TILE_OVERLAP, DEFAULT_WINDOW
 from .upscaler import DEFAULT_MODEL as DEFAULT_MODEL_NAME
 
@@ -131,13 +132,17 @@ def cmd_upscale(args: argparse.Namespace) -> int:
     from .video import VideoError
 
     jobs = _jobs(Path(args.input), Path(args.output))
+    # The onnxruntime backend runs on the CPU: there `auto` must not become cuda.
+    device = "cpu" if args.backend == "onnxruntime" and args.device == "auto" else resolve_device(args.device)
     # Once, so a job's manifest names the model that ran; the device decides what `auto` is.
-    args.model = zoo.resolve_name(args.model, resolve_device(args.device))
+    args.model = zoo.resolve_name(args.model, device)
     if args.ray is not None:
+        if args.backend == "onnxruntime":
+            raise UserError("--backend onnxruntime does not run on Ray workers yet; drop --ray or use torch")
         return _upscale_on_ray(args, jobs)
-    upscaler = Upscaler(args.model, device=resolve_device(args.device), precision=args.precision,
+    upscaler = Upscaler(args.model, device=device, precision=args.precision,
                         window=args.window, lookahead=args.lookahead, tile=args.tile, tile_overlap=args.tile_overlap,
-                        threads=args.threads)
+                        threads=args.threads, backend=args.backend)
     failures = 0
     for src, dst in jobs:
         dst.parent.mkdir(parents=True, exist_ok=True)
@@ -284,6 +289,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "two per worker for short videos, 48 to 480)")
     p.add_argument("--threads", type=int, help="CPU threads for the network (default: all cores; use fewer on a "
                    "machine shared with other jobs)")
+    p.add_argument("--backend", default="torch", choices=["auto", "torch", "onnxruntime"],
+                   help="what runs the network: torch (default), onnxruntime (CPU fp32, pip install "
+                        "\"vsrapp[onnx]\"; the model is exported to ONNX once, into ~/.cache/vsrapp/onnx), "
+                        "auto (torch for now: docs/BENCHMARKS.md)")
     g = p.add_argument_group("cluster (Ray; pip install \"vsrapp[cluster]\")")
     g.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
                    help="spread the segments over a Ray cluster: no ADDRESS starts a local instance; 'auto' or "
@@ -312,6 +321,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .bench import add_command as register_bench
 
     register_bench(sub)
+    from .export import add_command as register_export
+
+    register_export(sub)
     _add_training_commands(sub)
     return parser
 
@@ -334,7 +346,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("vsrapp: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except (UserError, zoo.ZooError, FileNotFoundError) as exc:
+    except (UserError, zoo.ZooError, FileNotFoundError, BackendError) as exc:
         if args.debug:
             raise
         print(f"vsrapp: error: {exc}", file=sys.stderr)

@@ -19,13 +19,14 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import zoo
+from . import backends, zoo
 from .recurrence import StreamRunner, WindowRunner
 
 DEFAULT_MODEL = zoo.AUTO  # the best bundled model: needs no download (zoo.resolve_name)
@@ -112,7 +113,11 @@ class _Lane:
 
 
 class Upscaler:
-    """Upscale a stream of frames with a zoo model (name), a checkpoint path, or an ``nn.Module``."""
+    """Upscale a stream of frames with a zoo model (name), a checkpoint path, or an ``nn.Module``.
+
+    ``backend``: ``torch`` (default), ``onnxruntime`` (CPU, fp32; the model is exported once into a cache
+    folder, or ``model`` names an export folder of ``vsrapp export``) or ``auto`` (:mod:`vsrapp.backends`).
+    """
 
     def __init__(
         self,
@@ -124,16 +129,32 @@ class Upscaler:
         tile: int | None = None,
         tile_overlap: int = DEFAULT_TILE_OVERLAP,
         threads: int | None = None,
+        backend: str = backends.TORCH,
     ) -> None:
         if window < 1 or lookahead < 0:
             raise ValueError(f"window must be >= 1 and lookahead >= 0 (got {window}, {lookahead})")
         if tile is not None and tile <= 2 * tile_overlap:
             raise ValueError(f"tile ({tile}) must be larger than twice the overlap ({tile_overlap})")
+        self.backend = backends.resolve_backend(backend)
+        onnx = self.backend == backends.ONNXRUNTIME
+        if onnx:
+            backends.require_onnxruntime()  # before any model loads: a missing extra is the first thing said
+            if str(device) == "auto":
+                device = "cpu"
         self.device = pick_device(device)
         self.dtype = pick_precision(precision, self.device)
+        if onnx and (self.device.type != "cpu" or self.dtype != torch.float32):
+            raise backends.BackendError(f"the {backends.ONNXRUNTIME} backend runs on the CPU in fp32 (got device "
+                                        f"{self.device}, precision {precision}); use --backend torch for those")
         if self.device.type == "cpu":
             torch.set_num_threads(threads or os.cpu_count() or 1)
-        net = zoo.get_model(zoo.resolve_name(model, self.device)) if isinstance(model, str) else model
+        if onnx and isinstance(model, str) and backends.export.is_export_folder(model):
+            net = backends.onnxruntime_model(model, threads=threads)
+        else:
+            name = zoo.resolve_name(model, self.device) if isinstance(model, str) else None
+            net = zoo.get_model(name) if name is not None else model
+            if onnx:
+                net = backends.onnxruntime_model(net, Path(name).name if name else None, threads)
         self.model = net.eval().to(self.device)
         # Channels-last on every device: on CUDA for the tensor cores; on the CPU oneDNN's convolutions skip
         # a layout reorder per call (measured 1.2x for dense BasicVSR and 1.5x for the slim ones at 180x320,
@@ -145,6 +166,8 @@ class Upscaler:
         self.tile, self.tile_overlap = tile, tile_overlap
         self._modulus: int = getattr(self.model, "modulus", 1)
         self._min_size: int = getattr(self.model, "min_size", 1)
+        if tile is not None and tile < self._min_size:
+            raise ValueError(f"tile ({tile}) must be at least the model's minimum frame size ({self._min_size})")
         self._lanes: list[_Lane] = []
         self._buffer: list[torch.Tensor] = []  # LR frames (1, 3, h, w) waiting for their window
         self._frame_kind: tuple | None = None  # how to hand frames back: (is_tensor, dtype, h, w)

@@ -1,0 +1,166 @@
+"""Inference backends: which runtime executes the network's steps.
+
+- ``torch``: the model itself (PyTorch eager), on any device and precision.
+- ``onnxruntime``: the graphs written by :mod:`vsrapp.export`, run by ONNX Runtime on the CPU in fp32
+  (``pip install "vsrapp[onnx]"``). :class:`OnnxRuntimeModel` has the same step API as the torch models
+  (``flow``, ``backward_step``, ``forward_step``, ``reconstruct``, ``step``), so the engine in
+  :mod:`vsrapp.recurrence` runs it unchanged: windows, look-ahead, tiles and resume state are the torch ones.
+- ``auto``: ``torch`` for now. Measured on this project's 2-core Xeon (docs/BENCHMARKS.md, "ONNX export and
+  ONNX Runtime (issue #18)"), ONNX Runtime fp32 does not beat PyTorch eager channels-last by a margin worth a
+  switch; ``auto`` should pick an optimised backend only once one is measured faster (int8, OpenVINO).
+
+ONNX Runtime is imported only when the backend is asked for, so the default install never needs it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from models.basicvsr import ForwardState
+
+from . import export
+
+TORCH = "torch"
+ONNXRUNTIME = "onnxruntime"
+AUTO = "auto"
+BACKENDS = (TORCH, ONNXRUNTIME)
+CHOICES = (AUTO, *BACKENDS)
+
+
+class BackendError(RuntimeError):
+    """A backend cannot be used (not installed, or not for this device or precision); one line saying why."""
+
+
+def resolve_backend(name: str) -> str:
+    """``auto`` -> the backend to use (see the module docstring for why it is torch); others are checked."""
+    if name == AUTO:
+        return TORCH
+    if name not in BACKENDS:
+        raise BackendError(f"unknown backend {name!r}; choose one of {', '.join(CHOICES)}")
+    return name
+
+
+def require_onnxruntime() -> Any:
+    """The ``onnxruntime`` module, or a :class:`BackendError` that names the pip extra to install."""
+    try:
+        import onnxruntime
+    except ImportError:
+        raise BackendError(f"the {ONNXRUNTIME} backend is not installed: pip install \"vsrapp[{export.EXTRA}]\"") \
+            from None
+    return onnxruntime
+
+
+def new_session(path: str | Path, threads: int | None = None) -> Any:
+    """An ONNX Runtime CPU session for one graph, using ``threads`` cores (default: all)."""
+    ort = require_onnxruntime()
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads or os.cpu_count() or 1
+    # The graphs are chains of convolutions: parallelism is inside each op, never between ops.
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+class OnnxRuntimeModel(nn.Module):
+    """An export folder run by ONNX Runtime behind the torch models' step API.
+
+    An ``nn.Module`` without parameters, so what the engine does to a model (``eval()``, ``to(device)``,
+    channels-last) is harmless. Tensors come in and go out as torch CPU float32 tensors.
+    """
+
+    def __init__(self, folder: str | Path, threads: int | None = None) -> None:
+        super().__init__()
+        self.folder = Path(folder)
+        self.manifest = export.read_manifest(self.folder)
+        m = self.manifest
+        self.name: str = m["model"]
+        self.bidirectional: bool = bool(m["bidirectional"])
+        self.scale: int = int(m["scale"])
+        self.num_feat: int = int(m["num_feat"])
+        # What the Upscaler pads frames to (see vsrapp.export.MIN_SIZE for why at least 33 pixels).
+        self.modulus: int = int(m["pad_multiple"])
+        self.min_size: int = int(m["min_size"])
+        self._inputs = {g: spec["inputs"] for g, spec in m["graphs"].items()}
+        self._sessions = {g: new_session(self.folder / spec["file"], threads) for g, spec in m["graphs"].items()}
+
+    def _run(self, graph: str, *tensors: torch.Tensor) -> torch.Tensor:
+        # contiguous(): the engine hands over channels-last tensors; the graphs read NCHW.
+        feed = {name: t.detach().to("cpu", torch.float32).contiguous().numpy()
+                for name, t in zip(self._inputs[graph], tensors)}
+        return torch.from_numpy(self._sessions[graph].run(None, feed)[0])
+
+    def flow(self, ref: torch.Tensor, supp: torch.Tensor) -> torch.Tensor:
+        return self._run("flow", ref, supp)
+
+    def _step(self, graph: str, lr: torch.Tensor, feat: torch.Tensor | None,
+              flow: torch.Tensor | None) -> torch.Tensor:
+        n, _, h, w = lr.shape
+        if feat is None:
+            # The start of a branch: zeros warped by any flow are zeros, so this is the torch model's zero state.
+            feat = lr.new_zeros(n, self.num_feat, h, w, dtype=torch.float32)
+        if flow is None:
+            # Only at a branch's start in the engine; with a state, a zero flow samples every pixel in place.
+            flow = lr.new_zeros(n, 2, h, w, dtype=torch.float32)
+        return self._run(graph, lr, feat, flow)
+
+    def backward_step(self, lr: torch.Tensor, feat: torch.Tensor | None,
+                      flow: torch.Tensor | None = None) -> torch.Tensor:
+        if not self.bidirectional:
+            raise AttributeError("a forward-only model has no backward branch")
+        return self._step("backward_step", lr, feat, flow)
+
+    def forward_step(self, lr: torch.Tensor, feat: torch.Tensor | None,
+                     flow: torch.Tensor | None = None) -> torch.Tensor:
+        return self._step("forward_step", lr, feat, flow)
+
+    def reconstruct(self, lr: torch.Tensor, *feats: torch.Tensor) -> torch.Tensor:
+        return self._run("reconstruct", lr, *feats)
+
+    def step(self, lr: torch.Tensor, state: ForwardState | None) -> tuple[torch.Tensor, ForwardState]:
+        """Forward-only models: one new frame given the previous frame's state, as ``BasicVSRUni.step``."""
+        if state is None:
+            feat = self.forward_step(lr, None)
+        else:
+            feat = self.forward_step(lr, state.feat, self.flow(lr, state.lr))
+        return self.reconstruct(lr, feat), ForwardState(lr, feat)
+
+    def forward(self, lrs: torch.Tensor) -> torch.Tensor:
+        """A whole clip (B, T, 3, h, w) at once, as the torch models' ``forward`` (for tests and evaluation)."""
+        from .recurrence import upscale_clip
+
+        return torch.stack([upscale_clip(self, clip) for clip in lrs])
+
+    def extra_repr(self) -> str:
+        return f"{self.name}, {self.folder}"
+
+
+def has_step_api(model: nn.Module) -> bool:
+    return hasattr(model, "flow") and hasattr(model, "forward_step") and hasattr(model, "reconstruct")
+
+
+def onnxruntime_model(model: str | Path | nn.Module, name: str | None = None,
+                      threads: int | None = None) -> nn.Module:
+    """The model to run with ONNX Runtime: an export folder as it is, or a torch model exported on the fly into
+    :func:`vsrapp.export.cached_export` (once per model and weights).
+
+    A model without the step API (the bicubic baseline: no network, nothing to export) is returned as it is
+    and runs in torch.
+    """
+    require_onnxruntime()
+    if isinstance(model, (str, Path)):
+        if not export.is_export_folder(model):
+            raise BackendError(f"{model} is not an ONNX export folder")
+        return OnnxRuntimeModel(model, threads)
+    if not has_step_api(model):
+        return model
+    try:
+        folder = export.cached_export(model, name)
+    except export.ExportError as exc:
+        raise BackendError(str(exc)) from exc
+    return OnnxRuntimeModel(folder, threads)
