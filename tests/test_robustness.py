@@ -9,7 +9,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from media import X264, _audio_stream, _write_audio, picture, sine
+from media import RATE, X264, H, W, _audio_stream, _write_audio, picture, sine
 
 from vsrapp import pipeline
 from vsrapp.cli import main
@@ -126,3 +126,65 @@ def test_tags_that_are_not_utf8_are_read_cleaned_and_kept(tmp_path, capsys, ext,
     if ext == ".mkv":  # matroska holds any tag; MPEG-TS only the language (and the service in its tables)
         assert audio_title == "français"
         assert container["title"] == "Café à la télé" and container["SERVICE_NAME"] == "Chaîne 5"
+
+
+# --- 3. broadcast MPEG-TS: clocks hours in, cut mid-GOP -------------------------------------------------------
+
+TS_START = 5 * 3600 * 90000  # 5 h on the 90 kHz MPEG-TS clock
+
+
+def make_broadcast_ts(path: Path, n: int = 40, gop: int = 8, drop: int = 3) -> Path:
+    """H.264 + MP2 in MPEG-TS whose timestamps start 5 h in, as a tuner writes them, and whose first ``drop``
+    video packets are missing, so the capture starts mid-GOP: nothing before the second keyframe decodes."""
+    enc = av.CodecContext.create("libx264", "w")
+    enc.width, enc.height, enc.pix_fmt = W, H, "yuv420p"
+    enc.time_base, enc.framerate = Fraction(1, 25), 25
+    enc.options = {**X264, "g": str(gop), "keyint_min": str(gop), "sc_threshold": "0"}
+    video = []
+    for i in range(n):
+        frame = av.VideoFrame.from_ndarray(picture(i), format="rgb24").reformat(format="yuv420p")
+        frame.pts, frame.time_base = i, Fraction(1, 25)
+        video += enc.encode(frame)
+    video += enc.encode(None)
+    with av.open(str(path), "w", format="mpegts") as out:
+        v = out.add_stream("h264", rate=25)
+        v.width, v.height = W, H
+        a = out.add_stream("mp2", rate=RATE)
+        a.codec_context.layout = "mono"
+        samples = (sine(n / 25) * 32767).astype(np.int16)
+        audio = []
+        for start in range(0, len(samples), 1152):
+            frame = av.AudioFrame.from_ndarray(samples[None, start:start + 1152], format="s16", layout="mono")
+            frame.sample_rate, frame.pts, frame.time_base = RATE, start, Fraction(1, RATE)
+            audio += a.encode(frame)
+        audio += a.encode(None)
+        for packet, stream in [(p, v) for p in video[drop:]] + [(p, a) for p in audio]:
+            pts = Fraction(packet.pts) * packet.time_base
+            dts = Fraction(packet.dts) * packet.time_base
+            packet.pts, packet.dts = TS_START + round(pts * 90000), TS_START + round(dts * 90000)
+            packet.time_base, packet.stream = Fraction(1, 90000), stream
+            out.mux(packet)
+    return path
+
+
+def starts(path: Path) -> tuple[float, float, float]:
+    """(first decoded picture's time, audio start, container duration) in seconds."""
+    with av.open(str(path)) as c:
+        a = c.streams.audio[0]
+        first = next(c.decode(video=0))
+        return float(first.time), float(a.start_time * a.time_base), c.duration / av.time_base
+
+
+@pytest.mark.parametrize("out_ext", [".mp4", ".mkv"])
+def test_broadcast_ts_starts_at_zero_in_sync_with_only_decodable_frames(tmp_path, capsys, out_ext):
+    src, out = make_broadcast_ts(tmp_path / "capture.ts"), tmp_path / f"capture{out_ext}"
+    v_in, a_in, duration_in = starts(src)
+    assert v_in > 5 * 3600 and duration_in < 2  # the case: hours of clock, under two seconds of video
+    assert upscale(src, out) == 0, capsys.readouterr().err
+    v_out, a_out, duration_out = starts(out)
+    frame = 1 / 25
+    assert min(v_out, a_out) == pytest.approx(0, abs=frame)  # starts at zero...
+    assert v_out - a_out == pytest.approx(v_in - a_in, abs=frame)  # ...with audio and video moved together
+    assert duration_out == pytest.approx(duration_in, abs=2 * frame)
+    # exactly the pictures a plain decode delivers: nothing from before the first keyframe
+    assert decoded_count(out) == decoded_count(src) == 32

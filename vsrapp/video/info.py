@@ -59,6 +59,7 @@ class VideoInfo:
     subtitles: list[StreamSummary] = field(default_factory=list)
     other: list[StreamSummary] = field(default_factory=list)
     tags: dict[str, str] = field(default_factory=dict)  # the container's, cleaned (see vsrapp.video.tags)
+    start_offset: Fraction = Fraction(0)  # seconds every output stream is moved earlier by (see _start_offset)
     video_tags: dict[str, str] = field(default_factory=dict)  # the main video stream's, cleaned
 
 
@@ -210,9 +211,20 @@ def _build_info(name, container, stream, first: av.VideoFrame) -> VideoInfo:
         audio=[_summary(s) for s in container.streams.audio],
         subtitles=[_summary(s) for s in container.streams.subtitles],
         other=[_summary(s) for s in container.streams if s.type in ("data", "attachment")],
+        start_offset=_start_offset(container, stream),
         tags=content_tags(container.metadata),
         video_tags=content_tags(stream.metadata),
     )
+
+
+def _start_offset(container, video) -> Fraction:
+    """Where the earliest stream the output carries (this video, audio, subtitles) starts, in seconds, if
+    later than zero. Broadcast captures start hours in (the tuner's clock) and MPEG-TS files at least 1.4 s in;
+    the output starts at zero instead, every stream moved by this same amount, so their sync is kept. Negative
+    starts (audio priming) are left alone: players handle those."""
+    carried = [video, *container.streams.audio, *container.streams.subtitles]
+    starts = [Fraction(s.start_time) * s.time_base for s in carried if s.start_time is not None and s.time_base]
+    return max(Fraction(0), min(starts)) if starts else Fraction(0)
 
 
 def _duration(container, stream) -> float | None:

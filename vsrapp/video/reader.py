@@ -95,6 +95,11 @@ class _Decoder:
     Frames leave a decoder in increasing pts order, so when a frame with pts P comes out, every sent packet
     with a smaller pts that has not come out is lost. Lost frames are replaced (previous image, own pts) only
     when the decoder reported an error, so frames FFmpeg drops on purpose (edit lists) are not invented.
+
+    A stream cut mid-GOP (a broadcast capture, a stream joined late) begins with packets that reference
+    pictures the file does not hold. They still go to the decoder, which delivers what it can, but until the
+    first keyframe packet (or the first delivered frame) they are not counted as sent and their errors are not
+    counted: they were never pictures of this file, so nothing is invented in their place.
     """
 
     def __init__(self, reader: VideoReader, container, stream) -> None:
@@ -111,6 +116,7 @@ class _Decoder:
         self.last_image = None
         self.last_pts: int | None = None
         self.skip_below: int | None = None  # after a seek: packets and frames before the keyframe are not ours
+        self.keyed = False  # a keyframe packet was sent or a frame came out: the stream has really begun
 
     def seek(self, keyframe: Keyframe) -> None:
         """Jump to ``keyframe``; frames then count from its known index. Leading pictures of an open GOP (pts
@@ -118,6 +124,7 @@ class _Decoder:
         self.container.seek(keyframe.pts, stream=self.stream, backward=True, any_frame=False)
         self.index = keyframe.index
         self.skip_below = keyframe.pts
+        self.keyed = True
 
     def _ours(self, pts: int | None) -> bool:
         return self.skip_below is None or pts is None or pts >= self.skip_below
@@ -145,13 +152,16 @@ class _Decoder:
     def _decode(self, packet) -> list[av.VideoFrame]:
         if packet is not None and packet.size == 0:
             packet = None  # demux's end-of-stream marker: flush
-        if packet is not None and packet.pts is not None and not packet.is_discard and self._ours(packet.pts):
+        if packet is not None and packet.is_keyframe:
+            self.keyed = True
+        if (self.keyed and packet is not None and packet.pts is not None and not packet.is_discard
+                and self._ours(packet.pts)):
             heapq.heappush(self.sent, packet.pts)
         try:
             return self.stream.decode(packet)
         except av.error.FFmpegError as exc:
             # With frame threading the error may belong to an earlier packet; _emit finds which frame is gone.
-            self.unexplained_errors += 1
+            self.unexplained_errors += self.keyed
             log.warning("%s: decode error near pts %s: %s", self.reader.path,
                         getattr(packet, "pts", None), _short(exc))
             return []
@@ -160,6 +170,7 @@ class _Decoder:
         pts = vf.pts
         if not self._ours(pts):
             return
+        self.keyed = True
         if pts is not None:
             while self.sent and self.sent[0] < pts:
                 yield from self._lost(heapq.heappop(self.sent))

@@ -37,15 +37,18 @@ class SideStreams:
         wanted = [self.src.streams[i] for i in self.routes]
         self.packets = self.src.demux(wanted) if wanted else iter(())
         self.pending: av.Packet | None = None
+        self.offset = info.start_offset
+        for index, route in self.routes.items():
+            route.shift = shift_ticks(self.offset, self.src.streams[index].time_base)
 
     def pump_until(self, seconds: Fraction) -> None:
-        """Mux every side packet whose time is at or before ``seconds``."""
+        """Mux every side packet whose output time is at or before ``seconds``."""
         while True:
             packet = self._peek()
             if packet is None:
                 return
             when = _time_of(packet)
-            if when is not None and when > seconds:
+            if when is not None and when - self.offset > seconds:
                 return
             self.pending = None
             self.routes[packet.stream.index].handle(packet)
@@ -126,6 +129,15 @@ class SideStreams:
         return None
 
 
+def shift_ticks(offset: Fraction, time_base: Fraction | None) -> int:
+    """``offset`` seconds in ``time_base`` ticks, rounded down so no stream's first timestamp goes negative."""
+    return int(offset // time_base) if offset and time_base else 0
+
+
+def _shifted(ts: int | None, shift: int) -> int | None:
+    return None if ts is None else ts - shift
+
+
 def _time_of(packet: av.Packet) -> Fraction | None:
     ts = packet.dts if packet.dts is not None else packet.pts
     if ts is None or packet.time_base is None:
@@ -135,6 +147,7 @@ def _time_of(packet: av.Packet) -> Fraction | None:
 
 class _Route:
     out_stream: av.stream.Stream
+    shift = 0  # ticks of the source stream's time base taken off every timestamp (VideoInfo.start_offset)
 
     def handle(self, packet: av.Packet) -> None:
         raise NotImplementedError
@@ -159,6 +172,7 @@ class _Copy(_Route):
             if packet.pts is not None and packet.pts < packet.dts:
                 packet.pts = packet.dts
         self.last_dts = packet.dts if packet.dts is not None else self.last_dts
+        packet.pts, packet.dts = _shifted(packet.pts, self.shift), _shifted(packet.dts, self.shift)
         packet.stream = self.out_stream
         self.out.mux(packet)
 
@@ -185,12 +199,16 @@ class _Transcode(_Route):
             log.warning("audio stream #%d: undecodable packet skipped (%s)", self.src.index, _short(exc))
             return
         for frame in frames:
-            self.out.mux(self.out_stream.encode(frame))
+            self._encode(frame)
 
     def flush(self) -> None:
         for frame in self.src.decode(None):
-            self.out.mux(self.out_stream.encode(frame))
+            self._encode(frame)
         self.out.mux(self.out_stream.encode(None))
+
+    def _encode(self, frame: av.AudioFrame) -> None:
+        frame.pts = _shifted(frame.pts, self.shift)  # decoded frames keep the packets' time base
+        self.out.mux(self.out_stream.encode(frame))
 
 
 class _TextConvert(_Route):
@@ -207,7 +225,8 @@ class _TextConvert(_Route):
         text = subtitle_text(self.source_codec, bytes(packet)).encode("utf-8")
         payload = len(text).to_bytes(2, "big") + text if self.target == "mov_text" else text
         new = av.Packet(payload)
-        new.pts, new.dts, new.duration = packet.pts, packet.dts, packet.duration
+        new.pts, new.dts = _shifted(packet.pts, self.shift), _shifted(packet.dts, self.shift)
+        new.duration = packet.duration
         new.time_base = packet.time_base
         new.stream = self.out_stream
         self.out.mux(new)

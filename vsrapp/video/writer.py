@@ -12,7 +12,7 @@ from .colour import rgb_to_frame
 from .info import VideoInfo
 from .limits import output_size
 from .reader import VideoReader
-from .streams import SideStreams
+from .streams import SideStreams, shift_ticks
 
 
 class VideoWriter:
@@ -50,6 +50,8 @@ class VideoWriter:
         self._out = _open_output(self.tmp_path, self.path)
         self._done = False
         self._last_pts: int | None = None
+        # The output starts at zero: source timestamps are moved by the same time as every side stream's.
+        self._shift = shift_ticks(self.info.start_offset, self.info.time_base)
         self._count = 0
         try:
             self._check_container_holds(self.codec)
@@ -163,7 +165,7 @@ class VideoWriter:
             pts = round(frame.index / (fps * self.info.time_base))
         else:
             pts = frame.pts * frame.time_base / self.info.time_base
-            pts = int(pts) if pts.denominator == 1 else round(pts)
+            pts = (int(pts) if pts.denominator == 1 else round(pts)) - self._shift
         if self._last_pts is not None and pts <= self._last_pts:
             raise VideoError(f"{self.path}: frame {frame.index} has pts {pts} after {self._last_pts}; "
                              "frames must arrive in presentation order")
