@@ -188,3 +188,38 @@ def test_broadcast_ts_starts_at_zero_in_sync_with_only_decodable_frames(tmp_path
     assert duration_out == pytest.approx(duration_in, abs=2 * frame)
     # exactly the pictures a plain decode delivers: nothing from before the first keyframe
     assert decoded_count(out) == decoded_count(src) == 32
+
+
+# --- 4. a truncated file with one decodable frame -------------------------------------------------------------
+
+
+def make_truncated_flv(path: Path, n: int = 10) -> Path:
+    """H.264 + AAC in FLV, cut a little way into the audio packet that follows the first video packet: one
+    picture decodes, and FLV's reader takes the cut tag for a phantom 5512 Hz PCM stream without packets."""
+    full = path.with_name("full.flv")
+    with av.open(str(full), "w") as out:
+        v = out.add_stream("libx264", rate=25, options=X264)
+        v.width, v.height, v.pix_fmt = W, H, "yuv420p"
+        _write_audio(out, _audio_stream(out, "aac"), sine(n / 25))
+        for i in range(n):
+            frame = av.VideoFrame.from_ndarray(picture(i), format="rgb24").reformat(format="yuv420p")
+            frame.pts, frame.time_base = i, Fraction(1, 25)
+            out.mux(v.encode(frame))
+        out.mux(v.encode(None))
+    with av.open(str(full)) as c:
+        packets = [(p.stream.type, p.pos) for p in c.demux() if p.size]
+    first_video = next(k for k, (kind, _) in enumerate(packets) if kind == "video")
+    audio_after = next(pos for kind, pos in packets[first_video + 1:] if kind == "audio")
+    path.write_bytes(full.read_bytes()[:audio_after + 11])
+    return path
+
+
+def test_truncated_flv_with_one_frame_gives_that_frame(tmp_path, capsys):
+    src, out = make_truncated_flv(tmp_path / "cut.flv"), tmp_path / "cut.mp4"
+    assert decoded_count(src) == 1
+    assert upscale(src, out) == 0, capsys.readouterr().err
+    assert "joining segments failed" not in capsys.readouterr().err
+    info = probe(out)
+    assert decoded_count(out) == 1 and (info.width, info.height) == (4 * W, 4 * H)
+    assert [a.codec for a in info.audio] == ["aac"]  # the real audio is kept; the phantom stream is not
+    assert not job_dir_for(out).exists()

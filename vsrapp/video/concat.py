@@ -76,7 +76,9 @@ def join_segments(parts: Sequence[str | os.PathLike], source: VideoInfo, path: s
             pass
         _remove(tmp)
         if isinstance(exc, av.error.FFmpegError):
-            raise VideoError(f"{final}: joining segments failed ({_short(exc)})") from exc
+            # "Joining segments" means nothing to a user; say what could not be written and where to look.
+            raise VideoError(f"{final}: could not write the output with the input's audio/subtitles "
+                             f"({_short(exc)}); the input may be damaged (--debug shows where)") from exc
         raise
     finally:
         if side is not None:

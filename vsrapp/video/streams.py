@@ -108,6 +108,15 @@ class SideStreams:
     def _audio_fallback(self, stream, codec: str) -> _Route | None:
         for target in _AUDIO_TARGETS:
             if target in av.codecs_available and self._holds("audio", av.codec.Codec(target, "w").canonical_name):
+                refused = _encoder_refuses(target, stream)
+                if refused:
+                    # An output stream cannot be taken back once added, and its encoder opens only at the first
+                    # write, where it would end the whole job: so ask first. Seen on truncated FLV files, whose
+                    # cut tag header reads as a phantom 5512 Hz PCM stream without packets.
+                    log.warning("%s: audio stream #%d (%s, %s Hz) dropped: the %s encoder refuses it (%s); a "
+                                "damaged file, or a sample rate it cannot take", self.out_path, stream.index, codec,
+                                stream.codec_context.sample_rate, target, refused)
+                    return None
                 log.warning("%s: audio stream #%d (%s) cannot go in %s; transcoding to %s", self.out_path,
                             stream.index, codec, self.out.format.name, target)
                 return _Transcode(self.out, stream, target)
@@ -127,6 +136,28 @@ class SideStreams:
         log.warning("%s: subtitle stream #%d (%s) dropped: the %s container cannot hold it and %s; use .mkv to "
                     "keep it", self.out_path, stream.index, codec, self.out.format.name, why)
         return None
+
+
+def _standard_layout(ctx) -> av.AudioLayout | str:
+    """Some demuxers give an order-less layout ("1 channels") that encoders refuse: use the standard one."""
+    layout = ctx.layout
+    if layout.name.endswith("channels"):
+        return _DEFAULT_LAYOUTS.get(layout.nb_channels, layout.name)
+    return layout
+
+
+def _encoder_refuses(target: str, stream) -> str | None:
+    """Why the ``target`` encoder will not open for this audio stream's rate and layout, or None if it does."""
+    src = stream.codec_context
+    try:
+        enc = av.CodecContext.create(target, "w")
+        enc.sample_rate, enc.layout = src.sample_rate, _standard_layout(src)
+        enc.format = enc.codec.audio_formats[0]
+        enc.time_base = Fraction(1, src.sample_rate or 1)
+        enc.open()
+    except (av.error.FFmpegError, ValueError) as exc:
+        return _short(exc)
+    return None
 
 
 def shift_ticks(offset: Fraction, time_base: Fraction | None) -> int:
@@ -185,11 +216,7 @@ class _Transcode(_Route):
         self.src = stream
         ctx = stream.codec_context
         self.out_stream = out.add_stream(target, rate=ctx.sample_rate)
-        # Some demuxers give an order-less layout ("1 channels") that encoders refuse: use the standard one.
-        layout = ctx.layout
-        if layout.name.endswith("channels"):
-            layout = _DEFAULT_LAYOUTS.get(layout.nb_channels, layout.name)
-        self.out_stream.codec_context.layout = layout
+        self.out_stream.codec_context.layout = _standard_layout(ctx)
         self.out_stream.time_base = Fraction(1, ctx.sample_rate)
 
     def handle(self, packet: av.Packet) -> None:
