@@ -5,9 +5,10 @@
   (``pip install "vsrapp[onnx]"``). :class:`OnnxRuntimeModel` has the same step API as the torch models
   (``flow``, ``backward_step``, ``forward_step``, ``reconstruct``, ``step``), so the engine in
   :mod:`vsrapp.recurrence` runs it unchanged: windows, look-ahead, tiles and resume state are the torch ones.
-- ``auto``: ``torch`` for now. Measured on this project's 2-core Xeon (docs/BENCHMARKS.md, "ONNX export and
-  ONNX Runtime (issue #18)"), ONNX Runtime fp32 does not beat PyTorch eager channels-last by a margin worth a
-  switch; ``auto`` should pick an optimised backend only once one is measured faster (int8, OpenVINO).
+- ``auto``: ``torch`` for now. Measured on this project's 2-core AMD EPYC while a training job loaded it
+  (docs/BENCHMARKS.md, "ONNX export and ONNX Runtime (issue #18)"): ONNX Runtime fp32 was 1.15x (ssl-bi) and
+  2.2x (ssl-uni) faster at 2 threads, but 0.79x and 0.75x (slower) at 1 thread. Loaded-machine figures that
+  flip with the thread count cannot pick a default; ``auto`` changes once an idle-machine run says so.
 
 ONNX Runtime is imported only when the backend is asked for, so the default install never needs it.
 """
