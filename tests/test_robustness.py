@@ -175,9 +175,9 @@ def starts(path: Path) -> tuple[float, float, float]:
         return float(first.time), float(a.start_time * a.time_base), c.duration / av.time_base
 
 
-@pytest.mark.parametrize("out_ext", [".mp4", ".mkv"])
+@pytest.mark.parametrize("out_ext", [".mp4", ".mkv", ".ts"])
 def test_broadcast_ts_starts_at_zero_in_sync_with_only_decodable_frames(tmp_path, capsys, out_ext):
-    src, out = make_broadcast_ts(tmp_path / "capture.ts"), tmp_path / f"capture{out_ext}"
+    src, out = make_broadcast_ts(tmp_path / "capture.ts"), tmp_path / f"capture-x4{out_ext}"
     v_in, a_in, duration_in = starts(src)
     assert v_in > 5 * 3600 and duration_in < 2  # the case: hours of clock, under two seconds of video
     assert upscale(src, out) == 0, capsys.readouterr().err
@@ -223,3 +223,13 @@ def test_truncated_flv_with_one_frame_gives_that_frame(tmp_path, capsys):
     assert decoded_count(out) == 1 and (info.width, info.height) == (4 * W, 4 * H)
     assert [a.codec for a in info.audio] == ["aac"]  # the real audio is kept; the phantom stream is not
     assert not job_dir_for(out).exists()
+
+
+def test_transport_stream_output_takes_h264_and_aac(media, tmp_path, capsys):
+    """PyAV's codec query lists only MPEG-2 video and MP2 audio for MPEG-TS (the muxer has no codec-tag table);
+    broadcast H.264 + AAC must still be writable there."""
+    out = tmp_path / "out.ts"
+    assert main(["upscale", str(media.h264_aac), str(out), "--model", "bicubic", "-q"]) == 0, capsys.readouterr().err
+    with av.open(str(out)) as c:
+        assert c.streams.video[0].codec_context.name == "h264"
+        assert c.streams.audio[0].codec_context.name == "aac"

@@ -34,6 +34,22 @@ class Frame:
     duration: int | None = None
 
 
+# Muxers whose codec query answers "unknown" for most codecs (they have no codec-tag table), so PyAV's
+# ``supported_codecs`` lists only their defaults: for MPEG-TS that is MPEG-1/2 video and MP2 audio, although
+# broadcast H.264/HEVC with AAC/AC-3 is what the format is for. These are the codecs their muxer maps to a
+# stream type (libavformat's mpegtsenc).
+_MUXER_CODECS = {
+    "mpegts": frozenset({"h264", "hevc", "mpeg1video", "mpeg2video", "mpeg4", "vc1", "dirac", "aac", "aac_latm",
+                         "ac3", "eac3", "mp2", "mp3", "opus", "dts", "truehd", "s302m", "dvb_subtitle",
+                         "dvb_teletext"}),
+}
+
+
+def container_holds(container: av.container.OutputContainer, codec: str) -> bool:
+    """Whether ``container`` (an open output) can carry a stream of ``codec`` (a canonical codec name)."""
+    return codec in container.supported_codecs or codec in _MUXER_CODECS.get(container.format.name, ())
+
+
 def open_input(path: str | os.PathLike) -> av.container.InputContainer:
     """``av.open`` for reading, with every failure turned into a one-line VideoError."""
     name = os.fspath(path)

@@ -11,7 +11,7 @@ from fractions import Fraction
 
 import av
 
-from ._common import _short, log, open_input
+from ._common import _short, container_holds, log, open_input
 from .info import VideoInfo
 
 # Audio that mp4 can technically hold but that players refuse (FFmpeg writes PCM as the rare 'ipcm' entry).
@@ -101,7 +101,7 @@ class SideStreams:
         return route
 
     def _holds(self, kind: str, codec: str) -> bool:
-        if codec not in self.out.supported_codecs:
+        if not container_holds(self.out, codec):
             return False
         return not (kind == "audio" and self.out.format.name == "mp4" and codec not in _MP4_AUDIO)
 
@@ -127,7 +127,7 @@ class SideStreams:
     def _subtitle_fallback(self, stream, codec: str) -> _Route | None:
         if codec in _TEXT_SUBS:
             for target in _TEXT_TARGETS:
-                if target in self.out.supported_codecs:
+                if container_holds(self.out, target):
                     log.warning("%s: subtitle stream #%d (%s) cannot go in %s; converting to %s (text only, "
                                 "styling dropped)", self.out_path, stream.index, codec, self.out.format.name,
                                 target)

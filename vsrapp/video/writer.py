@@ -7,7 +7,7 @@ from fractions import Fraction
 
 import av
 
-from ._common import Frame, VideoError, _short, log
+from ._common import Frame, VideoError, _short, container_holds, log
 from .colour import rgb_to_frame
 from .info import VideoInfo
 from .limits import output_size
@@ -130,7 +130,7 @@ class VideoWriter:
 
     def _check_container_holds(self, codec: str) -> None:
         canonical = av.codec.Codec(codec, "w").canonical_name
-        if canonical not in self._out.supported_codecs:
+        if not container_holds(self._out, canonical):
             raise VideoError(
                 f"{self.path}: the {self._out.format.name} container cannot hold {canonical} video; "
                 "pick another codec or extension")
