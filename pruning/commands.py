@@ -258,6 +258,10 @@ def cmd_prune(args: argparse.Namespace) -> int:
     from .train import setup_distributed, train_method, train_sparsity
 
     _check_method_options(args)
+    if args.cache is None:
+        for dest in ("kd_weight", "gt_weight", "prune_kinds"):
+            if getattr(args, dest) is not None:
+                raise SystemExit(f"--{dest.replace('_', '-')} needs --cache (a teacher cache)")
     if args.threads:
         import torch
 
@@ -289,9 +293,6 @@ def cmd_prune(args: argparse.Namespace) -> int:
 def _anchor(args: argparse.Namespace, dense: Any) -> Any:
     """The :class:`pruning.distill.Anchor` of ``--cache`` (None without it)."""
     if args.cache is None:
-        for dest in ("kd_weight", "gt_weight", "prune_kinds"):
-            if getattr(args, dest) is not None:
-                raise SystemExit(f"--{dest.replace('_', '-')} needs --cache")
         return None
     from .distill import ANCHOR_KINDS, Anchor, DistillWeights, read_cache_info
 

@@ -256,3 +256,15 @@ def test_anchored_sparsity_fits_the_teacher_and_removes_exactly_the_marked_entri
     described = meta["recipe"]["sparsity"]["anchor"]
     assert described["multiple"] == 4 and described["teacher"] == "tiny"
     assert load_slim(out)(torch.rand(1, 3, 3, 8, 8)).shape == (1, 3, 3, 32, 32)
+
+
+@pytest.mark.parametrize("option", [["--kd-weight", "1"], ["--prune-kinds", "trunk.conv1.out"]])
+def test_prune_anchor_options_without_a_cache_are_one_clear_line(tmp_path, option):
+    from vsrapp.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["prune", "--method", "ssl", "--out", str(tmp_path / "o"), *option])
+    assert "needs --cache" in str(exc.value.code)
+    with pytest.raises(SystemExit) as exc:
+        main(["prune", "--method", "nm", "--cache", str(tmp_path), "--out", str(tmp_path / "o")])
+    assert "--cache does not apply to --method nm" in str(exc.value.code)
