@@ -5,10 +5,9 @@
   (``pip install "vsrapp[onnx]"``). :class:`OnnxRuntimeModel` has the same step API as the torch models
   (``flow``, ``backward_step``, ``forward_step``, ``reconstruct``, ``step``), so the engine in
   :mod:`vsrapp.recurrence` runs it unchanged: windows, look-ahead, tiles and resume state are the torch ones.
-- ``auto``: ``torch`` for now. Measured on this project's 2-core AMD EPYC while a training job loaded it
-  (docs/BENCHMARKS.md, "ONNX export and ONNX Runtime (issue #18)"): ONNX Runtime fp32 was 1.15x (ssl-bi) and
-  2.2x (ssl-uni) faster at 2 threads, but 0.79x and 0.75x (slower) at 1 thread. Loaded-machine figures that
-  flip with the thread count cannot pick a default; ``auto`` changes once an idle-machine run says so.
+- ``auto``: ``torch``. Measured side by side on this project's idle 2-core AMD EPYC (docs/BENCHMARKS.md, "ONNX
+  export and ONNX Runtime (issue #18)"): ONNX Runtime fp32 runs ssl-bi at 0.66x and ssl-uni at 0.64x the speed
+  of PyTorch's channels-last path. fp32 export is the base for int8, not a speed-up by itself.
 
 ONNX Runtime is imported only when the backend is asked for, so the default install never needs it.
 """
