@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from . import profiling as prof
+from .errors import UsageError
 from .upscaler import DEFAULT_LOOKAHEAD, DEFAULT_WINDOW, pick_device, pick_precision
 
 SCHEMA = "vsrapp-bench"
@@ -40,7 +41,7 @@ RANDOM_SLIM = "random-slim:"
 CLIP_FPS = 25
 
 
-class BenchError(Exception):
+class BenchError(UsageError):
     """A bad argument or an unusable model/clip; printed as one line."""
 
 

@@ -29,6 +29,7 @@ from typing import Any
 from torch import nn
 
 from . import zoo
+from .errors import ResourceError
 from .pipeline import JobSettings, _source_signature, check_out_scale, job_dir_for, read_manifest, write_manifest
 from .segments import (
     DEFAULT_WARMUP,
@@ -51,7 +52,7 @@ ProgressCallback = Callable[[int, int], None]
 StatusCallback = Callable[["JobStatus"], None]
 
 
-class ClusterError(RuntimeError):
+class ClusterError(ResourceError, RuntimeError):
     """Ray is missing or unreachable, or a task failed for a reason that is not the input's fault."""
 
 

@@ -18,6 +18,7 @@ import av
 import numpy as np
 from torch import nn
 
+from .errors import ModelError
 from .upscaler import Upscaler
 
 WINDOW = 8  # frames averaged for the speed verdict
@@ -44,7 +45,7 @@ class LiveStatus:
                 "size would help.")
 
 
-class NotLiveCapable(ValueError):
+class NotLiveCapable(ModelError, ValueError):
     """The model looks at future frames; the message is for the visitor."""
 
 

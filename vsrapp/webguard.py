@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import InputError
 from .video import VideoError, VideoInfo, probe
 
 # The messages a visitor can see; tests match on the text before the first "{".
@@ -22,7 +23,7 @@ TOO_LARGE = "The video is {width}x{height}; this server takes up to {limit} pixe
 UNKNOWN_LENGTH = "The video's duration cannot be read, so its length cannot be checked; remux it (e.g. to mp4)."
 
 
-class Rejected(ValueError):
+class Rejected(InputError, ValueError):
     """An input the server refuses; ``str(exc)`` is the message for the visitor."""
 
 

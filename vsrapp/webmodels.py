@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from torch import nn
 
 from . import zoo
+from .errors import ModelError
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,7 @@ def zoo_choices() -> list[ModelChoice]:
     return choices
 
 
-class UnknownModel(ValueError):
+class UnknownModel(ModelError, ValueError):
     """Not on the menu, or on it but unusable here; the message is for the visitor."""
 
 

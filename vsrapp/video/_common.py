@@ -10,10 +10,12 @@ from dataclasses import dataclass
 import av
 import numpy as np
 
+from ..errors import InputError
+
 log = logging.getLogger("vsrapp.video")
 
 
-class VideoError(Exception):
+class VideoError(InputError):
     """A problem with a user's file: its message is one line naming the file and what is wrong."""
 
 
