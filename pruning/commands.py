@@ -20,9 +20,14 @@ export's hidden state is narrower than the teacher's, so it needs ``--tf-weight 
 from __future__ import annotations
 
 import argparse
+import functools
 import os
+import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from vsrapp.errors import UsageError
 
 from .prepare_data import DEFAULT_OUT
 
@@ -44,6 +49,32 @@ METHOD_OPTIONS = {
     "rerank_every": ("nm",),
     "sparsity": ("issp",), "shrink": ("issp",), "prune_steps": ("issp",),
 }
+
+
+# How these commands have always refused a bad request: the message alone on stderr and status 1 (what
+# ``raise SystemExit(message)`` did before the library stopped exiting the process). Kept, so that scripts and
+# users see no change; joining the CLI's ``vsrapp: error: ...`` / status 2 would be a visible one (docs/DESIGN.md).
+EXIT_REFUSED = 1
+
+Command = Callable[[argparse.Namespace], int]
+
+
+def report_refusal(exc: UsageError) -> int:
+    """Print ``exc`` as these commands always printed a refusal; the exit status to return."""
+    print(exc, file=sys.stderr)
+    return EXIT_REFUSED
+
+
+def refusing(command: Command) -> Command:
+    """``command`` with its :class:`UsageError` turned into one line and :data:`EXIT_REFUSED`. Only
+    ``UsageError``: a model the zoo cannot give (``ZooError``) still reaches the CLI's ``vsrapp: error:`` line."""
+    @functools.wraps(command)
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return command(args)
+        except UsageError as exc:
+            return report_refusal(exc)
+    return run
 
 
 def _common(p: argparse.ArgumentParser, iters: int | None, lr: float, iters_help: str = "") -> None:
@@ -187,7 +218,7 @@ def _dense_teacher(name: str):
     _weights_env()
     model = get_model(name)
     if not hasattr(model, "forward_trunk") or hasattr(model, "plan"):
-        raise SystemExit(f"teacher {name!r} is not a dense BasicVSR")
+        raise UsageError(f"teacher {name!r} is not a dense BasicVSR")
     return model
 
 
@@ -196,7 +227,7 @@ def _dense_for_arch(teacher, arch: str):
 
     if arch == "bi":
         if not teacher.bidirectional:
-            raise SystemExit("--arch bi needs a bidirectional teacher")
+            raise UsageError("--arch bi needs a bidirectional teacher")
         return teacher
     if not teacher.bidirectional:
         return teacher
@@ -208,7 +239,7 @@ def _dense_for_arch(teacher, arch: str):
 def _check_method_options(args: argparse.Namespace) -> None:
     for dest, methods in METHOD_OPTIONS.items():
         if getattr(args, dest) is not None and args.method not in methods:
-            raise SystemExit(f"--{dest.replace('_', '-')} does not apply to --method {args.method} "
+            raise UsageError(f"--{dest.replace('_', '-')} does not apply to --method {args.method} "
                              f"(only to {', '.join(methods)})")
 
 
@@ -230,7 +261,7 @@ def make_method(args: argparse.Namespace) -> tuple[Any, int]:
             fields["restart"] = False
         ratio = 0.5 if args.ratio is None else args.ratio
         if not 0.0 <= ratio < 1.0:
-            raise SystemExit(f"--ratio {ratio} must be in [0, 1)")
+            raise UsageError(f"--ratio {ratio} must be in [0, 1)")
         method = Gassl(ratio, GasslConfig(**fields))
         return method, method.total_steps()
     if args.method == "nm":
@@ -242,7 +273,7 @@ def make_method(args: argparse.Namespace) -> tuple[Any, int]:
         try:
             return NMSparsity(0.75 if args.budget is None else args.budget, NMConfig(**fields)), NM_ITERS
         except ValueError as exc:
-            raise SystemExit(f"--budget: {exc}") from None
+            raise UsageError(f"--budget: {exc}") from None
     if args.method == "issp":
         from .issp import Issp, IsspConfig
 
@@ -250,10 +281,11 @@ def make_method(args: argparse.Namespace) -> tuple[Any, int]:
         try:
             return Issp(config), config.prune_steps + ISSP_FINETUNE_ITERS
         except ValueError as exc:
-            raise SystemExit(f"--sparsity/--shrink: {exc}") from None
+            raise UsageError(f"--sparsity/--shrink: {exc}") from None
     raise ValueError(f"no method object for {args.method!r}")
 
 
+@refusing
 def cmd_prune(args: argparse.Namespace) -> int:
     from .train import setup_distributed, train_method, train_sparsity
 
@@ -261,7 +293,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
     if args.cache is None:
         for dest in ("kd_weight", "gt_weight", "prune_kinds"):
             if getattr(args, dest) is not None:
-                raise SystemExit(f"--{dest.replace('_', '-')} needs --cache (a teacher cache)")
+                raise UsageError(f"--{dest.replace('_', '-')} needs --cache (a teacher cache)")
     if args.threads:
         import torch
 
@@ -299,9 +331,9 @@ def _anchor(args: argparse.Namespace, dense: Any) -> Any:
     try:
         info = read_cache_info(args.cache)
     except (FileNotFoundError, ValueError) as exc:
-        raise SystemExit(str(exc)) from None
+        raise UsageError(str(exc)) from None
     if dense.bidirectional and not info.get("bidirectional", True):
-        raise SystemExit(f"{args.cache} was made by a forward-only teacher: it has no backward states")
+        raise UsageError(f"{args.cache} was made by a forward-only teacher: it has no backward states")
     kinds = frozenset(k.strip() for k in args.prune_kinds.split(",")) if args.prune_kinds else ANCHOR_KINDS
     weights = DistillWeights(out=_or(args.kd_weight, 1.0), gt=_or(args.gt_weight, 0.0))
     return Anchor(str(args.cache), weights, kinds, _or(args.channel_multiple, 8))
@@ -311,6 +343,7 @@ def _or(value: Any, default: Any) -> Any:
     return default if value is None else value
 
 
+@refusing
 def cmd_finetune(args: argparse.Namespace) -> int:
     from models.pruned import load_pruned, read_meta
 
@@ -321,16 +354,16 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
         torch.set_num_threads(args.threads)
     if not (args.model / "plan.json").is_file():
-        raise SystemExit(f"{args.model} is not a pruned-model export (no plan.json)")
+        raise UsageError(f"{args.model} is not a pruned-model export (no plan.json)")
     base_meta = read_meta(args.model)
     method = base_meta.get("method", "ssl")
     if method == "gassl" and args.tf_weight > 0:
-        raise SystemExit(f"{args.model}: a GASSL export's hidden state is narrower than the teacher's, so the "
+        raise UsageError(f"{args.model}: a GASSL export's hidden state is narrower than the teacher's, so the "
                          "temporal term cannot compare them; fine-tune it with --tf-weight 0")
     try:
         student = load_pruned(args.model)
     except (ValueError, KeyError, RuntimeError) as exc:
-        raise SystemExit(f"cannot load {args.model}: {str(exc).splitlines()[0]}") from None
+        raise UsageError(f"cannot load {args.model}: {str(exc).splitlines()[0]}") from None
     env = setup_distributed(args.device)
     base_meta.setdefault("source_model", str(args.model))
     if args.cache is not None or args.live_teacher:
@@ -351,21 +384,21 @@ def _finetune_distill(args: argparse.Namespace, student: Any, base_meta: dict[st
     from .distill import DistillWeights, read_cache_info, train_distill
 
     if args.cache is not None and args.live_teacher:
-        raise SystemExit("--cache and --live-teacher exclude each other: the cache holds the teacher's pass")
+        raise UsageError("--cache and --live-teacher exclude each other: the cache holds the teacher's pass")
     teacher = None
     if args.cache is not None:
         try:
             info = read_cache_info(args.cache)
         except (FileNotFoundError, ValueError) as exc:
-            raise SystemExit(str(exc)) from None
+            raise UsageError(str(exc)) from None
         if student.bidirectional and not info.get("bidirectional", True):
-            raise SystemExit(f"{args.cache} was made by a forward-only teacher: it has no backward states")
+            raise UsageError(f"{args.cache} was made by a forward-only teacher: it has no backward states")
     else:
         teacher = _dense_teacher(args.teacher)
         if student.bidirectional and not teacher.bidirectional:
-            raise SystemExit("a bidirectional student needs a bidirectional teacher")
+            raise UsageError("a bidirectional student needs a bidirectional teacher")
     if base_meta.get("method", "ssl") == "gassl" and args.tf_weight > 0:
-        raise SystemExit("a GASSL export's hidden state is narrower than the teacher's: use --tf-weight 0")
+        raise UsageError("a GASSL export's hidden state is narrower than the teacher's: use --tf-weight 0")
     weights = DistillWeights(out=args.kd_weight, gt=args.gt_weight, tf=args.tf_weight)
     cfg = _config(args, "finetune", tf_weight=args.tf_weight, schedule="cosine", min_lr=args.min_lr,
                   spynet_frozen_iters=-1, warmup=args.warmup, max_seconds=args.max_seconds,

@@ -45,6 +45,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.warp import flow_warp
+from vsrapp.errors import UsageError
 
 LOG = logging.getLogger("vsrapp.refit")
 
@@ -477,7 +478,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    from .commands import report_refusal
 
+    try:
+        return refit_export(args)
+    except UsageError as exc:  # not an SSL export, a teacher that is not dense: one line and status 1, as before
+        return report_refusal(exc)
+
+
+def refit_export(args: argparse.Namespace) -> int:
+    """``python -m pruning.refit``'s work on parsed options: load, refit, write the export. Raises
+    :class:`vsrapp.errors.UsageError` for a ``--model`` or ``--teacher`` it cannot refit."""
     from models.pruned import load_pruned, read_meta
 
     from .commands import _dense_teacher
@@ -486,7 +497,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     slim = load_pruned(args.model)
     if not hasattr(slim, "plan") or read_meta(args.model).get("method") != "ssl":
-        raise SystemExit(f"{args.model} is not an SSL slim export")
+        raise UsageError(f"{args.model} is not an SSL slim export")
     teacher = _dense_teacher(args.teacher)
     layers = tuple(name for name in args.upsampler.split(",") if name)
     clips = training_clips(args.data, args.clips, args.frames, args.lr_size, args.seed)

@@ -31,7 +31,9 @@ from pathlib import Path
 
 import torch
 
-from ..commands import _dense_teacher
+from vsrapp.errors import UsageError
+
+from ..commands import _dense_teacher, report_refusal
 from ..data import ClipConfig, SyntheticClips
 from ..distill import CachedClips, DistillObjective, DistillWeights, WeightEMA, averaged
 from ..issp import lowest, trunk_convs
@@ -131,7 +133,10 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.arm == "kd" and args.cache is None:
         p.error("--arm kd needs --cache")
-    run_arm(args)
+    try:
+        run_arm(args)
+    except UsageError as exc:  # e.g. a --teacher that is not dense: one line, status 1, as before
+        return report_refusal(exc)
     return 0
 
 
