@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from vsrapp import webguard
+from vsrapp.errors import UsageError
 from vsrapp.preview import Chunk, ChunkWriter, Done, Progress, stream_upscale
 from vsrapp.video import probe
 
@@ -236,7 +237,7 @@ def test_compare_frame(media):
 
 
 # ---------------------------------------------------------------------------------------------- command line
-def test_serve_subcommand_options():
+def test_serve_subcommand_options(capsys):
     import argparse
 
     from vsrapp.webcli import cmd_serve, register_cli, serve_kwargs
@@ -250,8 +251,12 @@ def test_serve_subcommand_options():
     assert kw["limits"].max_seconds == 30 and kw["limits"].queue_size == 2
     assert kw["limits"].max_upload_mb == webguard.Limits().max_upload_mb
     assert [m.name for m in kw["models"]] == ["bicubic"] and kw["threads"] == 1
-    with pytest.raises(SystemExit, match="unknown model"):
+    with pytest.raises(UsageError, match="unknown model"):
         serve_kwargs(parser.parse_args(["serve", "--models", "nope"]))
+    # The command itself: the one line it always printed, status 1, and no Gradio server.
+    assert cmd_serve(parser.parse_args(["serve", "--models", "nope"])) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("vsrapp: error: unknown model(s) nope; known: ")
 
 
 def test_serve_options_do_not_import_gradio():

@@ -7,13 +7,16 @@ of start-up every other subcommand would pay); Gradio loads only when the server
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 from dataclasses import fields
-from pathlib import Path
 
-from .webguard import Limits
+from .errors import UsageError
+from .webguard import DEFAULT_EXAMPLES, Limits
 
-DEFAULT_EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+# ``serve`` has always refused a bad option with ``SystemExit("vsrapp: error: ...")``: that line and status 1.
+# serve_kwargs now raises UsageError (it never exits the process) and cmd_serve prints the same line and status.
+EXIT_REFUSED = 1
 
 
 def add_serve_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -37,7 +40,8 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
 
 
 def serve_kwargs(args: argparse.Namespace) -> dict:
-    """``build_app``'s arguments from the parsed options."""
+    """``build_app``'s arguments from the parsed options; :class:`UsageError` for a ``--models`` name that
+    is not in the zoo."""
     from .webmodels import zoo_choices
 
     names = {f.name for f in fields(Limits)}
@@ -47,7 +51,7 @@ def serve_kwargs(args: argparse.Namespace) -> dict:
         menu = {c.name: c for c in zoo_choices()}
         unknown = [m for m in args.models if m not in menu]
         if unknown:
-            raise SystemExit(f"vsrapp: error: unknown model(s) {', '.join(unknown)}; known: {', '.join(menu)}")
+            raise UsageError(f"unknown model(s) {', '.join(unknown)}; known: {', '.join(menu)}")
         models = [menu[m] for m in args.models]
     return dict(models=models, limits=limits, examples_dir=args.examples, work_dir=args.work_dir,
                 threads=args.threads)
@@ -55,9 +59,14 @@ def serve_kwargs(args: argparse.Namespace) -> dict:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Build the page and serve it until interrupted."""
-    from .webui import build_app, launch
+    try:
+        kwargs = serve_kwargs(args)
+    except UsageError as exc:
+        print(f"vsrapp: error: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
+    from .webui import build_app, launch  # Gradio loads here, once the options are known to be good
 
-    launch(build_app(**serve_kwargs(args)), host=args.host, port=args.port)
+    launch(build_app(**kwargs), host=args.host, port=args.port)
     return 0
 
 

@@ -13,6 +13,11 @@ from pathlib import Path
 from .errors import InputError
 from .video import VideoError, VideoInfo, probe
 
+# The example clips the page offers (and one of the roots a visitor's file may come from). A server setting like
+# Limits, so it lives here, where both the command line (webcli) and the page (webui) read it without importing
+# each other.
+DEFAULT_EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
 # The messages a visitor can see; tests match on the text before the first "{".
 NO_VIDEO = "No video given: upload a file or pick an example clip."
 OUTSIDE = "That file is not one this server handed out; upload it again."

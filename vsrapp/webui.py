@@ -24,8 +24,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from .webcli import DEFAULT_EXAMPLES
-from .webguard import Limits, Rejected, check_video
+from .webguard import DEFAULT_EXAMPLES, Limits, Rejected, check_video
 from .webmodels import ModelChoice, ModelMenu, UnknownModel, zoo_choices
 
 GPU = "gpu"  # the concurrency group of every event that runs a network
