@@ -233,3 +233,98 @@ def test_transport_stream_output_takes_h264_and_aac(media, tmp_path, capsys):
     with av.open(str(out)) as c:
         assert c.streams.video[0].codec_context.name == "h264"
         assert c.streams.audio[0].codec_context.name == "aac"
+
+
+# --- 5. HDR: 10-bit PQ and HLG keep their depth, tags and levels ---------------------------------------------
+
+HDR_W, HDR_H, HDR_FRAMES = 128, 32, 3
+PQ, HLG = 16, 18  # AVColorTransferCharacteristic: smpte2084, arib-std-b67
+BT2020 = 9  # bt2020 primaries and bt2020nc matrix share the value
+
+
+def hdr_ramp(full_range: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """10-bit Y, U, V planes (4:2:0): a horizontal luma ramp over the whole legal range in the top half (neutral
+    chroma: black and white levels), and a mid-range luma ramp under smooth, in-gamut colour in the bottom half."""
+    lo, hi = (0, 1023) if full_range else (64, 940)
+    x = np.arange(HDR_W) / (HDR_W - 1)
+    y = np.empty((HDR_H, HDR_W))
+    y[: HDR_H // 2] = lo + (hi - lo) * x
+    y[HDR_H // 2:] = lo + (hi - lo) * (0.35 + 0.3 * x)
+    cx, cy = np.meshgrid(np.arange(HDR_W // 2) / (HDR_W // 2 - 1), np.arange(HDR_H // 2) / (HDR_H // 2 - 1))
+    colour = (cy >= 0.5) * (full_range and 1.0 or 896 / 1023)  # chroma swing scales with the range
+    u = 512 + colour * (60 * cx - 30)
+    v = 512 + colour * (40 - 80 * cx)
+    return tuple(np.rint(p).astype(np.uint16) for p in (y, u, v))
+
+
+def make_hdr(path: Path, transfer: int, full_range: bool) -> Path:
+    """HEVC (lossless x265) yuv420p10le tagged BT.2020 primaries and matrix with the given transfer, as phones and
+    HDR masters write it: the decoded code values are exactly :func:`hdr_ramp`'s."""
+    planes = hdr_ramp(full_range)
+    with av.open(str(path), "w") as out:
+        s = out.add_stream("libx265", rate=25, options={"preset": "ultrafast",
+                                                        "x265-params": "lossless=1:log-level=error"})
+        s.width, s.height, s.pix_fmt = HDR_W, HDR_H, "yuv420p10le"
+        ctx = s.codec_context
+        ctx.colorspace = ctx.color_primaries = BT2020
+        ctx.color_trc, ctx.color_range = transfer, 2 if full_range else 1
+        for i in range(HDR_FRAMES):
+            frame = av.VideoFrame(HDR_W, HDR_H, "yuv420p10le")
+            for plane, values in zip(frame.planes, planes, strict=True):
+                view = np.frombuffer(plane, np.uint16).reshape(plane.height, plane.line_size // 2)
+                view[:, : values.shape[1]] = values
+            frame.pts = i
+            out.mux(s.encode(frame))
+        out.mux(s.encode(None))
+    return path
+
+
+def decoded_planes(path: Path) -> tuple[tuple, list[list[np.ndarray]]]:
+    """(pix_fmt, primaries, transfer, matrix, range) of the video stream, and every frame's planes as code
+    values."""
+    frames = []
+    with av.open(str(path)) as c:
+        ctx = c.streams.video[0].codec_context
+        tags = (ctx.pix_fmt, ctx.color_primaries, ctx.color_trc, ctx.colorspace, ctx.color_range)
+        for f in c.decode(video=0):
+            assert f.format.name == "yuv420p10le", f.format.name
+            frames.append([np.frombuffer(p, np.uint16).reshape(p.height, p.line_size // 2)[:, : p.width]
+                           .astype(float) for p in f.planes])
+    return tags, frames
+
+
+def level_errors(source: list[np.ndarray], upscaled: list[np.ndarray]) -> list[tuple[float, float]]:
+    """Per plane (Y, U, V): mean absolute and mean signed error in 10-bit codes between the source and the x4
+    output averaged back over each 4x4 block (exact for bicubic on a linear ramp). Left out: two columns at each
+    side and two rows either side of the colour edge in mid-picture, where bicubic clamps or rings by design."""
+    errors = []
+    for src, up in zip(source, upscaled, strict=True):
+        h, w = src.shape
+        diff = up.reshape(h, 4, w, 4).mean(axis=(1, 3)) - src
+        rows = np.r_[0: h // 2 - 2, h // 2 + 2: h]
+        inner = diff[rows][:, 2:-2]
+        errors.append((float(np.abs(inner).mean()), float(inner.mean())))
+    return errors
+
+
+# Bounds in 10-bit codes (of 1023): lossy encoders add about one code of noise and a few tenths of bias on these
+# tiny frames; a lossless output measures vsrapp's own conversion, which must be nearly exact.
+@pytest.mark.parametrize("transfer,full_range,out_ext,codec,mae_bound,bias_bound", [
+    (PQ, False, ".mp4", None, 2.0, 1.0),  # the default encoder (H.264 High 10)
+    (HLG, False, ".mp4", "libx265", 2.0, 1.0),  # the phone case: HLG in HEVC
+    (HLG, True, ".mkv", "ffv1", 0.5, 0.3),  # lossless: only vsrapp's own conversion is measured
+], ids=["pq-h264", "hlg-hevc", "hlg-full-ffv1"])
+def test_hdr_keeps_ten_bits_tags_and_levels(tmp_path, capsys, transfer, full_range, out_ext, codec, mae_bound,
+                                           bias_bound):
+    src, out = make_hdr(tmp_path / "hdr.mkv", transfer, full_range), tmp_path / f"hdr-x4{out_ext}"
+    tags_in, frames_in = decoded_planes(src)
+    assert tags_in == ("yuv420p10le", BT2020, transfer, BT2020, 2 if full_range else 1)
+    assert upscale(src, out, *(["--codec", codec] if codec else [])) == 0, capsys.readouterr().err
+    tags_out, frames_out = decoded_planes(out)
+    assert tags_out == tags_in  # 10-bit, same primaries, transfer, matrix and range
+    assert len(frames_out) == HDR_FRAMES
+    for k, planes in enumerate(frames_out):
+        for name, (mae, bias) in zip("YUV", level_errors(frames_in[k], planes), strict=True):
+            print(f"frame {k} {name}: MAE {mae:.2f} codes, bias {bias:+.2f}")
+            assert mae < mae_bound, (k, name, mae)
+            assert abs(bias) < bias_bound, (k, name, bias)  # no shift of levels: HDR tools' visible failure

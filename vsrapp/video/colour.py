@@ -6,6 +6,11 @@ so they can be copied straight onto frames and codec contexts; ``*_NAMES`` give 
 Policy (see the package docstring): tags the source has are kept; untagged sources get BT.601 below 720 lines
 and BT.709 otherwise, limited range. The output carries the *source* colour, even though a x4 upscale of SD is
 HD-sized: re-matrixing would cost a lossy conversion and the explicit tags make every player decode it right.
+
+Full-range YUV deeper than 8 bits is converted here with numpy, not swscale: this swscale (libswscale 9) scales
+RGB -> full-range YUV by 256/255 and puts 10-bit neutral chroma at 511, which shifted a 10-bit full-range HLG
+ramp by +1.5 codes (and clipped its top 4) after one decode/encode round trip. swscale still resamples chroma
+and resizes there, which it does exactly when range and matrix stay the same.
 """
 
 from __future__ import annotations
@@ -111,6 +116,13 @@ def frame_to_rgb(frame: av.VideoFrame, colour: ColourInfo, deep: bool) -> np.nda
     if frame.format.is_rgb:
         return frame.to_ndarray(format=fmt)
     cs = _SWS_MATRIX[colour.matrix]
+    bits = _numpy_matrix_bits(frame.format, colour)
+    if deep and bits:
+        yuv444 = frame.reformat(
+            format=f"yuv444p{bits}le", src_colorspace=cs, dst_colorspace=cs, src_color_range=RANGE_FULL,
+            dst_color_range=RANGE_FULL, interpolation=SWS_FLAGS,
+        )
+        return _full_yuv_to_rgb48(yuv444, colour.matrix, bits)
     return frame.to_ndarray(
         format=fmt, src_colorspace=cs, dst_colorspace=cs, src_color_range=colour.range,
         dst_color_range=RANGE_FULL, interpolation=SWS_FLAGS,
@@ -130,6 +142,10 @@ def rgb_to_frame(image: np.ndarray, pix_fmt: str, colour: ColourInfo,
     cs = _SWS_MATRIX[colour.matrix]
     width, height = size or (rgb.width, rgb.height)
     resize = (width, height) != (rgb.width, rgb.height)
+    bits = _numpy_matrix_bits(av.VideoFormat(pix_fmt), colour)
+    if bits:
+        deep = image if image.dtype == np.uint16 else image.astype(np.uint16) * 257
+        rgb = _rgb48_to_full_yuv(deep, colour.matrix, bits)  # then only chroma resampling / resizing below
     out = rgb.reformat(
         width=width, height=height, format=pix_fmt, src_colorspace=cs, dst_colorspace=cs,
         src_color_range=RANGE_FULL, dst_color_range=colour.range,
@@ -141,3 +157,60 @@ def rgb_to_frame(image: np.ndarray, pix_fmt: str, colour: ColourInfo,
     out.color_primaries = colour.primaries
     out.color_trc = colour.transfer
     return out
+
+
+# Luma weights (Kr, Kb) of each matrix swscale knows (ITU-T H.273), for the numpy conversion below. BT.2020
+# constant luminance (10) has no exact form in swscale either and is treated as non-constant, as there.
+_KR_KB = {
+    1: (0.2126, 0.0722), 4: (0.30, 0.11), 5: (0.299, 0.114), 6: (0.299, 0.114), 7: (0.212, 0.087),
+    9: (0.2627, 0.0593), 10: (0.2627, 0.0593),
+}
+_PLANAR_DEPTHS = (9, 10, 12, 14, 16)  # the depths FFmpeg has a yuv444pNNle format for
+
+
+def _numpy_matrix_bits(fmt: av.VideoFormat, colour: ColourInfo) -> int | None:
+    """The bit depth when a frame in ``fmt`` needs the numpy matrix step: full-range planar YUV deeper than
+    8 bits (see the module docstring); None where swscale is exact (8-bit, limited range, RGB, alpha)."""
+    if colour.range != RANGE_FULL or fmt.is_rgb or colour.matrix not in _KR_KB:
+        return None
+    comps = fmt.components
+    bits = comps[0].bits if comps else 0
+    if len(comps) != 3 or not fmt.name.startswith("yuv") or bits not in _PLANAR_DEPTHS:
+        return None
+    return bits
+
+
+def _plane(plane) -> np.ndarray:
+    """A 16-bit plane as a writable H x W view (line_size includes padding)."""
+    view = np.frombuffer(plane, np.dtype("<u2")).reshape(plane.height, plane.line_size // 2)
+    return view[:, :plane.width]
+
+
+def _full_yuv_to_rgb48(frame: av.VideoFrame, matrix: int, bits: int) -> np.ndarray:
+    """Full-range yuv444pNNle -> H x W x 3 uint16 RGB, by the H.273 equations."""
+    kr, kb = _KR_KB[matrix]
+    peak, mid = float((1 << bits) - 1), float(1 << (bits - 1))
+    y, cb, cr = (_plane(p).astype(np.float32) for p in frame.planes)
+    y /= peak
+    cb = (cb - mid) / peak
+    cr = (cr - mid) / peak
+    r = y + (2 - 2 * kr) * cr
+    b = y + (2 - 2 * kb) * cb
+    g = (y - kr * r - kb * b) / (1 - kr - kb)
+    rgb = np.stack([r, g, b], -1)
+    return np.rint(np.clip(rgb, 0, 1) * 65535).astype(np.uint16)
+
+
+def _rgb48_to_full_yuv(image: np.ndarray, matrix: int, bits: int) -> av.VideoFrame:
+    """H x W x 3 uint16 RGB -> full-range yuv444pNNle frame, by the H.273 equations."""
+    kr, kb = _KR_KB[matrix]
+    peak, mid = float((1 << bits) - 1), float(1 << (bits - 1))
+    rgb = image.astype(np.float32) / 65535
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    y = kr * r + (1 - kr - kb) * g + kb * b
+    planes = (y * peak, (b - y) / (2 - 2 * kb) * peak + mid, (r - y) / (2 - 2 * kr) * peak + mid)
+    h, w = y.shape
+    frame = av.VideoFrame(w, h, f"yuv444p{bits}le")
+    for plane, values in zip(frame.planes, planes, strict=True):
+        _plane(plane)[:] = np.clip(np.rint(values), 0, peak).astype(np.uint16)
+    return frame
