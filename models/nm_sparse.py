@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .pruned import load_dense_shaped
+from .dense_shaped import load_dense_shaped
 
 M_HW = 4  # the only M sparse tensor cores execute (2:4 in fp16/bf16)
 
