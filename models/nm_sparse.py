@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from einops import rearrange
 from torch import nn
 
 from .dense_shaped import load_dense_shaped
@@ -29,17 +30,22 @@ from .dense_shaped import load_dense_shaped
 M_HW = 4  # the only M sparse tensor cores execute (2:4 in fp16/bf16)
 
 
+# The layout above, written once as einops patterns: "(g m)" is the input channel axis cut into g groups of m
+# consecutive channels, and every group sits at a fixed (output, kh, kw).
+_GROUPS = "o (g m) kh kw -> o kh kw g m"
+_UNGROUPS = "o kh kw g m -> o (g m) kh kw"
+
+
 def _grouped(weight: torch.Tensor, m: int) -> torch.Tensor:
-    """[C_out, C_in, kh, kw] -> [C_out, kh, kw, C_in / m, m] (a view of the permuted copy)."""
-    c_out, c_in, kh, kw = weight.shape
-    if c_in % m:
+    """[C_out, C_in, kh, kw] -> [C_out, kh, kw, C_in / m, m]."""
+    c_in = weight.shape[1]
+    if c_in % m:  # checked here so the message names the layout, not einops' axis algebra
         raise ValueError(f"{c_in} input channels do not split into groups of {m}")
-    return weight.permute(0, 2, 3, 1).reshape(c_out, kh, kw, c_in // m, m)
+    return rearrange(weight, _GROUPS, m=m)
 
 
 def _ungrouped(grouped: torch.Tensor) -> torch.Tensor:
-    c_out, kh, kw, g, m = grouped.shape
-    return grouped.reshape(c_out, kh, kw, g * m).permute(0, 3, 1, 2).contiguous()
+    return rearrange(grouped, _UNGROUPS).contiguous()
 
 
 def group_ranks(weight: torch.Tensor, m: int = M_HW) -> torch.Tensor:
@@ -66,7 +72,7 @@ def max_nonzeros_per_group(weight: torch.Tensor, m: int = M_HW) -> int:
 # ------------------------------------------------------------------------------------------ semi-structured
 def gemm_weight(weight: torch.Tensor) -> torch.Tensor:
     """[C_out, C_in, kh, kw] -> [C_out, kh*kw*C_in] with K ordered (kh, kw, C_in): groups along rows."""
-    return weight.permute(0, 2, 3, 1).reshape(weight.shape[0], -1).contiguous()
+    return rearrange(weight, "o i kh kw -> o (kh kw i)").contiguous()
 
 
 def semi_structured_support(device: torch.device | str, dtype: torch.dtype) -> tuple[bool, str]:
