@@ -423,7 +423,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--real-prob", type=float, default=defaults.real_prob)
     p.add_argument("--threads", type=int)
     args = parser.parse_args(argv)
-    return _cache_main(args)
+    from .commands import refusing  # a --teacher that is not dense: one line and status 1, as before
+
+    return refusing(_cache_main)(args)
 
 
 if __name__ == "__main__":
