@@ -2,37 +2,48 @@
 
 - ``torch``: the model itself (PyTorch eager), on any device and precision.
 - ``onnxruntime``: the graphs written by :mod:`vsrapp.export`, run by ONNX Runtime on the CPU in fp32
-  (``pip install "vsrapp[onnx]"``). :class:`OnnxRuntimeModel` has the same step API as the torch models
-  (``flow``, ``backward_step``, ``forward_step``, ``reconstruct``, ``step``), so the engine in
-  :mod:`vsrapp.recurrence` runs it unchanged: windows, look-ahead, tiles and resume state are the torch ones.
+  (``pip install "vsrapp[onnx]"``).
+- ``openvino``: the same graphs run by OpenVINO on the CPU (``pip install "vsrapp[openvino]"``): the fp32 ONNX
+  graphs as exported, or the int8 graphs of :mod:`vsrapp.quantize` (an export folder whose manifest says
+  ``"precision": "int8"``).
 - ``auto``: ``torch``. Measured side by side on this project's idle 2-core AMD EPYC (docs/BENCHMARKS.md, "ONNX
   export and ONNX Runtime (issue #18)"): ONNX Runtime fp32 runs ssl-bi at 0.66x and ssl-uni at 0.64x the speed
-  of PyTorch's channels-last path. fp32 export is the base for int8, not a speed-up by itself.
+  of PyTorch's channels-last path. fp32 graphs are the base for int8, not a speed-up by themselves; int8 needs
+  a calibrated export, which ``auto`` cannot make on its own.
 
-ONNX Runtime is imported only when the backend is asked for, so the default install never needs it.
+:class:`GraphModel` has the same step API as the torch models (``flow``, ``backward_step``, ``forward_step``,
+``reconstruct``, ``step``), so the engine in :mod:`vsrapp.recurrence` runs it unchanged: windows, look-ahead,
+tiles and resume state are the torch ones. The runtimes are imported only when their backend is asked for, so
+the default install needs neither.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
 from models.basicvsr import ForwardState
 
 from . import export
+from .errors import ResourceError
 
 TORCH = "torch"
 ONNXRUNTIME = "onnxruntime"
+OPENVINO = "openvino"
 AUTO = "auto"
-BACKENDS = (TORCH, ONNXRUNTIME)
+BACKENDS = (TORCH, ONNXRUNTIME, OPENVINO)
+GRAPH_BACKENDS = (ONNXRUNTIME, OPENVINO)  # the ones that run exported graphs on the CPU
 CHOICES = (AUTO, *BACKENDS)
+OPENVINO_EXTRA = "openvino"  # pip install "vsrapp[openvino]"
 
 
-class BackendError(RuntimeError):
+class BackendError(ResourceError, RuntimeError):
     """A backend cannot be used (not installed, or not for this device or precision); one line saying why."""
 
 
@@ -55,6 +66,21 @@ def require_onnxruntime() -> Any:
     return onnxruntime
 
 
+def require_openvino() -> Any:
+    """The ``openvino`` module, or a :class:`BackendError` that names the pip extra to install."""
+    try:
+        import openvino
+    except ImportError:
+        raise BackendError(f"the {OPENVINO} backend is not installed: pip install \"vsrapp[{OPENVINO_EXTRA}]\"") \
+            from None
+    return openvino
+
+
+def require(backend: str) -> Any:
+    """Import the runtime of a graph backend (a missing extra is the first thing a user is told)."""
+    return require_openvino() if backend == OPENVINO else require_onnxruntime()
+
+
 def new_session(path: str | Path, threads: int | None = None) -> Any:
     """An ONNX Runtime CPU session for one graph, using ``threads`` cores (default: all)."""
     ort = require_onnxruntime()
@@ -67,19 +93,55 @@ def new_session(path: str | Path, threads: int | None = None) -> Any:
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 
-class OnnxRuntimeModel(nn.Module):
-    """An export folder run by ONNX Runtime behind the torch models' step API.
+def openvino_config(threads: int | None = None) -> dict[str, Any]:
+    """OpenVINO CPU settings for one graph: ``threads`` cores, latency first, and fp32 arithmetic wherever the
+    graph is not int8. OpenVINO would otherwise pick bf16 on CPUs that have it (AMX, AVX-512 BF16), a silent
+    loss of precision that is not what ``--backend openvino`` promises."""
+    return {"INFERENCE_NUM_THREADS": threads or os.cpu_count() or 1, "PERFORMANCE_HINT": "LATENCY",
+            "INFERENCE_PRECISION_HINT": "f32"}
+
+
+Runner = Callable[[dict[str, np.ndarray]], np.ndarray]
+
+
+def _onnxruntime_runner(path: Path, threads: int | None) -> Runner:
+    if path.suffix != ".onnx":
+        raise BackendError(f"{path.parent} holds OpenVINO graphs ({path.name}): run it with --backend {OPENVINO}")
+    session = new_session(path, threads)
+    return lambda feed: session.run(None, feed)[0]
+
+
+def _openvino_runner(path: Path, threads: int | None) -> Runner:
+    ov = require_openvino()
+    compiled = ov.Core().compile_model(str(path), "CPU", openvino_config(threads))
+    request = compiled.create_infer_request()
+
+    def run(feed: dict[str, np.ndarray]) -> np.ndarray:
+        request.infer(feed)
+        # A copy: the request reuses its output buffer on the next call, and the engine keeps states around.
+        return np.array(request.get_output_tensor(0).data, copy=True)
+
+    return run
+
+
+class GraphModel(nn.Module):
+    """An export folder run by ONNX Runtime or OpenVINO behind the torch models' step API.
 
     An ``nn.Module`` without parameters, so what the engine does to a model (``eval()``, ``to(device)``,
-    channels-last) is harmless. Tensors come in and go out as torch CPU float32 tensors.
+    channels-last) is harmless. Tensors come in and go out as torch CPU float32 tensors. ``on_run``, when set,
+    sees every graph call's name and inputs (how :mod:`vsrapp.quantize` collects calibration data).
     """
 
-    def __init__(self, folder: str | Path, threads: int | None = None) -> None:
+    def __init__(self, folder: str | Path, backend: str = ONNXRUNTIME, threads: int | None = None) -> None:
         super().__init__()
+        if backend not in GRAPH_BACKENDS:
+            raise BackendError(f"{backend!r} does not run exported graphs; choose one of {', '.join(GRAPH_BACKENDS)}")
         self.folder = Path(folder)
+        self.backend = backend
         self.manifest = export.read_manifest(self.folder)
         m = self.manifest
         self.name: str = m["model"]
+        self.precision: str = m.get("precision", "fp32")
         self.bidirectional: bool = bool(m["bidirectional"])
         self.scale: int = int(m["scale"])
         self.num_feat: int = int(m["num_feat"])
@@ -87,13 +149,17 @@ class OnnxRuntimeModel(nn.Module):
         self.modulus: int = int(m["pad_multiple"])
         self.min_size: int = int(m["min_size"])
         self._inputs = {g: spec["inputs"] for g, spec in m["graphs"].items()}
-        self._sessions = {g: new_session(self.folder / spec["file"], threads) for g, spec in m["graphs"].items()}
+        open_runner = _openvino_runner if backend == OPENVINO else _onnxruntime_runner
+        self._runners = {g: open_runner(self.folder / spec["file"], threads) for g, spec in m["graphs"].items()}
+        self.on_run: Callable[[str, dict[str, np.ndarray]], None] | None = None
 
     def _run(self, graph: str, *tensors: torch.Tensor) -> torch.Tensor:
         # contiguous(): the engine hands over channels-last tensors; the graphs read NCHW.
         feed = {name: t.detach().to("cpu", torch.float32).contiguous().numpy()
                 for name, t in zip(self._inputs[graph], tensors)}
-        return torch.from_numpy(self._sessions[graph].run(None, feed)[0])
+        if self.on_run is not None:
+            self.on_run(graph, feed)
+        return torch.from_numpy(self._runners[graph](feed))
 
     def flow(self, ref: torch.Tensor, supp: torch.Tensor) -> torch.Tensor:
         return self._run("flow", ref, supp)
@@ -137,30 +203,30 @@ class OnnxRuntimeModel(nn.Module):
         return torch.stack([upscale_clip(self, clip) for clip in lrs])
 
     def extra_repr(self) -> str:
-        return f"{self.name}, {self.folder}"
+        return f"{self.name}, {self.backend}, {self.precision}, {self.folder}"
 
 
 def has_step_api(model: nn.Module) -> bool:
     return hasattr(model, "flow") and hasattr(model, "forward_step") and hasattr(model, "reconstruct")
 
 
-def onnxruntime_model(model: str | Path | nn.Module, name: str | None = None,
-                      threads: int | None = None) -> nn.Module:
-    """The model to run with ONNX Runtime: an export folder as it is, or a torch model exported on the fly into
-    :func:`vsrapp.export.cached_export` (once per model and weights).
+def graph_model(model: str | Path | nn.Module, backend: str = ONNXRUNTIME, name: str | None = None,
+                threads: int | None = None) -> nn.Module:
+    """The model to run with a graph backend: an export folder as it is, or a torch model exported on the fly
+    into :func:`vsrapp.export.cached_export` (once per model and weights; fp32).
 
     A model without the step API (the bicubic baseline: no network, nothing to export) is returned as it is
     and runs in torch.
     """
-    require_onnxruntime()
+    require(backend)
     if isinstance(model, (str, Path)):
         if not export.is_export_folder(model):
             raise BackendError(f"{model} is not an ONNX export folder")
-        return OnnxRuntimeModel(model, threads)
+        return GraphModel(model, backend, threads)
     if not has_step_api(model):
         return model
     try:
         folder = export.cached_export(model, name)
     except export.ExportError as exc:
         raise BackendError(str(exc)) from exc
-    return OnnxRuntimeModel(folder, threads)
+    return GraphModel(folder, backend, threads)

@@ -12,8 +12,9 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from . import zoo
-from .backends import BackendError
+from . import export, zoo
+from .backends import CHOICES as BACKEND_CHOICES
+from .backends import GRAPH_BACKENDS
 from .errors import UsageError, VsrappError
 from .upscaler import DEFAULT_LOOKAHEAD, DEFAULT_TILE_OVERLAP, DEFAULT_WINDOW
 from .upscaler import DEFAULT_MODEL as DEFAULT_MODEL_NAME
@@ -81,8 +82,21 @@ def cmd_eval(args: argparse.Namespace) -> int:
                         "Vid4's ground truth inputs/G) or set VSRAPP_VID4")
     if not Path(data).is_dir():
         raise UserError(f"dataset folder {data} does not exist")
-    model = zoo.get_model(args.model)
-    device = resolve_device(args.device)
+    if args.backend in GRAPH_BACKENDS:
+        from .backends import graph_model
+
+        device = "cpu"
+        if export.is_export_folder(args.model):
+            model = graph_model(args.model, args.backend, threads=args.threads)
+        else:
+            model = graph_model(zoo.get_model(args.model), args.backend, Path(args.model).name, args.threads)
+    else:
+        model = zoo.get_model(args.model)
+        device = resolve_device(args.device)
+        if args.threads:
+            import torch
+
+            torch.set_num_threads(args.threads)
     result = evaluate(model, args.model, Path(data), clips=args.clips, max_frames=args.max_frames, device=device,
                       progress=not args.quiet)
     print(result.table())
@@ -134,13 +148,13 @@ def cmd_upscale(args: argparse.Namespace) -> int:
     from .video import VideoError
 
     jobs = _jobs(Path(args.input), Path(args.output))
-    # The onnxruntime backend runs on the CPU: there `auto` must not become cuda.
-    device = "cpu" if args.backend == "onnxruntime" and args.device == "auto" else resolve_device(args.device)
+    # The graph backends run on the CPU: there `auto` must not become cuda.
+    device = "cpu" if args.backend in GRAPH_BACKENDS and args.device == "auto" else resolve_device(args.device)
     # Once, so a job's manifest names the model that ran; the device decides what `auto` is.
     args.model = zoo.resolve_name(args.model, device)
     if args.ray is not None:
-        if args.backend == "onnxruntime":
-            raise UserError("--backend onnxruntime does not run on Ray workers yet; drop --ray or use torch")
+        if args.backend in GRAPH_BACKENDS:
+            raise UserError(f"--backend {args.backend} does not run on Ray workers yet; drop --ray or use torch")
         return _upscale_on_ray(args, jobs)
     upscaler = Upscaler(args.model, device=device, precision=args.precision,
                         window=args.window, lookahead=args.lookahead, tile=args.tile, tile_overlap=args.tile_overlap,
@@ -291,10 +305,11 @@ def build_parser() -> argparse.ArgumentParser:
                    "two per worker for short videos, 48 to 480)")
     p.add_argument("--threads", type=int, help="CPU threads for the network (default: all cores; use fewer on a "
                    "machine shared with other jobs)")
-    p.add_argument("--backend", default="torch", choices=["auto", "torch", "onnxruntime"],
+    p.add_argument("--backend", default="torch", choices=list(BACKEND_CHOICES),
                    help="what runs the network: torch (default), onnxruntime (CPU fp32, pip install "
                         "\"vsrapp[onnx]\"; the model is exported to ONNX once, into ~/.cache/vsrapp/onnx), "
-                        "auto (torch for now: docs/BENCHMARKS.md)")
+                        "openvino (CPU, pip install \"vsrapp[openvino]\"; fp32, or int8 for a --model folder "
+                        "made by vsrapp export --int8), auto (torch for now: docs/BENCHMARKS.md)")
     g = p.add_argument_group("cluster (Ray; pip install \"vsrapp[cluster]\")")
     g.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
                    help="spread the segments over a Ray cluster: no ADDRESS starts a local instance; 'auto' or "
@@ -314,6 +329,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-frames", type=int, help="only the first N frames of each clip (quick checks)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
     p.add_argument("--json", help="write the full result (per clip, per frame) to this JSON file")
+    p.add_argument("--backend", default="torch", choices=list(BACKEND_CHOICES[1:]),
+                   help="what runs the network (as for upscale; an int8 export folder needs openvino)")
+    p.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_eval)
 
@@ -348,9 +366,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("vsrapp: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    # Every error of the family (vsrapp.errors) is one line and status 2. BackendError joins by its base once
-    # vsrapp/backends.py re-roots it; named here until then so that nothing changes meanwhile.
-    except (VsrappError, FileNotFoundError, BackendError) as exc:
+    # Every error of the family (vsrapp.errors) is one line and status 2.
+    except (VsrappError, FileNotFoundError) as exc:
         if args.debug:
             raise
         print(f"vsrapp: error: {exc}", file=sys.stderr)

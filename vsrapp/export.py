@@ -37,6 +37,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from .errors import ModelError
+
 MANIFEST = "vsrapp-onnx.json"
 MANIFEST_FORMAT = "vsrapp-onnx"
 MANIFEST_VERSION = 1
@@ -58,7 +60,7 @@ EXPORTER = "torch.onnx.export(dynamo=False), TorchScript tracer"
 EXTRA = "onnx"  # the pip extra that brings onnx and onnxruntime: pip install "vsrapp[onnx]"
 
 
-class ExportError(RuntimeError):
+class ExportError(ModelError, RuntimeError):
     """The model cannot be exported, or the export does not agree with torch; the message says why."""
 
 
@@ -229,13 +231,13 @@ def export_onnx(model: nn.Module, out: str | Path, name: str | None = None, opse
         if check:
             manifest["check"] = check_export(model, tmp, manifest)
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
-        _publish(tmp, out, overwrite)
+        publish(tmp, out, overwrite)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 
-def _publish(tmp: Path, out: Path, overwrite: bool) -> None:
+def publish(tmp: Path, out: Path, overwrite: bool) -> None:
     """Rename the finished folder ``tmp`` to ``out``; an existing ``out`` is replaced only with ``overwrite``."""
     if out.exists():
         if not overwrite:
@@ -279,7 +281,8 @@ def read_manifest(folder: str | Path) -> dict[str, Any]:
     manifest = json.loads(path.read_text())
     if manifest.get("format") != MANIFEST_FORMAT or manifest.get("version") != MANIFEST_VERSION:
         raise ExportError(f"{path}: not a {MANIFEST_FORMAT} v{MANIFEST_VERSION} manifest")
-    missing = [g["file"] for g in manifest["graphs"].values() if not (Path(folder) / g["file"]).is_file()]
+    files = [f for g in manifest["graphs"].values() for f in (g["file"], g.get("weights")) if f]
+    missing = [f for f in files if not (Path(folder) / f).is_file()]
     if missing:
         raise ExportError(f"{folder}: graph files missing: {', '.join(missing)}")
     return manifest
@@ -318,13 +321,23 @@ def cached_export(model: nn.Module, name: str | None = None, opset: int = DEFAUL
 def add_command(subparsers: Any) -> None:
     """Register ``export`` on the ``vsrapp`` sub-parsers (``func(args) -> int``)."""
     p = subparsers.add_parser("export", help="export a model to ONNX graphs (flow, trunk steps, reconstruction) "
-                                             "with a manifest, for ONNX Runtime and other runtimes")
+                                             "with a manifest, for ONNX Runtime and OpenVINO; int8 for OpenVINO")
     p.add_argument("model", help="zoo name, official .pth, or pruned-model folder")
     p.add_argument("out", help="output folder (created; it appears only once the export is complete)")
-    p.add_argument("--format", default="onnx", choices=["onnx"], help="only onnx for now")
+    p.add_argument("--format", default="onnx", choices=["onnx", "openvino"],
+                   help="onnx (default: fp32 graphs that ONNX Runtime and OpenVINO both run) or openvino (with "
+                        "--int8: int8 graphs for --backend openvino)")
+    p.add_argument("--int8", action="store_true", help="quantize to int8 (--format openvino; needs --calibrate; "
+                   "pip install \"vsrapp[openvino]\")")
+    p.add_argument("--calibrate", metavar="CLIPS", help="calibration video(s): a video file, a folder of frames, "
+                   "or a folder of either; video like what you will upscale (never your evaluation clips)")
+    p.add_argument("--calibration-clips", type=int, default=24, help="at most this many clips (default 24)")
+    p.add_argument("--keep-fp32", nargs="+", default=[], metavar="GRAPH",
+                   help="graphs that stay fp32 in an int8 export (flow, backward_step, forward_step, reconstruct)")
     p.add_argument("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset (default {DEFAULT_OPSET})")
     p.add_argument("--no-check", dest="check", action="store_false",
                    help="skip running the graphs in ONNX Runtime against torch at a second frame size")
+    p.add_argument("--threads", type=int, help="CPU threads for calibration (default: all cores)")
     p.add_argument("--overwrite", "-y", action="store_true", help="replace an existing output folder")
     p.set_defaults(func=cmd_export)
 
@@ -334,15 +347,42 @@ def cmd_export(args: Any) -> int:
 
     from . import zoo
 
+    if args.int8 and args.format != "openvino":
+        print("vsrapp: error: --int8 needs --format openvino (int8 graphs are OpenVINO's)", file=sys.stderr)
+        return 2
+    if args.format == "openvino" and not args.int8:
+        print("vsrapp: error: --format openvino is for int8 graphs (add --int8 --calibrate CLIPS); OpenVINO runs "
+              "the fp32 --format onnx export as it is", file=sys.stderr)
+        return 2
+    if args.int8 and not args.calibrate:
+        print("vsrapp: error: --int8 needs --calibrate CLIPS (video like what you will upscale)", file=sys.stderr)
+        return 2
     try:
+        out = Path(args.out)
+        if out.exists() and not args.overwrite:
+            raise ExportError(f"{out} already exists (pass --overwrite to replace it)")
         name = zoo.resolve_name(args.model)
         model = zoo.get_model(name)
         label = name if name in {e.name for e in zoo.list_models()} else Path(name).name
-        out = export_onnx(model, args.out, name=label, opset=args.opset, check=args.check, overwrite=args.overwrite)
+        if args.int8:
+            from . import quantize
+
+            clips = quantize.calibration_clips(args.calibrate, max_clips=args.calibration_clips)
+            fp32 = cached_export(model, label, opset=args.opset)
+            out = quantize.quantize_export(fp32, out, clips, keep_fp32=args.keep_fp32, threads=args.threads,
+                                           calibration=Path(args.calibrate).name, overwrite=args.overwrite)
+        else:
+            out = export_onnx(model, out, name=label, opset=args.opset, check=args.check, overwrite=args.overwrite)
     except ExportError as exc:
         print(f"vsrapp: error: {exc}", file=sys.stderr)
         return 2
     manifest = read_manifest(out)
+    if args.int8:
+        q = manifest["quantization"]
+        kept = f"; fp32: {', '.join(q['fp32_graphs'])}" if q["fp32_graphs"] else ""
+        print(f"{out}: {label} as {len(manifest['graphs'])} OpenVINO int8 graphs, calibrated on {q['clips']} clips "
+              f"of {args.calibrate}{kept}")
+        return 0
     print(f"{out}: {label} as {len(manifest['graphs'])} ONNX graphs (opset {args.opset}): "
           + ", ".join(g["file"] for g in manifest["graphs"].values()))
     if "check" in manifest:

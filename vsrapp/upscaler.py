@@ -115,8 +115,9 @@ class _Lane:
 class Upscaler:
     """Upscale a stream of frames with a zoo model (name), a checkpoint path, or an ``nn.Module``.
 
-    ``backend``: ``torch`` (default), ``onnxruntime`` (CPU, fp32; the model is exported once into a cache
-    folder, or ``model`` names an export folder of ``vsrapp export``) or ``auto`` (:mod:`vsrapp.backends`).
+    ``backend``: ``torch`` (default), ``onnxruntime`` or ``openvino`` (CPU; the model is exported once into a
+    cache folder, or ``model`` names an export folder of ``vsrapp export``, whose int8 graphs only ``openvino``
+    runs) or ``auto`` (:mod:`vsrapp.backends`).
     """
 
     def __init__(
@@ -136,25 +137,25 @@ class Upscaler:
         if tile is not None and tile <= 2 * tile_overlap:
             raise ValueError(f"tile ({tile}) must be larger than twice the overlap ({tile_overlap})")
         self.backend = backends.resolve_backend(backend)
-        onnx = self.backend == backends.ONNXRUNTIME
-        if onnx:
-            backends.require_onnxruntime()  # before any model loads: a missing extra is the first thing said
+        graphs = self.backend in backends.GRAPH_BACKENDS
+        if graphs:
+            backends.require(self.backend)  # before any model loads: a missing extra is the first thing said
             if str(device) == "auto":
                 device = "cpu"
         self.device = pick_device(device)
         self.dtype = pick_precision(precision, self.device)
-        if onnx and (self.device.type != "cpu" or self.dtype != torch.float32):
-            raise backends.BackendError(f"the {backends.ONNXRUNTIME} backend runs on the CPU in fp32 (got device "
-                                        f"{self.device}, precision {precision}); use --backend torch for those")
+        if graphs and (self.device.type != "cpu" or self.dtype != torch.float32):
+            raise backends.BackendError(f"the {self.backend} backend runs on the CPU (got device {self.device}, "
+                                        f"precision {precision}); use --backend torch for those")
         if self.device.type == "cpu":
             torch.set_num_threads(threads or os.cpu_count() or 1)
-        if onnx and isinstance(model, str) and backends.export.is_export_folder(model):
-            net = backends.onnxruntime_model(model, threads=threads)
+        if graphs and isinstance(model, str) and backends.export.is_export_folder(model):
+            net = backends.graph_model(model, self.backend, threads=threads)
         else:
             name = zoo.resolve_name(model, self.device) if isinstance(model, str) else None
             net = zoo.get_model(name) if name is not None else model
-            if onnx:
-                net = backends.onnxruntime_model(net, Path(name).name if name else None, threads)
+            if graphs:
+                net = backends.graph_model(net, self.backend, Path(name).name if name else None, threads)
         self.model = net.eval().to(self.device)
         # Channels-last on every device: on CUDA for the tensor cores; on the CPU oneDNN's convolutions skip
         # a layout reorder per call (measured 1.2x for dense BasicVSR and 1.5x for the slim ones at 180x320,

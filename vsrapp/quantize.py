@@ -1,0 +1,204 @@
+"""int8 graphs for the CPU: post-training quantization of an ONNX export with NNCF, run by OpenVINO.
+
+``vsrapp export MODEL OUT --format openvino --int8 --calibrate CLIPS`` exports the model's graphs
+(:mod:`vsrapp.export`), runs them in fp32 over the calibration clips exactly as the engine runs a video (so each
+graph sees the inputs it will see: real frames, real hidden states, real flows), and gives those inputs to
+NNCF, which chooses the int8 ranges and writes OpenVINO graphs. The result is an export folder with the usual
+manifest (``"precision": "int8"``) that ``--backend openvino`` runs behind the same step API.
+
+Why int8 and not fp32 in another runtime: on this project's CPUs OpenVINO and ONNX Runtime in fp32 are no
+faster than PyTorch's channels-last path (docs/BENCHMARKS.md); VNNI int8 convolutions are 3-4x faster.
+
+Calibrate on video like the one you will upscale, never on the clips you evaluate on (the Vid4 scores in
+docs/RESULTS.md come from a model calibrated on the training clips). Which graphs stay in fp32 is an option
+(``keep_fp32``); the default is measured (docs/RESULTS.md, "int8").
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from . import backends, export
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+# Defaults measured on the calibration clips of pruning/recipes/calibration_clips.py (docs/RESULTS.md): 96 px
+# crops of 10 frames give each graph inputs of the statistics of whole frames at a sixth of the cost.
+DEFAULT_FRAMES = 10
+DEFAULT_SIZE = 96
+DEFAULT_CLIPS = 24
+DEFAULT_SAMPLES = 200  # per graph: NNCF's statistics settle well before its default of 300
+DEFAULT_KEEP_FP32: tuple[str, ...] = ()
+
+
+class QuantizeError(export.ExportError):
+    """Calibration data or quantization failed; the message says why in one line."""
+
+
+# ------------------------------------------------------------------------------------------- calibration data
+def _frames_of_video(path: Path, limit: int) -> list[np.ndarray]:
+    import av
+
+    frames = []
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise QuantizeError(f"{path}: no video stream")
+            for frame in container.decode(video=0):
+                frames.append(frame.to_ndarray(format="rgb24"))
+                if len(frames) >= limit:
+                    break
+    except av.FFmpegError as exc:
+        raise QuantizeError(f"{path}: cannot decode ({exc})") from None
+    return frames
+
+
+def _frames_of_folder(path: Path, limit: int) -> list[np.ndarray]:
+    import cv2
+
+    files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[:limit]
+    frames = []
+    for f in files:
+        img = cv2.imread(str(f), cv2.IMREAD_COLOR)
+        if img is None:
+            raise QuantizeError(f"{f}: not a readable image")
+        frames.append(cv2.cvtColor(img, cv2.COLOR_BGR2RGB))
+    return frames
+
+
+def _sources(root: Path) -> list[Path]:
+    """Each calibration sequence under ``root``: a video file, a folder of frames, or a folder of those."""
+    if root.is_file():
+        return [root]
+    if not root.is_dir():
+        raise QuantizeError(f"{root}: no such file or folder")
+    if any(p.suffix.lower() in IMAGE_SUFFIXES for p in root.iterdir()):
+        return [root]
+    return sorted(p for p in root.iterdir() if p.is_dir() or p.suffix.lower() not in {".md", ".txt", ".json"})
+
+
+def _center_crop(frames: list[np.ndarray], size: int) -> np.ndarray:
+    h, w = frames[0].shape[:2]
+    ch, cw = min(h, size), min(w, size)
+    y, x = (h - ch) // 2, (w - cw) // 2
+    return np.stack([f[y:y + ch, x:x + cw] for f in frames if f.shape[:2] == (h, w)])
+
+
+def calibration_clips(source: str | Path, frames: int = DEFAULT_FRAMES, size: int = DEFAULT_SIZE,
+                      max_clips: int = DEFAULT_CLIPS) -> list[torch.Tensor]:
+    """Clips (T, 3, h, w) float in [0, 1] from a video, a folder of frames, or a folder of either.
+
+    Frames are used as they are (they are what the model will be given: low-resolution video), cut to a
+    centred ``size`` x ``size`` crop, ``frames`` consecutive frames per clip, at most ``max_clips`` clips.
+    """
+    clips: list[torch.Tensor] = []
+    for src in _sources(Path(source)):
+        if len(clips) >= max_clips:
+            break
+        seq = _frames_of_folder(src, frames) if src.is_dir() else _frames_of_video(src, frames)
+        if len(seq) < 2:
+            continue  # one frame teaches a recurrent network's flow and hidden state nothing
+        clip = _center_crop(seq, size)
+        clips.append(torch.from_numpy(clip).permute(0, 3, 1, 2).float().div(255.0))
+    if not clips:
+        raise QuantizeError(f"{source}: no clip of at least 2 frames found (give videos, or folders of frames)")
+    return clips
+
+
+def collect_inputs(model: backends.GraphModel, clips: Iterable[torch.Tensor],
+                   samples: int = DEFAULT_SAMPLES) -> dict[str, list[dict[str, np.ndarray]]]:
+    """Every graph's inputs while ``model`` (fp32 graphs) upscales ``clips`` as the engine would, at most
+    ``samples`` per graph, spread over the clips rather than taken from the first ones only."""
+    from .recurrence import upscale_clip
+
+    clips = list(clips)
+    seen: dict[str, list[dict[str, np.ndarray]]] = {g: [] for g in model.manifest["graphs"]}
+    per_clip = max(1, -(-samples // len(clips)))
+    counts: dict[str, int] = {}
+
+    def record(graph: str, feed: dict[str, np.ndarray]) -> None:
+        if counts.get(graph, 0) < per_clip and len(seen[graph]) < samples:
+            seen[graph].append({k: v.copy() for k, v in feed.items()})
+            counts[graph] = counts.get(graph, 0) + 1
+
+    model.on_run = record
+    try:
+        with torch.no_grad():
+            for clip in clips:
+                counts.clear()
+                upscale_clip(model, clip)
+    finally:
+        model.on_run = None
+    return seen
+
+
+# ------------------------------------------------------------------------------------------- quantization
+def _require_nncf() -> Any:
+    backends.require_openvino()
+    try:
+        import nncf
+    except ImportError:
+        raise QuantizeError(f"int8 export needs NNCF: pip install \"vsrapp[{backends.OPENVINO_EXTRA}]\"") from None
+    return nncf
+
+
+def quantize_export(fp32_folder: str | Path, out: str | Path, clips: Sequence[torch.Tensor],
+                    keep_fp32: Sequence[str] = DEFAULT_KEEP_FP32, samples: int = DEFAULT_SAMPLES,
+                    threads: int | None = None, calibration: str = "", overwrite: bool = False) -> Path:
+    """Write the int8 OpenVINO version of the ONNX export ``fp32_folder`` into the folder ``out``.
+
+    ``keep_fp32``: graph names (``flow``, ``backward_step``, ...) that stay in fp32 as they are. The folder
+    appears under its name only when complete, as for :func:`vsrapp.export.export_onnx`.
+    """
+    nncf = _require_nncf()
+    import openvino as ov
+
+    fp32_folder, out = Path(fp32_folder), Path(out)
+    manifest = export.read_manifest(fp32_folder)
+    if manifest.get("precision", "fp32") != "fp32":
+        raise QuantizeError(f"{fp32_folder} is already {manifest['precision']}: quantize the fp32 export")
+    unknown = sorted(set(keep_fp32) - set(manifest["graphs"]))
+    if unknown:
+        raise QuantizeError(f"no graph named {', '.join(unknown)} (graphs: {', '.join(manifest['graphs'])})")
+    if out.exists() and not overwrite:
+        raise QuantizeError(f"{out} already exists (pass --overwrite to replace it)")
+    reference = backends.GraphModel(fp32_folder, backends.OPENVINO, threads)
+    inputs = collect_inputs(reference, clips, samples)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    tmp.mkdir()
+    try:
+        graphs = {}
+        for graph, spec in manifest["graphs"].items():
+            if graph in keep_fp32:
+                shutil.copy2(fp32_folder / spec["file"], tmp / spec["file"])
+                graphs[graph] = dict(spec)
+                continue
+            feeds = inputs[graph]
+            if not feeds:
+                raise QuantizeError(f"the calibration clips never ran the {graph} graph")
+            model = ov.Core().read_model(str(fp32_folder / spec["file"]))
+            # fast_bias_correction: the full bias correction re-runs every layer per sample, minutes per graph
+            # on two cores, for no measured gain here.
+            quantized = nncf.quantize(model, nncf.Dataset(feeds), subset_size=len(feeds), fast_bias_correction=True)
+            ov.save_model(quantized, str(tmp / f"{graph}.xml"), compress_to_fp16=False)
+            graphs[graph] = {**spec, "file": f"{graph}.xml", "weights": f"{graph}.bin"}
+        int8 = {**manifest, "graphs": graphs, "precision": "int8", "runtime": backends.OPENVINO,
+                "quantization": {"tool": f"nncf {nncf.__version__}, openvino {ov.__version__}",
+                                 "calibration": calibration, "clips": len(clips),
+                                 "samples_per_graph": {g: len(f) for g, f in inputs.items()},
+                                 "fp32_graphs": sorted(keep_fp32)}}
+        int8.pop("check", None)  # the fp32 export's torch check does not describe these graphs
+        (tmp / export.MANIFEST).write_text(json.dumps(int8, indent=1) + "\n")
+        export.publish(tmp, out, overwrite)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
