@@ -9,14 +9,20 @@ streaming engine in ``vsrapp`` can drive the recurrence window by window with ex
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .contract import ForwardState, is_backward
 from .spynet import SpyNet
 from .warp import flow_warp
 
 SCALE = 4
+# Re-exported: the engine and the backends import the forward-only state from here (defined in the contract).
+__all__ = ["SCALE", "BasicVSR", "BasicVSRUni", "ForwardState", "Reconstruction", "ResidualBlock", "ResidualTrunk",
+           "uni_state_from_bidirectional"]
 
 
 class ResidualBlock(nn.Module):
@@ -102,14 +108,24 @@ class BasicVSR(Reconstruction, nn.Module):
     - ``flow(ref, supp)``: SpyNet flow that warps features of ``supp`` onto ``ref``;
     - ``backward_step(lr_t, feat_next, flow_t_to_next)``; ``forward_step(lr_t, feat_prev, flow_t_to_prev)``;
     - ``reconstruct(lr_t, feat_backward, feat_forward)``.
+
+    ``build``: makes the layers on the new model instead of the dense ones (the pruned families: the same
+    names, other shapes), so that their ``__init__`` runs this one and allocates no dense layer.
     """
 
+    # The model contract (models/contract.py): any frame size, no padding.
     bidirectional = True
     scale = SCALE
+    modulus = 1
+    min_size = 1
 
-    def __init__(self, num_feat: int = 64, num_block: int = 30) -> None:
+    def __init__(self, num_feat: int = 64, num_block: int = 30, *,
+                 build: Callable[[nn.Module], None] | None = None) -> None:
         super().__init__()
         self.num_feat = num_feat
+        if build is not None:
+            build(self)
+            return
         self.spynet = SpyNet()
         self.backward_trunk = ResidualTrunk(num_feat + 3, num_feat, num_block)
         self.forward_trunk = ResidualTrunk(num_feat + 3, num_feat, num_block)
@@ -153,29 +169,27 @@ class BasicVSR(Reconstruction, nn.Module):
         return torch.stack(outputs, dim=1)
 
 
-class ForwardState:
-    """What a forward-only model carries from one frame to the next: the previous LR frame and hidden state."""
-
-    __slots__ = ("lr", "feat")
-
-    def __init__(self, lr: torch.Tensor, feat: torch.Tensor) -> None:
-        self.lr = lr
-        self.feat = feat
-
-
 class BasicVSRUni(Reconstruction, nn.Module):
     """Forward-only BasicVSR for live streams: one frame in, one frame out, latency of one frame.
 
     The backward branch is gone; ``fusion`` maps the forward features (64 -> 64). Weights can be initialised
     from a bidirectional checkpoint with :func:`uni_state_from_bidirectional` and then fine-tuned.
+
+    ``build``: as :class:`BasicVSR`'s (the pruned forward-only families make their own layers).
     """
 
     bidirectional = False
     scale = SCALE
+    modulus = 1
+    min_size = 1
 
-    def __init__(self, num_feat: int = 64, num_block: int = 30) -> None:
+    def __init__(self, num_feat: int = 64, num_block: int = 30, *,
+                 build: Callable[[nn.Module], None] | None = None) -> None:
         super().__init__()
         self.num_feat = num_feat
+        if build is not None:
+            build(self)
+            return
         self.spynet = SpyNet()
         self.forward_trunk = ResidualTrunk(num_feat + 3, num_feat, num_block)
         self._build_upsampler(num_feat, num_feat)
@@ -210,6 +224,6 @@ class BasicVSRUni(Reconstruction, nn.Module):
 def uni_state_from_bidirectional(state: dict[str, torch.Tensor], num_feat: int = 64) -> dict[str, torch.Tensor]:
     """A starting point for :class:`BasicVSRUni` from a bidirectional state dict: drop the backward trunk and keep
     the half of ``fusion`` that reads forward features (it still needs fine-tuning to make up for the loss)."""
-    out = {k: v for k, v in state.items() if not k.startswith("backward_trunk.")}
+    out = {k: v for k, v in state.items() if not is_backward(k)}
     out["fusion.weight"] = state["fusion.weight"][:, num_feat:].clone()
     return out

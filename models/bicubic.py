@@ -47,7 +47,10 @@ def _symmetric_pad(x: torch.Tensor, pad: int, dim: int) -> torch.Tensor:
 class Bicubic(nn.Module):
     """x4 bicubic upscaling of (B, T, 3, h, w) or (B, 3, h, w) tensors in [0, 1]; stateless."""
 
+    # The model contract (models/contract.py): a ForwardOnlyModel without a network, any frame size.
     bidirectional = False
+    modulus = 1
+    min_size = 1
 
     def __init__(self, scale: int = 4) -> None:
         super().__init__()

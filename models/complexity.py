@@ -19,7 +19,7 @@ import copy
 import torch
 from torch import nn
 
-SPYNET = "spynet"
+from .contract import SPYNET, block_name, part_of, trunk_names
 
 
 def count_params(model: nn.Module) -> dict[str, int]:
@@ -28,16 +28,9 @@ def count_params(model: nn.Module) -> dict[str, int]:
     total = spynet = 0
     for name, p in model.named_parameters():
         total += p.numel()
-        if _part(name) == SPYNET:
+        if part_of(name) == SPYNET:
             spynet += p.numel()
     return {"total": total, "spynet": spynet, "without_spynet": total - spynet}
-
-
-def _part(name: str) -> str:
-    """Top-level part a parameter/module belongs to (a ``net.`` wrapper prefix, as in gated models, is
-    skipped)."""
-    parts = name.split(".")
-    return parts[1] if parts[0] == "net" and len(parts) > 1 else parts[0]
 
 
 @torch.no_grad()
@@ -55,7 +48,7 @@ def count_macs(model: nn.Module, lr_size: tuple[int, int] = (180, 320)) -> dict:
         def count(module: nn.Conv2d, _inputs, output: torch.Tensor) -> None:
             k = module.kernel_size[0] * module.kernel_size[1]
             macs = (output.numel() // output.shape[0]) * (module.in_channels // module.groups) * k
-            by_part[_part(name)] = by_part.get(_part(name), 0) + macs
+            by_part[part_of(name)] = by_part.get(part_of(name), 0) + macs
         return count
 
     for name, module in meta.named_modules():
@@ -88,11 +81,11 @@ def plan_macs_formula(plan: dict, lr_size: tuple[int, int] = (180, 320)) -> int:
     arch, kept = plan["arch"], plan["kept"]
     nf = arch["num_feat"]
     hw = lr_size[0] * lr_size[1]
-    trunks = ("backward_trunk", "forward_trunk") if arch["bidirectional"] else ("forward_trunk",)
+    trunks = trunk_names(arch["bidirectional"])
     lr_part = len(trunks) * (nf + 3) * nf * 9
     for trunk in trunks:
         for j in range(arch["num_block"]):
-            p, m, o = (len(kept[f"{trunk}.main.2.{j}.{s}"]) for s in ("conv1.in", "conv1.out", "conv2.out"))
+            p, m, o = (len(kept[f"{block_name(trunk, j)}.{s}"]) for s in ("conv1.in", "conv1.out", "conv2.out"))
             lr_part += 9 * (p * m + m * o)
     f, g1, g2, k = (len(kept[n]) for n in ("fusion.out", "upconv1.out", "upconv2.out", "conv_hr.out"))
     lr_part += len(trunks) * nf * f + 9 * f * 4 * g1

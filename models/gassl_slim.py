@@ -28,14 +28,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from .basicvsr import SCALE, BasicVSR, BasicVSRUni
+from .contract import block_name, trunk_names
 from .spynet import SpyNet
 
 GASSL_PLAN_FORMAT = "vsrapp-gassl-plan"
 GASSL_PLAN_VERSION = 1
-
-
-def trunk_names(bidirectional: bool) -> tuple[str, ...]:
-    return ("backward_trunk", "forward_trunk") if bidirectional else ("forward_trunk",)
+# trunk_names is the contract's (models/contract.py); pruning.gassl imports it from here.
+__all__ = ["GASSL_PLAN_FORMAT", "GASSL_PLAN_VERSION", "GasslBasicVSR", "GasslBasicVSRUni", "NarrowBlock",
+           "NarrowTrunk", "build_gassl", "load_gassl", "trunk_names", "validate_gassl_plan"]
 
 
 def _check_indices(name: str, idx: Any, n: int) -> None:
@@ -61,7 +61,7 @@ def validate_gassl_plan(plan: dict[str, Any]) -> None:
         _check_indices(f"stream_kept.{t}", stream[t], nf)
     if len({len(stream[t]) for t in trunks}) != 1:
         raise ValueError("every trunk must keep the same number of stream channels")
-    expected = {f"{t}.main.2.{j}.conv1.out" for t in trunks for j in range(arch["num_block"])}
+    expected = {f"{block_name(t, j)}.conv1.out" for t in trunks for j in range(arch["num_block"])}
     if set(plan["kept"]) != expected:
         raise ValueError("plan 'kept' must list conv1.out of every block and nothing else")
     for name in expected:
@@ -101,7 +101,7 @@ def _build(model: nn.Module, plan: dict[str, Any]) -> None:
     model.num_feat = width  # the hidden-state width the step API allocates
     model.spynet = SpyNet()
     for t in trunks:
-        hidden = [len(plan["kept"][f"{t}.main.2.{j}.conv1.out"]) for j in range(arch["num_block"])]
+        hidden = [len(plan["kept"][f"{block_name(t, j)}.conv1.out"]) for j in range(arch["num_block"])]
         setattr(model, t, NarrowTrunk(width, hidden))
     # The upsampler stays dense (dense num_feat); fusion reads the concatenated narrow states.
     model._build_upsampler(width * len(trunks), arch["num_feat"])
@@ -113,8 +113,9 @@ class GasslBasicVSR(BasicVSR):
     def __init__(self, plan: dict[str, Any]) -> None:
         if not plan["arch"]["bidirectional"]:
             raise ValueError("forward-only plan: use GasslBasicVSRUni")
-        nn.Module.__init__(self)  # skip BasicVSR.__init__: it would allocate the dense layers
-        _build(self, plan)
+        # The parent's __init__ with the narrow layers in place of the dense ones (none allocated in vain); the
+        # builder sets num_feat from the plan.
+        super().__init__(build=lambda model: _build(model, plan))
 
 
 class GasslBasicVSRUni(BasicVSRUni):
@@ -123,8 +124,7 @@ class GasslBasicVSRUni(BasicVSRUni):
     def __init__(self, plan: dict[str, Any]) -> None:
         if plan["arch"]["bidirectional"]:
             raise ValueError("bidirectional plan: use GasslBasicVSR")
-        nn.Module.__init__(self)
-        _build(self, plan)
+        super().__init__(build=lambda model: _build(model, plan))
 
 
 def build_gassl(plan: dict[str, Any]) -> GasslBasicVSR | GasslBasicVSRUni:

@@ -34,16 +34,17 @@ import torch.nn.functional as F
 from torch import nn
 
 from .basicvsr import SCALE, BasicVSR, BasicVSRUni
+from .contract import block_name, blocks_of, trunk_names
 from .spynet import SpyNet
 
 PLAN_FORMAT = "vsrapp-slim-plan"
 PLAN_VERSION = 1
 UPSAMPLE_GROUP = 4  # PixelShuffle(2): 4 consecutive filters make one output channel
 HR_FEAT = 64  # upconv2 has 64 groups and conv_hr is 64 -> 64 whatever num_feat is (as in BasicSR)
-
-
-def trunk_names(bidirectional: bool) -> tuple[str, ...]:
-    return ("backward_trunk", "forward_trunk") if bidirectional else ("forward_trunk",)
+# trunk_names is the contract's (models/contract.py); importable from here as before (vsrapp.bench, pruning).
+__all__ = ["HR_FEAT", "PLAN_FORMAT", "PLAN_VERSION", "SCALE", "UPSAMPLE_GROUP", "SlimBasicVSR", "SlimBasicVSRUni",
+           "SlimResidualBlock", "SlimTrunk", "build_slim", "layer_slices", "load_slim", "trunk_names",
+           "validate_plan"]
 
 
 def layer_slices(plan: dict[str, Any]) -> dict[str, tuple[list[int] | None, int, list[int] | None]]:
@@ -58,7 +59,7 @@ def layer_slices(plan: dict[str, Any]) -> dict[str, tuple[list[int] | None, int,
     out: dict[str, tuple[list[int] | None, int, list[int] | None]] = {}
     for trunk in trunk_names(arch["bidirectional"]):
         for j in range(arch["num_block"]):
-            base = f"{trunk}.main.2.{j}"
+            base = block_name(trunk, j)
             out[f"{base}.conv1"] = (kept[f"{base}.conv1.out"], 1, kept[f"{base}.conv1.in"])
             out[f"{base}.conv2"] = (kept[f"{base}.conv2.out"], 1, kept[f"{base}.conv1.out"])
     out["fusion"] = (kept["fusion.out"], 1, None)
@@ -81,7 +82,7 @@ def validate_plan(plan: dict[str, Any]) -> None:
     for trunk in trunk_names(arch["bidirectional"]):
         for j in range(arch["num_block"]):
             for side in ("conv1.in", "conv1.out", "conv2.out"):
-                sizes[f"{trunk}.main.2.{j}.{side}"] = nf
+                sizes[f"{block_name(trunk, j)}.{side}"] = nf
     missing = sorted(set(sizes) - set(kept))
     extra = sorted(set(kept) - set(sizes))
     if missing or extra:
@@ -155,7 +156,7 @@ class SlimTrunk(nn.Module):
         nf, kept = plan["arch"]["num_feat"], plan["kept"]
         blocks = []
         for j in range(plan["arch"]["num_block"]):
-            base = f"{name}.main.2.{j}"
+            base = block_name(name, j)
             blocks.append(SlimResidualBlock(nf, kept[f"{base}.conv1.in"], kept[f"{base}.conv1.out"],
                                             kept[f"{base}.conv2.out"]))
         self.main = nn.Sequential(nn.Conv2d(nf + 3, nf, 3, 1, 1), nn.LeakyReLU(0.1), nn.Sequential(*blocks))
@@ -165,7 +166,7 @@ class SlimTrunk(nn.Module):
         # The stream is this trunk's own tensor from here on, so without autograd every block may add into
         # it in place.
         inplace = not torch.is_grad_enabled()
-        for block in self.main[2]:
+        for block in blocks_of(self):
             x = block(x, inplace=inplace)
         return x
 
@@ -196,9 +197,9 @@ class SlimBasicVSR(BasicVSR):
         validate_plan(plan)
         if not plan["arch"]["bidirectional"]:
             raise ValueError("forward-only plan: use SlimBasicVSRUni")
-        # Skip BasicVSR.__init__ on purpose: it would allocate the dense layers only to replace them.
-        nn.Module.__init__(self)
-        _build_slim_layers(self, plan)
+        # The parent's __init__ with the slim layers in place of the dense ones (none allocated in vain); the
+        # builder sets num_feat from the plan.
+        super().__init__(build=lambda model: _build_slim_layers(model, plan))
 
 
 class SlimBasicVSRUni(BasicVSRUni):
@@ -208,8 +209,7 @@ class SlimBasicVSRUni(BasicVSRUni):
         validate_plan(plan)
         if plan["arch"]["bidirectional"]:
             raise ValueError("bidirectional plan: use SlimBasicVSR")
-        nn.Module.__init__(self)
-        _build_slim_layers(self, plan)
+        super().__init__(build=lambda model: _build_slim_layers(model, plan))
 
 
 def build_slim(plan: dict[str, Any]) -> SlimBasicVSR | SlimBasicVSRUni:
