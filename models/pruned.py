@@ -1,17 +1,11 @@
-"""One loader for every pruned-model export folder, whatever method made it (never imports ``pruning``).
+"""Pruned-model export folders: writing them (:func:`save_pruned`) and loading any method's
+(:func:`load_pruned`, never imports ``pruning``).
 
 An export folder holds ``model.safetensors`` (plain tensors, nothing pickled), ``plan.json`` (what the network
-looks like) and ``meta.json`` (``method``, params, MACs per 180x320 frame, recipe, ...).
-:func:`load_pruned` dispatches on ``meta.json["method"]``:
-
-- ``ssl``: SSL's RSC network, :func:`models.slim.load_slim`;
-- ``gassl``: the narrow-stream network, :func:`models.gassl_slim.load_gassl`;
-- ``nm``: dense-shaped BasicVSR holding N:M-masked weights, :func:`models.nm_sparse.load_nm` (dense on the CPU;
-  :func:`models.nm_sparse.accelerate` swaps 2:4 layers to semi-structured sparse kernels on a capable GPU);
-- ``issp``: dense-shaped BasicVSR holding unstructured zeros (:func:`models.dense_shaped.load_dense_shaped`).
-
-The dense-shaped plan format (``nm``, ``issp``) is described in :mod:`models.dense_shaped`; its names
-stay importable from here.
+looks like) and ``meta.json`` (``method``, params, MACs per 180x320 frame, recipe, ...). Which loader reads which
+method (``ssl``, ``gassl``, ``nm``, ``issp``) is the one loader table of :mod:`models.loading`; the
+dense-shaped plan format (``nm``, ``issp``) is described in :mod:`models.dense_shaped`. The names of both stay
+importable from here.
 """
 
 from __future__ import annotations
@@ -31,16 +25,13 @@ from .dense_shaped import (
     load_dense_shaped,
     validate_sparse_plan,
 )
-from .gassl_slim import load_gassl
-from .nm_sparse import load_nm
-from .slim import load_slim
+from .loading import METHODS, export_format, read_meta
 
-# The plan names are re-exported: pruning/ and older callers import them from here.
+# The plan names and read_meta are re-exported: pruning/ and older callers import them from here.
 __all__ = ["META_LR_SIZE", "METHODS", "SPARSE_PLAN_FORMAT", "SPARSE_PLAN_VERSION", "build_dense",
            "load_dense_shaped", "load_pruned", "read_meta", "save_pruned", "validate_sparse_plan"]
 
 META_LR_SIZE = (180, 320)  # the LR frame size every meta.json quotes MACs at
-METHODS = ("ssl", "gassl", "nm", "issp")
 
 
 def save_pruned(out_dir: str | Path, state: dict[str, torch.Tensor], plan: dict[str, Any],
@@ -66,21 +57,6 @@ def save_pruned(out_dir: str | Path, state: dict[str, torch.Tensor], plan: dict[
     return out
 
 
-def read_meta(directory: str | Path) -> dict[str, Any]:
-    """``meta.json``; a folder without one (early SSL exports) counts as ``{"method": "ssl"}``."""
-    path = Path(directory) / "meta.json"
-    return json.loads(path.read_text()) if path.is_file() else {"method": "ssl"}
-
-
 def load_pruned(directory: str | Path) -> nn.Module:
     """The model in a pruned export folder, for any method in :data:`METHODS` (eval mode, CPU)."""
-    method = read_meta(directory).get("method")
-    if method == "ssl":
-        return load_slim(directory)
-    if method == "gassl":
-        return load_gassl(directory)
-    if method == "nm":
-        return load_nm(directory)
-    if method == "issp":
-        return load_dense_shaped(directory, "unstructured")
-    raise ValueError(f"{directory}: unknown pruning method {method!r} (known: {METHODS})")
+    return export_format(directory).load(directory)

@@ -30,6 +30,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from models.contract import block_name, is_network, traits
+
 from . import profiling as prof
 from .errors import UsageError
 from .upscaler import DEFAULT_LOOKAHEAD, DEFAULT_WINDOW, pick_device, pick_precision
@@ -72,7 +74,7 @@ def random_plan(ratio: float, seed: int = 0, bidirectional: bool = True, num_fea
     for trunk in trunk_names(bidirectional):
         for j in range(num_block):
             for side in ("conv1.in", "conv1.out", "conv2.out"):
-                kept[f"{trunk}.main.2.{j}.{side}"] = keep(num_feat)
+                kept[f"{block_name(trunk, j)}.{side}"] = keep(num_feat)
     kept.update({"fusion.out": keep(num_feat), "upconv1.out": keep(num_feat), "upconv2.out": keep(HR_FEAT),
                  "conv_hr.out": keep(HR_FEAT)})
     plan = {"format": PLAN_FORMAT, "version": PLAN_VERSION,
@@ -85,7 +87,9 @@ def random_plan(ratio: float, seed: int = 0, bidirectional: bool = True, num_fea
 def load_bench_model(spec: str, random_weights: bool = False) -> BenchModel:
     """A model for the bench from a zoo name, an official ``.pth``, a pruned-model folder, or
     ``random-slim:RATIO`` (a random plan, untrained). ``random_weights`` builds the architecture without
-    loading weights (the speed is the same; nothing is read from disk but a folder's ``plan.json``)."""
+    loading weights (the speed is the same; nothing is read from disk but a folder's ``plan.json``).
+    Paths go through the loader table (:mod:`models.loading`) like every other caller's."""
+    from models.loading import build_model
     from models.slim import build_slim
 
     from . import zoo
@@ -102,8 +106,7 @@ def load_bench_model(spec: str, random_weights: bool = False) -> BenchModel:
     if random_weights:
         if path.is_dir() and (path / "plan.json").is_file():
             torch.manual_seed(0)
-            plan = json.loads((path / "plan.json").read_text())
-            return BenchModel(spec, build_slim(plan).eval(), False, "plan.json with random weights: speed only")
+            return BenchModel(spec, build_model(path).eval(), False, "plan.json with random weights: speed only")
         if spec in {e.name for e in zoo.list_models()}:
             entry = zoo.get_entry(spec)
             if entry.bundled:  # a pruned model: its architecture is its plan, which ships beside its weights
@@ -134,7 +137,7 @@ def model_macs(model: nn.Module, size: tuple[int, int]) -> dict[str, Any]:
     convolutions (bicubic)."""
     from models.complexity import count_macs
 
-    if not hasattr(model, "flow"):
+    if not is_network(model):
         return {"lr_size": list(size), "total": 0, "spynet": 0, "without_spynet": 0, "by_part": {}}
     return count_macs(model, size)
 
@@ -458,7 +461,7 @@ def _bench_one(bm: BenchModel, size: tuple[int, int], decoded: np.ndarray, clip:
                variant: prof.Variant, ceiling: dict[str, Any], work: Path) -> dict[str, Any]:
     from models.complexity import count_params
 
-    scale = getattr(bm.model, "scale", 4)
+    scale = traits(bm.model).scale
     macs = model_macs(bm.model, size)
     row: dict[str, Any] = {
         "model": bm.name, "arch": type(bm.model).__name__, "trained": bm.trained, "note": bm.note,

@@ -15,8 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from models.basicvsr import BasicVSR, BasicVSRUni
-from models.bicubic import Bicubic
+from models import loading
 
 from .errors import ModelError
 
@@ -312,19 +311,14 @@ def load_basicsr_state(path: Path) -> dict[str, torch.Tensor]:
 
 
 def build(arch: str) -> nn.Module:
-    if arch == "basicvsr":
-        return BasicVSR()
-    if arch == "basicvsr-uni":
-        return BasicVSRUni()
-    if arch == "bicubic":
-        return Bicubic()
-    raise ValueError(f"unknown architecture {arch!r}")
+    """The architecture of a zoo entry with random weights (:data:`models.loading.ARCHITECTURES`)."""
+    return loading.build_arch(arch)
 
 
 def load_checkpoint(path: str | Path) -> nn.Module:
     """A model from a checkpoint path: an official BasicSR ``.pth`` of BasicVSR (bidirectional or forward-only)."""
     state = load_basicsr_state(Path(path))
-    model = BasicVSR() if any(k.startswith("backward_trunk.") for k in state) else BasicVSRUni()
+    model = loading.basicsr_arch(state)  # the loader table's rule: bidirectional if it has a backward trunk
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
