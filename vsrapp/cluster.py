@@ -28,6 +28,8 @@ from typing import Any
 
 from torch import nn
 
+from models.contract import traits
+
 from . import zoo
 from .errors import ResourceError
 from .pipeline import JobSettings, _source_signature, check_out_scale, job_dir_for, read_manifest, write_manifest
@@ -292,9 +294,9 @@ def upscale_on_ray(
     task_device = "cuda" if gpus else "cpu"
     model, model_name = zoo.resolve_model(model, task_device)
     net = (zoo.get_model(model) if isinstance(model, str) else model).cpu().eval()
-    bidirectional = bool(getattr(net, "bidirectional", False))
+    bidirectional = bool(traits(net).bidirectional)
     workers = max(1, int(ray.cluster_resources().get("GPU" if gpus else "CPU", 1) // (1 if gpus else cpus_per_task)))
-    scale = check_out_scale(out_scale, getattr(net, "scale", 4))
+    scale = check_out_scale(out_scale, traits(net).scale)
     settings = asdict(JobSettings(model_name, precision, window, lookahead, tile, tile_overlap, codec, crf, preset,
                                   pix_fmt, segment_frames or 0, out_scale))
     settings |= {"warmup": warmup, "device": task_device}

@@ -23,6 +23,8 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from models.contract import traits
+
 from .compat import basicsr
 from .recurrence import upscale_clip
 
@@ -127,7 +129,7 @@ def evaluate(
     progress: bool = True,
 ) -> EvalResult:
     """Evaluate ``model`` on every clip folder under ``root`` (or the named ``clips``)."""
-    scale = getattr(model, "scale", 4)
+    scale = traits(model).scale
     clip_dirs = list_clips(root)
     if clips:
         by_name = {c.name: c for c in clip_dirs}

@@ -18,6 +18,8 @@ import av
 import numpy as np
 from torch import nn
 
+from models.contract import traits
+
 from .errors import ModelError
 from .upscaler import Upscaler
 
@@ -52,7 +54,7 @@ class NotLiveCapable(ModelError, ValueError):
 class LiveSession:
     def __init__(self, network: nn.Module, device: str = "auto", precision: str = "auto", max_side: int = 240,
                  interval: float = 0.25, threads: int | None = None) -> None:
-        if getattr(network, "bidirectional", False):
+        if traits(network).bidirectional:
             raise NotLiveCapable("This model is bidirectional (it needs future frames), so it cannot run live; "
                                  "pick a forward-only model.")
         self.upscaler = Upscaler(network, device=device, precision=precision, threads=threads)

@@ -26,6 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from models.contract import traits
+
 from . import backends, zoo
 from .recurrence import StreamRunner, WindowRunner
 
@@ -105,7 +107,7 @@ class _Lane:
 
     def __init__(self, tile: Tile, model: nn.Module) -> None:
         self.tile = tile
-        self.runner = WindowRunner(model) if getattr(model, "bidirectional", False) else StreamRunner(model)
+        self.runner = WindowRunner(model) if traits(model).bidirectional else StreamRunner(model)
 
     def crop(self, frame: torch.Tensor) -> torch.Tensor:
         t = self.tile
@@ -161,12 +163,14 @@ class Upscaler:
         # a layout reorder per call (measured 1.2x for dense BasicVSR and 1.5x for the slim ones at 180x320,
         # docs/BENCHMARKS.md), and the slim blocks gather and scatter channels on the matching layout.
         self.model = self.model.to(memory_format=torch.channels_last)
-        self.scale: int = getattr(self.model, "scale", 4)
-        self.bidirectional: bool = getattr(self.model, "bidirectional", False)
+        # The model contract (models/contract.py); a caller's own module without it gets the defaults.
+        shape = traits(self.model)
+        self.scale: int = shape.scale
+        self.bidirectional: bool = shape.bidirectional
         self.window, self.lookahead = window, lookahead
         self.tile, self.tile_overlap = tile, tile_overlap
-        self._modulus: int = getattr(self.model, "modulus", 1)
-        self._min_size: int = getattr(self.model, "min_size", 1)
+        self._modulus: int = shape.modulus
+        self._min_size: int = shape.min_size
         if tile is not None and tile < self._min_size:
             raise ValueError(f"tile ({tile}) must be at least the model's minimum frame size ({self._min_size})")
         self._lanes: list[_Lane] = []
