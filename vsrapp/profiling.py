@@ -4,9 +4,10 @@
 Everything here works on the CPU and on CUDA; nothing fails when CUDA is absent. Device work is asynchronous,
 so every timer synchronises the device before it reads the host clock.
 
-The recurrence is driven through the models' step API (``flow``, ``backward_step``, ``forward_step``,
-``reconstruct``; or ``step`` for stateless models such as bicubic) over a whole clip in one window, which is
-``model(clip)`` exactly, and the time of each call is charged to one of three parts:
+The recurrence is the engine's own schedule (:func:`vsrapp.recurrence.run_clip`: the models' step API, ``flow``,
+``backward_step``, ``forward_step``, ``reconstruct``; or ``step`` for stateless models such as bicubic) over a
+whole clip in one window, which is ``model(clip)`` exactly; a :class:`PartTimer` handed to it charges the time
+of each call to one of three parts:
 
 - ``spynet``: the optical flow (two SpyNet calls per frame for bidirectional models, one for forward-only);
 - ``trunks``: the propagation steps (warping the hidden state, the concatenation and the residual trunk);
@@ -27,7 +28,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-PARTS = ("spynet", "trunks", "upsampler")
+from models.contract import traits
+
+from .recurrence import PARTS, run_clip  # the part names are the schedule's; importable from here as before
 
 
 def sync(device: torch.device | str) -> None:
@@ -61,57 +64,10 @@ class PartTimer:
 def run_sequence(steps: Any, lrs: Sequence[torch.Tensor], timer: PartTimer | None = None,
                  keep: bool = False) -> list[torch.Tensor]:
     """Upscale the clip ``lrs`` (frames of shape (1, 3, h, w)) with ``steps`` (a model, or anything with its
-    step API), charging each call to a part of ``timer``. Returns the outputs if ``keep`` (else nothing, so
-    long clips at 4K do not hold every HR frame)."""
-    timer = timer or PartTimer("cpu", enabled=False)
-    t = len(lrs)
-    outputs: list[torch.Tensor] = []
-    if hasattr(steps, "backward_step"):
-        flows_next = []
-        for i in range(t - 1):
-            with timer("spynet"):
-                flows_next.append(steps.flow(lrs[i], lrs[i + 1]))
-        feats_backward: list[torch.Tensor | None] = [None] * t
-        feat = None
-        for i in range(t - 1, -1, -1):
-            with timer("trunks"):
-                feat = steps.backward_step(lrs[i], feat, flows_next[i] if i < t - 1 else None)
-            feats_backward[i] = feat
-        feat = None
-        for i in range(t):
-            flow = None
-            if i > 0:
-                with timer("spynet"):
-                    flow = steps.flow(lrs[i], lrs[i - 1])
-            with timer("trunks"):
-                feat = steps.forward_step(lrs[i], feat, flow)
-            with timer("upsampler"):
-                out = steps.reconstruct(lrs[i], feats_backward[i], feat)
-            feats_backward[i] = None
-            if keep:
-                outputs.append(out)
-    elif hasattr(steps, "forward_step"):
-        feat, prev = None, None
-        for lr in lrs:
-            flow = None
-            if prev is not None:
-                with timer("spynet"):
-                    flow = steps.flow(lr, prev)
-            with timer("trunks"):
-                feat = steps.forward_step(lr, feat, flow)
-            with timer("upsampler"):
-                out = steps.reconstruct(lr, feat)
-            prev = lr
-            if keep:
-                outputs.append(out)
-    else:
-        state = None
-        for lr in lrs:
-            with timer("upsampler"):
-                out, state = steps.step(lr, state)
-            if keep:
-                outputs.append(out)
-    return outputs
+    step API) through the engine's schedule (:func:`vsrapp.recurrence.run_clip`), charging each call to a part
+    of ``timer``. Returns the outputs if ``keep`` (else nothing, so long clips at 4K do not hold every HR
+    frame)."""
+    return run_clip(steps, lrs, timer=timer or PartTimer("cpu", enabled=False), keep=keep)
 
 
 @dataclass
@@ -374,6 +330,7 @@ class StepTable:
 
     def __init__(self, model: torch.nn.Module) -> None:
         self.model = model
+        self.bidirectional = traits(model).bidirectional  # which schedule runs it (vsrapp.recurrence)
         for name in STEP_NAMES:
             if hasattr(model, name):
                 setattr(self, name, getattr(model, name))
@@ -435,6 +392,7 @@ class GraphedSteps:
         self.warmup = warmup
         self.graphs: dict[tuple, tuple[Any, list[torch.Tensor], torch.Tensor] | None] = {}
         self.eager: dict[str, str] = {}  # steps whose capture failed (they run eagerly), with the reason
+        self.bidirectional = traits(steps).bidirectional
         for name in STEP_NAMES:
             if hasattr(steps, name):
                 setattr(self, name, self._wrap(name, getattr(steps, name)))

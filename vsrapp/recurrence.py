@@ -13,30 +13,65 @@ The networks in ``models/`` expose per-frame steps (``flow``, ``backward_step``,
   next window, and the forward flow into a window's first frame uses the previous window's last frame.
 
 Tensors here are (B, 3, h, w) float in [0, 1] on the model's device; conversion, padding and tiling live in
-:mod:`vsrapp.upscaler`.
+:mod:`vsrapp.upscaler`. What a model must offer is the contract of :mod:`models.contract`.
+
+This is the one copy of the schedule: ``vsrapp bench`` times it (:mod:`vsrapp.profiling`) by handing the
+runners a :data:`PartTimer`, under which every step call is charged to one of :data:`PARTS`: ``spynet``
+(``flow``), ``trunks`` (``backward_step``/``forward_step``), ``upsampler`` (``reconstruct``, or the whole
+``step`` of a stateless model).
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
-from torch import nn
 
-from models.basicvsr import ForwardState
+from models.contract import ForwardState, is_network, traits
 
 StepCallback = Callable[[float], None]
+# part name -> a context manager around one step call (vsrapp.profiling.PartTimer); None: nothing is timed.
+PartTimer = Callable[[str], contextlib.AbstractContextManager[Any]]
+PARTS = ("spynet", "trunks", "upsampler")
+
+
+def _untimed(part: str) -> contextlib.AbstractContextManager[Any]:
+    return contextlib.nullcontext()
 
 
 class StreamRunner:
-    """Forward-only models: ``step(frame) -> output`` with the hidden state carried inside."""
+    """Forward-only models: ``step(frame) -> output`` with the hidden state carried inside.
 
-    def __init__(self, model: nn.Module) -> None:
+    ``timer`` (profiling): a network's ``step`` is run as its parts (flow, forward step, reconstruction; the
+    contract says that is what ``step`` is), so that each is timed on its own.
+    """
+
+    def __init__(self, model: Any, timer: PartTimer | None = None) -> None:
         self.model = model
         self.state = None
+        self.timer = timer
+        self._by_parts = timer is not None and is_network(model)
 
     def step(self, lr: torch.Tensor) -> torch.Tensor:
-        out, self.state = self.model.step(lr, self.state)
+        if self._by_parts:
+            return self._step_by_parts(lr)
+        with (self.timer or _untimed)("upsampler"):
+            out, self.state = self.model.step(lr, self.state)
+        return out
+
+    def _step_by_parts(self, lr: torch.Tensor) -> torch.Tensor:
+        model, timer, state = self.model, self.timer or _untimed, self.state
+        flow = None
+        if state is not None:
+            with timer("spynet"):
+                flow = model.flow(lr, state.lr)
+        with timer("trunks"):
+            feat = model.forward_step(lr, None if state is None else state.feat, flow)
+        with timer("upsampler"):
+            out = model.reconstruct(lr, feat)
+        self.state = ForwardState(lr, feat)
         return out
 
     def get_state(self) -> dict[str, torch.Tensor]:
@@ -52,8 +87,9 @@ class StreamRunner:
 class WindowRunner:
     """Bidirectional models over consecutive windows of one stream (see the module docstring)."""
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: Any, timer: PartTimer | None = None) -> None:
         self.model = model
+        self.timer = timer or _untimed
         self.prev_lr: torch.Tensor | None = None  # last frame output by the previous window
         self.feat_forward: torch.Tensor | None = None  # forward hidden state after that frame
         self.backward_flows: dict[int, torch.Tensor] = {}  # global pair index i -> flow warping i+1 onto i
@@ -71,27 +107,30 @@ class WindowRunner:
 
     def _backward_flow(self, i: int, lr_i: torch.Tensor, lr_next: torch.Tensor) -> torch.Tensor:
         if i not in self.backward_flows:
-            self.backward_flows[i] = self.model.flow(lr_i, lr_next)
+            with self.timer("spynet"):
+                self.backward_flows[i] = self.model.flow(lr_i, lr_next)
         return self.backward_flows[i]
 
     def run(self, frames: Sequence[torch.Tensor], n_out: int, on_step: StepCallback | None = None,
-            ) -> list[torch.Tensor]:
+            keep: bool = True) -> list[torch.Tensor]:
         """Output the first ``n_out`` of ``frames``; the rest are look-ahead for the backward branch.
 
         ``frames[0]`` must be the frame right after the last one output by the previous call.
         ``on_step`` is called with a fraction of a frame after each half step (progress reporting).
+        ``keep=False`` drops the outputs as they are made and returns none (profiling long clips at 4K).
         """
         if not 0 < n_out <= len(frames):
             raise ValueError(f"n_out={n_out} must be in 1..{len(frames)}")
         start = self.frames_done
-        model = self.model
+        model, timer = self.model, self.timer
 
         # Backward branch, from the end of the look-ahead down to the window's first frame.
         feats_backward: list[torch.Tensor | None] = [None] * n_out
         feat = None
         for k in range(len(frames) - 1, -1, -1):
             flow = None if feat is None else self._backward_flow(start + k, frames[k], frames[k + 1])
-            feat = model.backward_step(frames[k], feat, flow)
+            with timer("trunks"):
+                feat = model.backward_step(frames[k], feat, flow)
             if k < n_out:
                 feats_backward[k] = feat
                 if on_step:
@@ -101,9 +140,17 @@ class WindowRunner:
         outputs = []
         feat, prev = self.feat_forward, self.prev_lr
         for k in range(n_out):
-            flow = None if feat is None else model.flow(frames[k], prev)
-            feat = model.forward_step(frames[k], feat, flow)
-            outputs.append(model.reconstruct(frames[k], feats_backward[k], feat))
+            flow = None
+            if feat is not None:
+                with timer("spynet"):
+                    flow = model.flow(frames[k], prev)
+            with timer("trunks"):
+                feat = model.forward_step(frames[k], feat, flow)
+            with timer("upsampler"):
+                out = model.reconstruct(frames[k], feats_backward[k], feat)
+            feats_backward[k] = None  # used once: a long window need not hold every backward state to its end
+            if keep:
+                outputs.append(out)
             prev = frames[k]
             if on_step:
                 on_step(0.5)
@@ -116,17 +163,24 @@ class WindowRunner:
         return outputs
 
 
-def upscale_clip(model: nn.Module, lrs: torch.Tensor, on_step: StepCallback | None = None) -> torch.Tensor:
+def run_clip(model: Any, frames: Sequence[torch.Tensor], on_step: StepCallback | None = None,
+             timer: PartTimer | None = None, keep: bool = True) -> list[torch.Tensor]:
+    """Every frame of a clip (each (B, 3, h, w)) through ``model`` in one window, which is ``model(clip)``
+    exactly; the outputs if ``keep``. ``on_step``, ``timer``: as for the runners."""
+    if traits(model).bidirectional:
+        return WindowRunner(model, timer).run(frames, len(frames), on_step, keep=keep)
+    runner = StreamRunner(model, timer)
+    outs = []
+    for f in frames:
+        out = runner.step(f)
+        if keep:
+            outs.append(out)
+        if on_step:
+            on_step(1.0)
+    return outs
+
+
+def upscale_clip(model: Any, lrs: torch.Tensor, on_step: StepCallback | None = None) -> torch.Tensor:
     """The whole clip ``lrs`` (T, 3, h, w) through the network in one window: ``model(lrs[None])[0]`` exactly,
     with progress callbacks. Returns (T, 3, s*h, s*w)."""
-    frames = [f[None] for f in lrs]
-    if getattr(model, "bidirectional", False):
-        outs = WindowRunner(model).run(frames, len(frames), on_step)
-    else:
-        runner = StreamRunner(model)
-        outs = []
-        for f in frames:
-            outs.append(runner.step(f))
-            if on_step:
-                on_step(1.0)
-    return torch.cat(outs, dim=0)
+    return torch.cat(run_clip(model, [f[None] for f in lrs], on_step), dim=0)
