@@ -27,6 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from models.contract import num_blocks
 from vsrapp.errors import UsageError
 
 from .prepare_data import DEFAULT_OUT
@@ -231,7 +232,7 @@ def _dense_for_arch(teacher, arch: str):
         return teacher
     if not teacher.bidirectional:
         return teacher
-    dense = BasicVSRUni(teacher.num_feat, len(teacher.forward_trunk.main[2]))
+    dense = BasicVSRUni(teacher.num_feat, num_blocks(teacher))
     dense.load_state_dict(uni_state_from_bidirectional(teacher.state_dict(), teacher.num_feat), strict=True)
     return dense
 

@@ -42,6 +42,8 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from models.contract import is_spynet
+
 from .data import ClipConfig, SyntheticClips
 from .losses import RecurrenceTrace, charbonnier_loss, run_with_states, temporal_loss
 from .train import (
@@ -346,7 +348,7 @@ def train_distill(cfg: TrainConfig, student: nn.Module, cache: str | Path | None
              ema_decay or "off", env.world, env.device)
     LOG.info("config %s", json.dumps(asdict(cfg)))
     student = student.to(env.device).train()
-    trainable = {n: p for n, p in student.named_parameters() if not n.startswith("spynet.")}
+    trainable = {n: p for n, p in student.named_parameters() if not is_spynet(n)}
     groups = {"weights": (list(trainable.values()), cfg.lr), "spynet": ([], 0.0)}
     ema = WeightEMA(student, ema_decay, set(trainable)) if ema_decay > 0 else None
     trainer = Trainer(cfg, DistillObjective(student, weights, teacher), student, groups, env, hooks=ema)

@@ -56,6 +56,8 @@ from torch import nn
 
 from models.basicvsr import SCALE, BasicVSR, BasicVSRUni
 from models.complexity import count_macs, count_params
+from models.contract import TRUNK_INPUT, block_name
+from models.contract import num_blocks as _num_blocks
 from models.gassl_slim import GASSL_PLAN_FORMAT, GASSL_PLAN_VERSION, build_gassl, trunk_names
 from models.pruned import META_LR_SIZE, save_pruned
 
@@ -97,8 +99,8 @@ class WNConv2d(nn.Conv2d):
 
 def trunk_layers(trunk: str, num_block: int) -> tuple[list[str], list[str]]:
     """(aligned layers, free layers) of one trunk, in module order."""
-    aligned = [f"{trunk}.main.0"] + [f"{trunk}.main.2.{j}.conv2" for j in range(num_block)]
-    free = [f"{trunk}.main.2.{j}.conv1" for j in range(num_block)]
+    aligned = [f"{trunk}.{TRUNK_INPUT}"] + [f"{block_name(trunk, j)}.conv2" for j in range(num_block)]
+    free = [f"{block_name(trunk, j)}.conv1" for j in range(num_block)]
     return aligned, free
 
 
@@ -107,7 +109,7 @@ def model_trunks(model: nn.Module) -> tuple[str, ...]:
 
 
 def num_blocks(model: nn.Module) -> int:
-    return len(model.forward_trunk.main[2])
+    return _num_blocks(model)  # the contract's rule; the name stays importable from here
 
 
 def add_wn(dense: BasicVSR | BasicVSRUni) -> BasicVSR | BasicVSRUni:
@@ -466,9 +468,10 @@ def gassl_state_dict(model: nn.Module, plan: dict[str, Any]) -> dict[str, torch.
         s = plan["stream_kept"][trunk]
         put(f"{trunk}.main.0", s, [0, 1, 2] + [3 + c for c in s])
         for j in range(num_blocks(model)):
-            m = plan["kept"][f"{trunk}.main.2.{j}.conv1.out"]
-            put(f"{trunk}.main.2.{j}.conv1", m, s)
-            put(f"{trunk}.main.2.{j}.conv2", s, m)
+            base = block_name(trunk, j)
+            m = plan["kept"][f"{base}.conv1.out"]
+            put(f"{base}.conv1", m, s)
+            put(f"{base}.conv2", s, m)
     # fusion reads cat([backward, forward]) (or the forward state alone).
     fusion_in = [i * nf + c for i, t in enumerate(trunks) for c in plan["stream_kept"][t]]
     state["fusion.weight"] = model.fusion.weight.index_select(1, torch.tensor(fusion_in,

@@ -41,6 +41,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.basicvsr import BasicVSR, BasicVSRUni, ForwardState
+from models.contract import block_conv_names, is_spynet, num_blocks
 
 from .convs import copy_conv_into, require_plain_conv
 
@@ -97,11 +98,7 @@ class Gate:
 
 def gated_layer_names(bidirectional: bool, num_block: int) -> list[str]:
     """Names (relative to the network) of the gated convs, in registration order."""
-    names = []
-    for trunk in ("backward_trunk", "forward_trunk") if bidirectional else ("forward_trunk",):
-        for j in range(num_block):
-            names += [f"{trunk}.main.2.{j}.conv1", f"{trunk}.main.2.{j}.conv2"]
-    return names + ["fusion", "upconv1", "upconv2", "conv_hr"]
+    return block_conv_names(bidirectional, num_block) + ["fusion", "upconv1", "upconv2", "conv_hr"]
 
 
 class GatedModel(nn.Module):
@@ -111,7 +108,7 @@ class GatedModel(nn.Module):
         super().__init__()
         self.net = copy.deepcopy(dense)
         self.num_feat: int = dense.num_feat
-        self.num_block: int = len(dense.forward_trunk.main[2])
+        self.num_block: int = num_blocks(dense)
         self.gates: list[Gate] = []
         for name in gated_layer_names(self.bidirectional, self.num_block):
             parent_name, _, child = name.rpartition(".")
@@ -152,7 +149,7 @@ class GatedModel(nn.Module):
         """Every parameter that is not a gate (SpyNet optionally left out: SSL freezes it during sparsity)."""
         gate_ids = {id(p) for p in self.gate_parameters()}
         return [p for n, p in self.net.named_parameters()
-                if id(p) not in gate_ids and (include_spynet or not n.startswith("spynet."))]
+                if id(p) not in gate_ids and (include_spynet or not is_spynet(n))]
 
     @torch.no_grad()
     def apply_masks(self, pruned: dict[str, torch.Tensor]) -> None:

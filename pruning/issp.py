@@ -34,6 +34,7 @@ from torch import nn
 
 from models.basicvsr import SCALE, BasicVSR, BasicVSRUni
 from models.complexity import count_macs, count_params
+from models.contract import TRUNK_INPUT, block_name, blocks_of, num_blocks, trunk_names
 from models.pruned import META_LR_SIZE, SPARSE_PLAN_FORMAT, SPARSE_PLAN_VERSION, save_pruned
 
 MAX_LAYER_SPARSITY = 0.995  # the official exact mode never empties a layer beyond this
@@ -47,15 +48,14 @@ def safetensors_bytes(state: dict[str, torch.Tensor]) -> bytes:
 
 def trunk_convs(model: nn.Module, include_input: bool = True) -> dict[str, nn.Conv2d]:
     """The frame-wise trunk convs (input conv optional, then every block's conv1/conv2)."""
-    trunks = ("backward_trunk", "forward_trunk") if model.bidirectional else ("forward_trunk",)
     out: dict[str, nn.Conv2d] = {}
-    for t in trunks:
-        main = model.get_submodule(f"{t}.main")
+    for t in trunk_names(bool(model.bidirectional)):
+        trunk = model.get_submodule(t)
         if include_input:
-            out[f"{t}.main.0"] = main[0]
-        for j, block in enumerate(main[2]):
-            out[f"{t}.main.2.{j}.conv1"] = block.conv1
-            out[f"{t}.main.2.{j}.conv2"] = block.conv2
+            out[f"{t}.{TRUNK_INPUT}"] = trunk.main[0]
+        for j, block in enumerate(blocks_of(trunk)):
+            out[f"{block_name(t, j)}.conv1"] = block.conv1
+            out[f"{block_name(t, j)}.conv2"] = block.conv2
     return out
 
 
@@ -161,7 +161,7 @@ class Issp:
         state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
         spec = {n: {"numel": c.weight.numel(), "nnz": int((c.weight != 0).sum())} for n, c in layers.items()}
         arch = {"bidirectional": bool(model.bidirectional), "num_feat": int(model.num_feat),
-                "num_block": len(model.forward_trunk.main[2]), "scale": SCALE}
+                "num_block": num_blocks(model), "scale": SCALE}
         plan = {"format": SPARSE_PLAN_FORMAT, "version": SPARSE_PLAN_VERSION, "arch": arch,
                 "pattern": "unstructured", "layers": spec}
         dense = build_dense(arch)

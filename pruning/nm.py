@@ -43,6 +43,7 @@ from torch import nn
 
 from models.basicvsr import SCALE, BasicVSR, BasicVSRUni
 from models.complexity import count_macs, count_params
+from models.contract import block_conv_names, num_blocks
 from models.nm_sparse import M_HW, group_ranks
 from models.pruned import META_LR_SIZE, SPARSE_PLAN_FORMAT, SPARSE_PLAN_VERSION, save_pruned
 
@@ -118,9 +119,7 @@ class NMConv2d(nn.Conv2d):
 
 def searched_layers(model: nn.Module) -> list[str]:
     """Every residual-block conv of the trunks (the input convs' 67 channels do not split into groups of 4)."""
-    trunks = ("backward_trunk", "forward_trunk") if model.bidirectional else ("forward_trunk",)
-    n_block = len(model.forward_trunk.main[2])
-    return [f"{t}.main.2.{j}.conv{i}" for t in trunks for j in range(n_block) for i in (1, 2)]
+    return block_conv_names(bool(model.bidirectional), num_blocks(model))
 
 
 def nm_layers(model: nn.Module) -> dict[str, NMConv2d]:
@@ -272,7 +271,7 @@ class NMSparsity:
             state[f"{name}.weight"], state[f"{name}.bias"] = weight, conv.bias
             spec[name] = {"n": n, "numel": weight.numel(), "nnz": int((weight != 0).sum())}
         arch = {"bidirectional": bool(model.bidirectional), "num_feat": int(model.num_feat),
-                "num_block": len(model.forward_trunk.main[2]), "scale": SCALE}
+                "num_block": num_blocks(model), "scale": SCALE}
         plan = {"format": SPARSE_PLAN_FORMAT, "version": SPARSE_PLAN_VERSION, "arch": arch, "pattern": "nm",
                 "m": self.cfg.m, "layout": "groups of m consecutive input channels per (out, kh, kw)",
                 "layers": spec}

@@ -44,6 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from models.contract import BACKWARD_TRUNK, block_name, trunk_names
 from models.warp import flow_warp
 from vsrapp.errors import UsageError
 
@@ -162,7 +163,7 @@ def _run_branch(model: nn.Module, trunk: str, lrs: torch.Tensor,
     t = lrs.shape[1]
     feats: list[torch.Tensor] = [lrs.new_empty(0)] * t
     feat = None
-    if trunk == "backward_trunk":
+    if trunk == BACKWARD_TRUNK:
         for i in range(t - 1, -1, -1):
             feat = model.backward_step(lrs[:, i], feat, flows[0][:, i] if i < t - 1 else None)
             feats[i] = feat
@@ -174,7 +175,7 @@ def _run_branch(model: nn.Module, trunk: str, lrs: torch.Tensor,
 
 
 def _trunk_names(model: nn.Module) -> tuple[str, ...]:
-    return ("backward_trunk", "forward_trunk") if model.bidirectional else ("forward_trunk",)
+    return trunk_names(bool(model.bidirectional))
 
 
 def _read(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -199,7 +200,7 @@ def _calls(trunk: str, lrs: torch.Tensor, flows: tuple[torch.Tensor, torch.Tenso
     """(LR frame, flow that warps the previous call's features onto it) per trunk call, in the branch's time
     order (as :func:`_run_branch` makes them)."""
     t = lrs.shape[1]
-    if trunk == "backward_trunk":
+    if trunk == BACKWARD_TRUNK:
         return [(lrs[:, i], flows[0][:, i] if i < t - 1 else None) for i in range(t - 1, -1, -1)]
     return [(lrs[:, i], flows[1][:, i - 1] if i > 0 else None) for i in range(t)]
 
@@ -255,7 +256,7 @@ def _sweep_trunk(main: nn.Sequential, inputs: list[tuple[int, torch.Tensor]],
         log(f"{name}.main.0: {before:.4f} -> {after:.4f}")
     xs = [(k, main[1](main[0](x))) for k, x in inputs]  # the stream entering block 0
     for j, block in enumerate(main[2]):
-        msg = f"{name}.main.2.{j}:"
+        msg = f"{block_name(name, j)}:"
         if conv1:
             before, after = _fit(block.conv1, [(_patches(_read(block, x), pos(j, k), 3), targets[f"conv1_{j}"][k])
                                                for k, x in xs], ridge)
@@ -301,7 +302,7 @@ def _refit_trunk(teacher: nn.Module, slim: nn.Module, trunk: str, lrs: torch.Ten
     taps: dict[str, _Tap] = {"trunk": _Tap(teacher.get_submodule(trunk), lambda k, i, o: i.clone()),
                              "head": _Tap(t_main[0], lambda k, i, o: _at(o, pos(-1, k)))}
     for j in range(len(s_main[2])):
-        base = f"{trunk}.main.2.{j}"
+        base = block_name(trunk, j)
         m_idx = torch.tensor(kept[f"{base}.conv1.out"])
         o_idx = torch.tensor(kept[f"{base}.conv2.out"])
         taps[f"after{j}"] = _Tap(t_main[2][j], lambda k, i, o, j=j, o_idx=o_idx: _at(o, pos(j, k))[:, o_idx])

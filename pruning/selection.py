@@ -31,9 +31,9 @@ One-shot PSNR mostly measures how much of the skip-less reconstruction path is c
 
 from __future__ import annotations
 
-import re
-
 import torch
+
+from models.contract import strip_block
 
 from .gates import GatedModel
 
@@ -42,7 +42,7 @@ NORMALISATIONS = ("layer", "kind", "none")
 
 def gate_kind(name: str) -> str:
     """``backward_trunk.main.2.7.conv1.in`` -> ``trunk.conv1.in``; reconstruction gates are their own kind."""
-    return re.sub(r"^(backward|forward)_trunk\.main\.2\.\d+\.", "trunk.", name)
+    return strip_block(name)
 
 
 @torch.no_grad()

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import torch
 
+from models.contract import is_spynet
 from vsrapp.errors import UsageError
 
 from ..commands import _dense_teacher, report_refusal
@@ -90,7 +91,7 @@ def run_arm(args: argparse.Namespace) -> list[Path]:
     else:
         dataset = CachedClips(args.cache, length=iters)
         objective = DistillObjective(model, DistillWeights(out=1.0, gt=args.gt_weight, tf=args.tf_weight))
-    groups = {"weights": ([p for n, p in model.named_parameters() if not n.startswith("spynet.")], args.lr)}
+    groups = {"weights": ([p for n, p in model.named_parameters() if not is_spynet(n)], args.lr)}
     ema = WeightEMA(model, args.ema) if args.ema > 0 else None
     hooks = ema
     if args.init:  # the mask's zeros stay zero; the EMA, after them, averages the masked weights
