@@ -6,6 +6,7 @@ file is interleaved in one pass and memory stays bounded whatever the file's len
 
 from __future__ import annotations
 
+import math
 import re
 from fractions import Fraction
 
@@ -87,6 +88,9 @@ class SideStreams:
             return None
         if kind not in ("audio", "subtitle"):
             log.info("%s: %s stream #%d not copied", self.out_path, kind, stream.index)
+            return None
+        if stream.codec_context is None:  # the file names no codec FFmpeg knows (damaged header): nothing to copy
+            log.warning("%s: %s stream #%d has no known codec; not copied", self.out_path, kind, stream.index)
             return None
         codec = stream.codec.canonical_name if stream.codec else "unknown"
         if self._holds(kind, codec):
@@ -196,16 +200,27 @@ class _Copy(_Route):
         self.last_dts: int | None = None
 
     def handle(self, packet: av.Packet) -> None:
-        if packet.dts is not None and self.last_dts is not None and packet.dts <= self.last_dts:
+        step = self._step(packet)
+        if packet.dts is not None and self.last_dts is not None and packet.dts < self.last_dts + step:
             # Muxers reject non-increasing dts and would end the job (seen in the wild: jasna #352).
             log.warning("stream #%d: dts %d not increasing; nudged", packet.stream.index, packet.dts)
-            packet.dts = self.last_dts + 1
+            packet.dts = self.last_dts + step
             if packet.pts is not None and packet.pts < packet.dts:
                 packet.pts = packet.dts
         self.last_dts = packet.dts if packet.dts is not None else self.last_dts
         packet.pts, packet.dts = _shifted(packet.pts, self.shift), _shifted(packet.dts, self.shift)
         packet.stream = self.out_stream
         self.out.mux(packet)
+
+    def _step(self, packet: av.Packet) -> int:
+        """Source ticks that make at least one tick of the output stream: the muxer rescales timestamps (MPEG-TS
+        1/90000 audio becomes 1/48000 in mp4, 1/1000 in mkv), so a dts nudged by one source tick can round back
+        onto the previous one and the muxer refuses it (found by tests/test_fuzz.py: a TS with swapped
+        packets)."""
+        out_tb, in_tb = self.out_stream.time_base, packet.time_base
+        if not out_tb or not in_tb:
+            return 1
+        return max(1, math.ceil(Fraction(out_tb) / Fraction(in_tb)))
 
 
 class _Transcode(_Route):
