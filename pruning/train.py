@@ -280,8 +280,12 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
-    # Our own files, but they hold numpy/python RNG states that weights_only=True rejects.
-    return torch.load(path, map_location="cpu", weights_only=False)
+    """A training checkpoint, unpickled without running code (``weights_only=True``): besides tensors and plain
+    Python values it holds numpy's RNG state (a uint32 array), whose few numpy types are allowed by name."""
+    core = getattr(np, "_core", None) or np.core  # numpy 2 moved multiarray under _core
+    numpy_rng = [core.multiarray._reconstruct, np.ndarray, np.dtype, type(np.dtype(np.uint32))]
+    with torch.serialization.safe_globals(numpy_rng):
+        return torch.load(path, map_location="cpu", weights_only=True)
 
 
 # ------------------------------------------------------------------------------------------ the loop

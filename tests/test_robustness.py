@@ -3,6 +3,8 @@ on it. Expected outcomes are tabled in docs/ROBUSTNESS.md."""
 
 from __future__ import annotations
 
+import os
+import signal
 from fractions import Fraction
 from pathlib import Path
 
@@ -12,7 +14,7 @@ import pytest
 from media import RATE, X264, H, W, _audio_stream, _write_audio, picture, sine
 
 from vsrapp import pipeline
-from vsrapp.cli import main
+from vsrapp.cli import EXIT_INTERRUPTED, main
 from vsrapp.pipeline import job_dir_for
 from vsrapp.video import VideoReader, probe
 from vsrapp.video.limits import MAX_PICTURE_SAMPLES, check_output_size, largest_scale, output_size
@@ -328,3 +330,242 @@ def test_hdr_keeps_ten_bits_tags_and_levels(tmp_path, capsys, transfer, full_ran
             print(f"frame {k} {name}: MAE {mae:.2f} codes, bias {bias:+.2f}")
             assert mae < mae_bound, (k, name, mae)
             assert abs(bias) < bias_bound, (k, name, bias)  # no shift of levels: HDR tools' visible failure
+
+
+# --- 6. weights that fail their hash or shape, or hold more than weights --------------------------------------
+
+
+def weights_error_line(capsys, src: Path, out: Path, model: str) -> str:
+    """Run with ``model``: exit 2 and one error line, before any output or job folder exists."""
+    assert upscale(src, out, "--model", model) == 2
+    line = one_error_line(capsys)
+    assert not out.exists() and not job_dir_for(out).exists()
+    return line
+
+
+def test_checkpoint_that_would_run_code_is_refused_unread(media, tmp_path, capsys):
+    import torch
+
+    marker = tmp_path / "ran"
+
+    class Payload:  # what a booby-trapped .pth holds: unpickling it calls a function of the attacker's choice
+        def __reduce__(self):
+            return (Path.touch, (marker,))
+
+    bad = tmp_path / "trap.pth"
+    torch.save({"params": {"conv.weight": torch.zeros(1)}, "extra": Payload()}, bad)
+    line = weights_error_line(capsys, media.h264_aac, tmp_path / "out.mp4", str(bad))
+    assert not marker.exists()  # nothing was run
+    assert "not weights" in line and "was not loaded" in line
+
+
+def test_checkpoint_of_the_wrong_shape_or_kind_is_one_line(media, tmp_path, capsys):
+    import torch
+
+    from models.basicvsr import BasicVSRUni
+
+    state = BasicVSRUni().state_dict()
+    name = "forward_trunk.main.0.weight"
+    state[name] = torch.zeros(8, 3, 3, 3)
+    wrong = tmp_path / "wrong_shape.pth"
+    torch.save({"params": state}, wrong)
+    line = weights_error_line(capsys, media.h264_aac, tmp_path / "out.mp4", str(wrong))
+    # which tensor, and both shapes: enough to see that it is another network's checkpoint
+    assert f"size mismatch for {name}" in line and "[8, 3, 3, 3]" in line and "does not fit BasicVSR" in line
+    junk = tmp_path / "notes.pth"
+    junk.write_text("not a checkpoint\n" * 50)
+    assert "not a PyTorch checkpoint" in weights_error_line(capsys, media.h264_aac, tmp_path / "o.mp4", str(junk))
+
+
+def test_zoo_weights_with_the_wrong_hash_are_refused(media, tmp_path, capsys, monkeypatch):
+    from vsrapp import zoo
+
+    entry = zoo.get_entry("basicvsr-vimeo-bi")
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    (folder / entry.weights.file).write_bytes(b"\0" * 4096)  # a download cut short, or another file by that name
+    monkeypatch.setenv(zoo.ENV_WEIGHTS, str(folder))
+    line = weights_error_line(capsys, media.h264_aac, tmp_path / "out.mp4", "basicvsr-vimeo-bi")
+    assert "corrupt or a different file" in line and entry.weights.sha256[:12] in line and "fetch-weights" in line
+
+
+def test_bundled_and_pruned_weights_that_are_damaged_are_one_line(media, tmp_path, capsys, monkeypatch):
+    """A bundled model whose file fails its sha256 (the zoo knows it), and a pruned-model folder (no hash)
+    whose tensor has the wrong shape or whose file is cut short."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    from vsrapp import zoo
+
+    bundled = tmp_path / "bundled"
+    shutil.copytree(zoo.BUNDLED_DIR, bundled)
+    weights = bundled / "ssl-uni" / "model.safetensors"
+    state = load_file(str(weights))
+    weights.write_bytes(weights.read_bytes()[:-64] + b"\0" * 64)
+    monkeypatch.setattr(zoo, "BUNDLED_DIR", bundled)
+    line = weights_error_line(capsys, media.h264_aac, tmp_path / "out.mp4", "ssl-uni")
+    assert "the bundled model 'ssl-uni' is corrupt" in line and "reinstall" in line
+
+    folder = tmp_path / "my-pruned"
+    shutil.copytree(zoo.BUNDLED_DIR / "ssl-uni", folder)  # the intact copy's plan and meta
+    name = next(k for k, v in state.items() if v.ndim == 4)
+    save_file({**state, name: state[name][:, :1].contiguous()}, str(folder / "model.safetensors"))
+    line = weights_error_line(capsys, media.h264_aac, tmp_path / "out.mp4", str(folder))
+    assert line.startswith(f"vsrapp: error: cannot load pruned model from {folder}") and name in line
+    save_file(state, str(folder / "model.safetensors"))
+    data = (folder / "model.safetensors").read_bytes()
+    (folder / "model.safetensors").write_bytes(data[: len(data) // 2])
+    assert "cannot load pruned model" in weights_error_line(capsys, media.h264_aac, tmp_path / "out.mp4",
+                                                            str(folder))
+
+
+# --- 7. faults: an unwritable folder, a full disk, a signal mid-job -------------------------------------------
+
+
+@pytest.fixture
+def tmpfs(tmp_path):
+    """``mount(name, size, read_only)`` -> a folder on a tmpfs of that size, unmounted at the end: a full disk or
+    a read-only folder that holds for root too. Skips where mounting is not allowed (not root, a container
+    without the capability)."""
+    import shutil
+    import subprocess
+
+    mounted: list[Path] = []
+
+    def mount(name: str, size: str = "512k", read_only: bool = False) -> Path:
+        folder = tmp_path / name
+        folder.mkdir()
+        options = f"size={size}" + (",ro" if read_only else "")
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)], capture_output=True,
+                              text=True) if os.geteuid() == 0 and shutil.which("mount") else None
+        if done is None or done.returncode:
+            pytest.skip("cannot mount a size-limited tmpfs here (needs root and the mount capability): "
+                        + (done.stderr.strip() if done else "not root"))
+        mounted.append(folder)
+        return folder
+
+    def resize(folder: Path, size: str) -> None:
+        subprocess.run(["mount", "-o", f"remount,size={size}", str(folder)], check=True)
+
+    mount.resize = resize  # type: ignore[attr-defined]
+    yield mount
+    for folder in reversed(mounted):
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def all_frames(path: Path) -> list[np.ndarray]:
+    with av.open(str(path)) as c:
+        return [f.to_ndarray() for f in c.decode(video=0)]
+
+
+def test_unwritable_output_folder_is_one_line_and_leaves_nothing(media, tmp_path, capsys, tmpfs):
+    if os.geteuid() == 0:  # root ignores permission bits: a read-only mount is what stops it
+        folder = tmpfs("readonly", read_only=True)
+    else:
+        folder = tmp_path / "readonly"
+        folder.mkdir()
+        folder.chmod(0o555)
+    out = folder / "out.mp4"
+    assert upscale(media.h264_aac, out) == 2
+    line = one_error_line(capsys)
+    assert ("Read-only file system" in line or "Permission denied" in line) and "run again" in line
+    assert list(folder.iterdir()) == []
+    # an output folder still to be made inside it
+    assert upscale(media.h264_aac, folder / "new" / "out.mp4") == 2
+    assert "cannot create the output folder" in one_error_line(capsys)
+    assert list(folder.iterdir()) == []
+
+
+def test_full_disk_is_one_line_and_leaves_nothing(media, tmp_path, capsys, tmpfs):
+    disk = tmpfs("full", "512k")  # the lossless x4 of 2 s of 64x48 needs about 3 MB
+    out = disk / "out.mkv"
+    assert upscale(media.h264_aac, out, "--codec", "ffv1") == 2
+    line = one_error_line(capsys)
+    assert "No space left on device" in line and "free some space and run again" in line
+    assert list(disk.iterdir()) == []  # no output, no partial file, no job folder: the space is given back
+
+
+def test_full_disk_keeps_finished_segments_and_resume_completes_them(media, tmp_path, capsys, tmpfs):
+    options = ("--codec", "ffv1", "--segment-frames", "5")
+    reference = tmp_path / "reference.mkv"
+    assert upscale(media.h264_aac, reference, *options) == 0
+    disk = tmpfs("full", "512k")
+    out = disk / "out.mkv"
+    assert upscale(media.h264_aac, out, *options) == 2
+    line = one_error_line(capsys)
+    assert "No space left on device" in line and "--resume" in line and "frames done are kept" in line
+    assert not out.exists() and job_dir_for(out).is_dir()
+    tmpfs.resize(disk, "16M")  # the user frees some space
+    assert upscale(media.h264_aac, out, *options, "--resume") == 0, capsys.readouterr().err
+    got, expected = all_frames(out), all_frames(reference)
+    assert len(got) == len(expected) == 50
+    assert all(np.array_equal(a, b) for a, b in zip(got, expected, strict=True))  # lossless: the same frames
+    assert sorted(p.name for p in disk.iterdir()) == ["out.mkv"]
+
+
+def make_long(path: Path, n: int = 100, w: int = 96, h: int = 72) -> Path:
+    """H.264 + AAC, 4 s of 96x72: long enough (10 segments of 10 frames) that a signal lands mid-job."""
+    with av.open(str(path), "w") as out:
+        v = out.add_stream("libx264", rate=25, options=X264)
+        v.width, v.height, v.pix_fmt = w, h, "yuv420p"
+        _write_audio(out, _audio_stream(out), sine(n / 25))
+        for i in range(n):
+            frame = av.VideoFrame.from_ndarray(picture(i % 50, w, h), format="rgb24").reformat(format="yuv420p")
+            frame.pts, frame.time_base = i, Fraction(1, 25)
+            out.mux(v.encode(frame))
+        out.mux(v.encode(None))
+    return path
+
+
+SIGNAL_JOB = ["--model", "bicubic", "-q", "--codec", "ffv1", "--segment-frames", "10", "--threads", "1"]
+
+
+@pytest.fixture(scope="module")
+def long_job(tmp_path_factory) -> tuple[Path, list[np.ndarray]]:
+    """The long input and the frames of its uninterrupted run (lossless, so "the same frames" is exact)."""
+    folder = tmp_path_factory.mktemp("long_job")
+    src, reference = make_long(folder / "long.mp4"), folder / "reference.mkv"
+    assert main(["upscale", str(src), str(reference), *SIGNAL_JOB]) == 0
+    return src, all_frames(reference)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_signal_mid_job_leaves_a_job_that_resume_completes(tmp_path, long_job, signum):
+    import json
+    import subprocess
+    import sys
+    import time
+
+    src, expected = long_job
+    out = tmp_path / "out.mkv"
+    cmd = [sys.executable, "-m", "vsrapp.cli", "upscale", str(src), str(out), *SIGNAL_JOB]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    manifest = job_dir_for(out) / "manifest.json"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:  # wait for the second finished segment
+        try:
+            if len(json.loads(manifest.read_text())["segments"]) >= 2:
+                break
+        except (OSError, ValueError, KeyError):
+            pass
+        time.sleep(0.02)
+    assert proc.poll() is None, "the job ended before the signal; make the input longer"
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=60)
+    assert "Traceback" not in err
+    if signum == signal.SIGINT:  # Ctrl-C: the CLI says how to continue
+        assert proc.returncode == EXIT_INTERRUPTED and "--resume" in err
+    else:  # SIGTERM's default: the process ends at once; the job folder holds what was finished
+        assert proc.returncode == -signal.SIGTERM
+    assert not out.exists() and job_dir_for(out).is_dir()
+    done = len(json.loads(manifest.read_text())["segments"])
+    assert 2 <= done < 10  # interrupted mid-job, with finished segments to keep
+    resumed = subprocess.run([*cmd, "--resume"], capture_output=True, text=True,
+                             env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    got = all_frames(out)
+    assert len(got) == len(expected) == 100
+    assert all(np.array_equal(a, b) for a, b in zip(got, expected, strict=True))  # the same frames
+    assert not job_dir_for(out).exists()

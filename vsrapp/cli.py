@@ -161,7 +161,10 @@ def cmd_upscale(args: argparse.Namespace) -> int:
                         threads=args.threads, backend=args.backend)
     failures = 0
     for src, dst in jobs:
-        dst.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            dst.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # a read-only or full disk, a file where a folder should be
+            raise UserError(f"{dst.parent}: cannot create the output folder ({exc.strerror or exc})") from exc
         bar = tqdm(unit="frame", desc=src.name, disable=args.quiet, dynamic_ncols=True, smoothing=0.1,
                    delay=0.5)  # no bar for a file that fails at once
 

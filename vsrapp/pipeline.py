@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import queue
@@ -22,6 +23,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import NoReturn
 
 import torch
 from torch import nn
@@ -154,10 +156,12 @@ class Job:
         return self.dir / f"segment_{k:05d}{self.ext}"
 
     def finish_segment(self, k: int, first: int, frames: int, state: dict[str, torch.Tensor]) -> None:
-        from safetensors.torch import save_file
+        from safetensors.torch import save
 
         state_name = f"state_{k:05d}.safetensors"
-        save_file({n: t.contiguous() for n, t in state.items()}, str(self.dir / state_name))
+        # Serialized in memory (a few MB) and written by Python: a full disk is then an OSError with its errno,
+        # not safetensors' own error type.
+        (self.dir / state_name).write_bytes(save({n: t.contiguous() for n, t in state.items()}))
         self.segments.append({"index": k, "first_frame": first, "frames": frames,
                               "file": self.segment_path(k).name, "state": state_name})
         self.save()
@@ -234,7 +238,10 @@ def upscale_file(
         raise VideoError(f"{dst}: an interrupted job is in {job.dir}; continue it with --resume, or start over "
                          "with --overwrite")
     else:
-        job.start_fresh()
+        try:
+            job.start_fresh()
+        except OSError as exc:  # an output folder that is read-only, full, or not ours
+            _job_failed(exc, job, dst)
 
     start = job.frames_done
     upscaler.reset()
@@ -243,12 +250,52 @@ def upscale_file(
     run = _Run(info, job, upscaler, start, progress,
                dict(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, scale=upscaler.scale, out_scale=out_scale))
     started = time.perf_counter()
-    frames, network_seconds, errors = run.execute()
-    parts = [job.dir / s["file"] for s in job.segments]
-    join_segments(parts, info, dst, copy_streams=copy_streams)
+    try:
+        frames, network_seconds, errors = run.execute()
+        parts = [job.dir / s["file"] for s in job.segments]
+        join_segments(parts, info, dst, copy_streams=copy_streams)
+    except Exception as exc:  # not KeyboardInterrupt: an interrupted job always keeps its folder for --resume
+        _job_failed(exc, job, dst)
     shutil.rmtree(job.dir, ignore_errors=True)
     return UpscaleReport(src, dst, model_name, str(upscaler.device), frames, start,
                          round(time.perf_counter() - started, 3), round(network_seconds, 3), errors)
+
+
+# Failures of the machine, not of the input: once fixed (space freed, permissions or the drive back), --resume
+# gets past them.
+_ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EROFS, errno.EACCES, errno.EPERM}
+
+
+def _os_error(exc: BaseException) -> OSError | None:
+    """The OS error behind ``exc`` (itself, or what it was raised from), if any; PyAV's av.error.OSError is one."""
+    while exc is not None:
+        if isinstance(exc, OSError) and exc.errno is not None:
+            return exc
+        exc = exc.__cause__
+    return None
+
+
+def _job_failed(exc: Exception, job: Job, dst: str) -> NoReturn:
+    """Raise the failure of a job as one line, and keep its folder only where --resume can get past it.
+
+    A failure of the input (a :class:`VideoError` not caused by the system) would recur on every resume, so its
+    folder goes: the next run starts clean instead of asking for --resume or --overwrite. A full disk, lost
+    permissions or an I/O error keep finished segments for --resume; so does an unexpected error (it is re-raised
+    as it is), since hours of finished segments are worth more than a tidy folder."""
+    cause = _os_error(exc)
+    system = cause is not None and cause.errno in _ENVIRONMENT_ERRNOS
+    keep = bool(job.segments) and (system or not isinstance(exc, VideoError))
+    if not keep:
+        shutil.rmtree(job.dir, ignore_errors=True)
+    if not system:
+        raise exc
+    what = cause.strerror or str(cause)
+    if cause.filename:
+        what += f": {cause.filename}"
+    fix = "free some space" if cause.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG) else "fix that"
+    todo = (f"{fix}, then continue with --resume (the {job.frames_done} frames done are kept in {job.dir})"
+            if keep else f"{fix} and run again")
+    raise VideoError(f"{dst}: {what}; {todo}") from exc
 
 
 class _Run:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -295,13 +296,35 @@ def fetch_official_weights(target: Path | None = None) -> list[Path]:
     return installed
 
 
+# The lines of torch's multi-line errors that name the problem; the rest is a header or general advice.
+_DETAIL_MARKERS = ("size mismatch for", "Missing key(s)", "Unexpected key(s)", "unsupported GLOBAL",
+                   "Unsupported global", "Unsupported operand")
+
+
+def one_line(exc: BaseException, limit: int = 240) -> str:
+    """``exc`` as one line for a user: from torch's multi-line errors (load_state_dict, weights_only) the line
+    that names the problem, with how many such problems there are; clipped to ``limit`` characters (a list of
+    missing keys can be thousands)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    details = [line for line in lines if any(m in line for m in _DETAIL_MARKERS)]
+    text = details[0] if details else (lines[0] if lines else type(exc).__name__)
+    if len(details) > 1:
+        text += f" (and {len(details) - 1} more)"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def load_basicsr_state(path: Path) -> dict[str, torch.Tensor]:
     """State dict from a BasicSR checkpoint: ``params_ema`` if present (what BasicSR tests with), else
     ``params``, else the file itself. Never unpickles code (``weights_only=True``)."""
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # a truncated zip, a pickle with code in it, not a checkpoint at all
-        raise WeightsError(f"cannot read checkpoint {path}: {exc}") from exc
+    except pickle.UnpicklingError as exc:  # weights_only refused it: objects other than tensors, or not a pickle
+        detail = one_line(exc)
+        what = ("it holds objects that are not weights (code can hide there), so it was not loaded"
+                if "GLOBAL" in detail else "not a PyTorch checkpoint")
+        raise WeightsError(f"cannot read checkpoint {path}: {what} ({detail})") from exc
+    except Exception as exc:  # a truncated zip, an unreadable file
+        raise WeightsError(f"cannot read checkpoint {path}: {one_line(exc)}") from exc
     for key in ("params_ema", "params"):
         if isinstance(ckpt, dict) and key in ckpt:
             return ckpt[key]
@@ -322,7 +345,7 @@ def load_checkpoint(path: str | Path) -> nn.Module:
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
-        raise WeightsError(f"{path} does not fit BasicVSR: {str(exc).splitlines()[0]}") from exc
+        raise WeightsError(f"{path} does not fit BasicVSR: {one_line(exc)}") from exc
     return model.eval()
 
 
@@ -337,8 +360,8 @@ def load_slim_export(directory: str | Path) -> nn.Module:
         raise WeightsError(f"{directory} is not a pruned-model folder: {' and '.join(missing)} missing")
     try:
         return load_pruned(directory)
-    except (ValueError, KeyError, RuntimeError, OSError) as exc:
-        raise WeightsError(f"cannot load pruned model from {directory}: {str(exc).splitlines()[0]}") from exc
+    except Exception as exc:  # a bad plan, a tensor of the wrong shape, a truncated safetensors file...
+        raise WeightsError(f"cannot load pruned model from {directory}: {one_line(exc)}") from exc
 
 
 def get_model(name_or_path: str) -> nn.Module:
