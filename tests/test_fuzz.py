@@ -3,7 +3,7 @@ truncations, overwritten runs, swapped or duplicated chunks, swapped or duplicat
 the CLI as a subprocess with a time limit. What a user must never see: a traceback, a hang, a crash by signal,
 a file under the output name after a failure, or temporary files left beside it.
 
-CI runs 16 cases (about 45 s on a busy 2-core machine: each is a fresh process); the full run is
+CI runs 16 cases (30 to 60 s on 2 shared cores: each is a fresh process); the full run is
 ``VSRAPP_FUZZ_CASES=300 python -m pytest -q tests/test_fuzz.py``. ``VSRAPP_FUZZ_SEED`` changes the seed,
 ``VSRAPP_FUZZ_ONLY=17,42`` re-runs single cases, and a failing case's mutated file stays in pytest's tmp folder
 for reproducing by hand.
