@@ -530,7 +530,8 @@ def long_job(tmp_path_factory) -> tuple[Path, list[np.ndarray]]:
     return src, all_frames(reference)
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL],
+                         ids=["SIGINT", "SIGTERM", "SIGKILL"])
 def test_signal_mid_job_leaves_a_job_that_resume_completes(tmp_path, long_job, signum):
     import json
     import subprocess
@@ -557,8 +558,8 @@ def test_signal_mid_job_leaves_a_job_that_resume_completes(tmp_path, long_job, s
     assert "Traceback" not in err
     if signum == signal.SIGINT:  # Ctrl-C: the CLI says how to continue
         assert proc.returncode == EXIT_INTERRUPTED and "--resume" in err
-    else:  # SIGTERM's default: the process ends at once; the job folder holds what was finished
-        assert proc.returncode == -signal.SIGTERM
+    else:  # SIGTERM's default and kill -9: the process ends at once; the job folder holds what was finished
+        assert proc.returncode == -signum
     assert not out.exists() and job_dir_for(out).is_dir()
     done = len(json.loads(manifest.read_text())["segments"])
     assert 2 <= done < 10  # interrupted mid-job, with finished segments to keep
