@@ -310,6 +310,15 @@ def test_library_code_never_exits_the_process():
     assert not found, found
 
 
+def test_only_the_command_line_installs_signal_handlers():
+    """A process has one set of handlers and they belong to its owner: ``vsrapp``'s entry point turns SIGTERM
+    into a clean stop (``cli._sigterm_as_interrupt``); a program that imports the library keeps its own."""
+    found = [f"{m.path.relative_to(REPO)}:{node.lineno}" for m in GRAPH.values() if m.name != "vsrapp.cli"
+             for node in ast.walk(ast.parse(m.path.read_text()))
+             if isinstance(node, ast.Call) and ast.unparse(node.func) in ("signal.signal", "signal.set_wakeup_fd")]
+    assert not found, found
+
+
 # ------------------------------------------------------------------------------------------ the error family
 def test_every_error_class_belongs_to_the_family_and_keeps_its_old_base():
     from vsrapp.bench import BenchError

@@ -14,7 +14,7 @@ import pytest
 from media import RATE, X264, H, W, _audio_stream, _write_audio, picture, sine
 
 from vsrapp import pipeline
-from vsrapp.cli import EXIT_INTERRUPTED, main
+from vsrapp.cli import EXIT_INTERRUPTED, EXIT_TERMINATED, main
 from vsrapp.pipeline import job_dir_for
 from vsrapp.video import VideoReader, probe
 from vsrapp.video.limits import MAX_PICTURE_SAMPLES, check_output_size, largest_scale, output_size
@@ -556,10 +556,13 @@ def test_signal_mid_job_leaves_a_job_that_resume_completes(tmp_path, long_job, s
     proc.send_signal(signum)
     _, err = proc.communicate(timeout=60)
     assert "Traceback" not in err
-    if signum == signal.SIGINT:  # Ctrl-C: the CLI says how to continue
-        assert proc.returncode == EXIT_INTERRUPTED and "--resume" in err
-    else:  # SIGTERM's default and kill -9: the process ends at once; the job folder holds what was finished
+    if signum == signal.SIGKILL:  # kill -9: the process ends at once; the job folder holds what was finished
         assert proc.returncode == -signum
+    else:  # Ctrl-C and a polite SIGTERM: the CLI stops cleanly and says how to continue, in one line
+        status = EXIT_INTERRUPTED if signum == signal.SIGINT else EXIT_TERMINATED
+        assert proc.returncode == status, err
+        hint = [line for line in err.splitlines() if "--resume" in line]
+        assert len(hint) == 1 and hint[0].strip().startswith(f"vsrapp upscale {src} {out} --resume"), err
     assert not out.exists() and job_dir_for(out).is_dir()
     done = len(json.loads(manifest.read_text())["segments"])
     assert 2 <= done < 10  # interrupted mid-job, with finished segments to keep
@@ -570,3 +573,22 @@ def test_signal_mid_job_leaves_a_job_that_resume_completes(tmp_path, long_job, s
     assert len(got) == len(expected) == 100
     assert all(np.array_equal(a, b) for a, b in zip(got, expected, strict=True))  # the same frames
     assert not job_dir_for(out).exists()
+
+
+def test_the_sigterm_handler_lives_only_while_the_command_runs(tmp_path, capsys):
+    """``main`` turns SIGTERM into a clean stop while a command runs and gives the old handler back after, so a
+    program (or this test run) that calls it in-process keeps its own."""
+    seen: list[object] = []
+
+    def ours(signum, frame) -> None:  # pragma: no cover - never called
+        pass
+
+    previous = signal.signal(signal.SIGTERM, ours)
+    try:
+        # Fails at once (no such input): the handler must be restored on the error path too.
+        assert main(["upscale", str(tmp_path / "missing.mp4"), str(tmp_path / "out.mp4")]) == 2
+        seen.append(signal.getsignal(signal.SIGTERM))
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert seen == [ours]
+    assert "no such file" in capsys.readouterr().err

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from . import export, zoo
@@ -20,7 +23,40 @@ from .upscaler import DEFAULT_LOOKAHEAD, DEFAULT_TILE_OVERLAP, DEFAULT_WINDOW
 from .upscaler import DEFAULT_MODEL as DEFAULT_MODEL_NAME
 
 EXIT_USER_ERROR = 2
-EXIT_INTERRUPTED = 130
+EXIT_INTERRUPTED = 130  # 128 + SIGINT: Ctrl-C
+EXIT_TERMINATED = 143  # 128 + SIGTERM: what shells, systemd and container runtimes expect of a process they ended
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where Ctrl-C raises KeyboardInterrupt. A subclass so every ``except KeyboardInterrupt``
+    (the pipeline keeping finished segments, the resume hint) treats a polite kill like Ctrl-C; only the exit
+    status tells them apart."""
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """While the command runs, SIGTERM raises :class:`Terminated` in the main thread. Installed here, in the
+    entry point, never by library code: a program embedding vsrapp keeps its own handlers. The old handler
+    comes back afterwards (tests call :func:`main` in-process)."""
+    if threading.current_thread() is not threading.main_thread():  # signal.signal works only there
+        yield
+        return
+
+    def on_term(signum: int, frame: object) -> None:
+        # One polite request is enough: a second SIGTERM (a supervisor losing patience) ends the process at
+        # once, as it did before; the job folder is resumable either way.
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupted_status(exc: KeyboardInterrupt) -> int:
+    return EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED
 
 
 class UserError(UsageError):
@@ -185,10 +221,10 @@ def cmd_upscale(args: argparse.Namespace) -> int:
             failures += 1
             print(f"vsrapp: error: {exc}", file=sys.stderr)
             continue
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM as Terminated
             bar.close()
             _print_resume_hint(src, dst, "--resume")
-            return EXIT_INTERRUPTED
+            return _interrupted_status(exc)
         bar.close()
         for line in report.reader_errors:
             print(f"vsrapp: warning: {src}: {line}", file=sys.stderr)
@@ -229,10 +265,10 @@ def _upscale_on_ray(args: argparse.Namespace, jobs: list[tuple[Path, Path]]) -> 
     except (ClusterError, VideoError) as exc:
         bar.close()
         raise UserError(str(exc)) from exc
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         bar.close()
         _print_resume_hint(args.input, args.output, "--ray --resume")
-        return EXIT_INTERRUPTED
+        return _interrupted_status(exc)
     bar.close()
     failures = [r for r in reports if r.error]
     for r in reports:
@@ -365,10 +401,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
     try:
-        return func(args)
-    except KeyboardInterrupt:
+        with _sigterm_as_interrupt():
+            return func(args)
+    except KeyboardInterrupt as exc:
         print("vsrapp: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return _interrupted_status(exc)
     # Every error of the family (vsrapp.errors) is one line and status 2.
     except (VsrappError, FileNotFoundError) as exc:
         if args.debug:
