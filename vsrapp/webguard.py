@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import InputError
-from .video import VideoError, VideoInfo, probe
+from .video import VideoError, VideoInfo, probe, read_headers
 
 # The example clips the page offers (and one of the roots a visitor's file may come from). A server setting like
 # Limits, so it lives here, where both the command line (webcli) and the page (webui) read it without importing
@@ -86,18 +86,27 @@ def check_video(path: str | os.PathLike | None, roots: list[str | os.PathLike], 
     if size > limits.max_upload_mb * 1024 * 1024:
         raise Rejected(TOO_BIG.format(size_mb=size / 2**20, limit_mb=limits.max_upload_mb))
     try:
+        # The headers first: a video too long or too large is refused before a single frame of it is decoded
+        # (probe decodes one, and a crafted 16k x 16k frame is a lot of memory for a refusal).
+        head = read_headers(real)
+        _check_length_and_size(head.duration, head.width, head.height, limits)
         info = probe(real)
     except VideoError as exc:
         reason = str(exc).removeprefix(f"{real}: ")
         raise Rejected(NOT_VIDEO.format(reason=reason)) from exc
-    if info.duration is None:
-        raise Rejected(UNKNOWN_LENGTH)
-    if info.duration > limits.max_seconds:
-        raise Rejected(TOO_LONG.format(seconds=info.duration, limit=limits.max_seconds))
-    if info.width * info.height > limits.max_pixels:
-        raise Rejected(TOO_LARGE.format(width=info.width, height=info.height, limit=f"{limits.max_pixels:,}",
-                                        example=_example_size(limits.max_pixels)))
+    # Again with what the decoder saw: headers may lack the size, which the first frame then gives.
+    _check_length_and_size(info.duration, info.width, info.height, limits)
     return info
+
+
+def _check_length_and_size(duration: float | None, width: int | None, height: int | None, limits: Limits) -> None:
+    if duration is None:
+        raise Rejected(UNKNOWN_LENGTH)
+    if duration > limits.max_seconds:
+        raise Rejected(TOO_LONG.format(seconds=duration, limit=limits.max_seconds))
+    if width and height and width * height > limits.max_pixels:
+        raise Rejected(TOO_LARGE.format(width=width, height=height, limit=f"{limits.max_pixels:,}",
+                                        example=_example_size(limits.max_pixels)))
 
 
 def _example_size(pixels: int) -> str:

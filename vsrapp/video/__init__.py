@@ -40,13 +40,25 @@ Decisions (tested in tests/test_video*.py):
 
 from ._common import Frame, VideoError
 from .colour import ColourInfo
-from .info import Keyframe, PacketRecord, StreamSummary, Timeline, VideoInfo, list_packets, probe, timeline
+from .info import (
+    Headers,
+    Keyframe,
+    PacketRecord,
+    StreamSummary,
+    Timeline,
+    VideoInfo,
+    list_packets,
+    probe,
+    read_headers,
+    timeline,
+)
 from .reader import VideoReader
 from .writer import VideoWriter
 
 __all__ = [
     "ColourInfo",
     "Frame",
+    "Headers",
     "Keyframe",
     "PacketRecord",
     "StreamSummary",
@@ -57,5 +69,6 @@ __all__ = [
     "VideoWriter",
     "list_packets",
     "probe",
+    "read_headers",
     "timeline",
 ]

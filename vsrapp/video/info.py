@@ -133,6 +133,29 @@ def timeline(path: str | os.PathLike, info: VideoInfo | None = None) -> Timeline
     return Timeline(len(order), keys, seekable)
 
 
+@dataclass(frozen=True)
+class Headers:
+    """What the container says about its main video stream before any of it is decoded; None where it is silent."""
+
+    width: int | None
+    height: int | None
+    duration: float | None  # seconds, as :func:`probe` reads it
+
+
+def read_headers(path: str | os.PathLike) -> Headers:
+    """The main video stream's size and duration from the headers alone: no packet is demuxed, no frame decoded.
+
+    Why: a server checks its size and length limits with this before :func:`probe` decodes a first frame, so a
+    huge or endless upload costs it nothing. (FFmpeg's stream analysis when a file is opened may still decode a
+    little of a stream whose headers lack its parameters; that is bounded by its probe size.)
+    """
+    name = os.fspath(path)
+    with open_input(name) as container:
+        stream = _main_video_stream(container, name)
+        ctx = stream.codec_context
+        return Headers(ctx.width or None, ctx.height or None, _duration(container, stream))
+
+
 def probe(path: str | os.PathLike) -> VideoInfo:
     """Read a file's headers and decode its first video frame (for rotation and to prove it decodes)."""
     name = os.fspath(path)
