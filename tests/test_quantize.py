@@ -165,3 +165,28 @@ def test_openvino_not_installed_is_one_line_naming_the_extra(monkeypatch, tmp_pa
     err = capsys.readouterr().err.strip().splitlines()
     assert code != 0 and len(err) == 1 and 'pip install "vsrapp[openvino]"' in err[0]
     assert not (tmp_path / "out.mp4").exists()
+
+
+def test_int8_graphs_leave_coordinates_residuals_and_concats_in_fp32(int8_export):
+    """What the measurements of docs/RESULTS.md "int8" keep in fp32: no quantizer feeds a GridSample, a Gather
+    (sampling coordinates), an Add (the residual stream), or a convolution that reads a Concat (the LR frame beside
+    features on another scale); every other convolution reads a quantized input."""
+    import openvino
+
+    _, fp32, folder = int8_export
+    core = openvino.Core()
+    step = core.read_model(str(fp32 / "backward_step.onnx"))
+    concat_fed = quantize.concat_fed_convolutions(step)
+    assert len(concat_fed) == 1 and "main.0" in concat_fed[0]  # the trunk's first conv: concat(lr, warped feat)
+    model = core.read_model(str(folder / "backward_step.xml"))
+    quantized_consumers = set()
+    for op in model.get_ordered_ops():
+        if op.get_type_name() == "FakeQuantize":
+            for port in op.output(0).get_target_inputs():
+                node = port.get_node()
+                quantized_consumers.add((node.get_type_name(), node.get_friendly_name()))
+    kinds = {kind for kind, _ in quantized_consumers}
+    assert kinds.isdisjoint({"GridSample", "Gather", "Add"})
+    convs = [op for op in model.get_ordered_ops() if op.get_type_name() == "Convolution"]
+    int8_convs = {name for kind, name in quantized_consumers if kind == "Convolution"}
+    assert len(convs) - len(int8_convs) == 1 and not any("main.0" in n for n in int8_convs)

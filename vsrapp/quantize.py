@@ -37,6 +37,18 @@ DEFAULT_SIZE = 96
 DEFAULT_CLIPS = 24
 DEFAULT_SAMPLES = 200  # per graph: NNCF's statistics settle well before its default of 300
 DEFAULT_KEEP_FP32: tuple[str, ...] = ()
+# Operations whose inputs are never quantized. GridSample reads sampling coordinates (and Gather picks their x
+# and y out of the flow): at 8 bits a coordinate in [-1, 1] moves by up to 1/256 of the frame, pixels at the
+# sizes here, which scrambled the warp (output SNR of the dense backward step 4.8 dB against fp32). Add is the
+# residual stream of the trunks: re-quantizing it after each of 30 blocks piles up the rounding (8.5 -> 13.4 dB
+# SNR without it). Measured on the calibration clips, docs/RESULTS.md "int8".
+FP32_OP_TYPES = ("GridSample", "Gather", "Add")
+# Activations are quantized per tensor, so a convolution fed by a Concat of inputs on different scales (the
+# trunk's first conv reads the LR frame in [0, 1] beside warped features in the tens) gives the small ones a few
+# levels only: those convolutions stay fp32 (one per trunk step, 4.4 of 377 GMACs; dense backward step SNR
+# 13.4 -> 20.6 dB). Asymmetric activation ranges (NNCF's "mixed" preset) suit the trunks and the upsampler,
+# whose activations are mostly one-signed after LeakyReLU (20.6 -> 22.3 dB), but not SpyNet (14.5 -> 10.3 dB).
+SYMMETRIC_GRAPHS = ("flow",)
 
 
 class QuantizeError(export.ExportError):
@@ -141,6 +153,18 @@ def collect_inputs(model: backends.GraphModel, clips: Iterable[torch.Tensor],
 
 
 # ------------------------------------------------------------------------------------------- quantization
+def concat_fed_convolutions(model: Any) -> list[str]:
+    """Names of the convolutions of an OpenVINO model whose input is a Concat (through type conversions)."""
+    def producer(port: Any) -> Any:
+        node = port.get_source_output().get_node()
+        while node.get_type_name() in ("Convert", "Reshape"):
+            node = node.input(0).get_source_output().get_node()
+        return node
+
+    return [op.get_friendly_name() for op in model.get_ordered_ops()
+            if op.get_type_name() == "Convolution" and producer(op.input(0)).get_type_name() == "Concat"]
+
+
 def _require_nncf() -> Any:
     backends.require_openvino()
     try:
@@ -186,16 +210,20 @@ def quantize_export(fp32_folder: str | Path, out: str | Path, clips: Sequence[to
             if not feeds:
                 raise QuantizeError(f"the calibration clips never ran the {graph} graph")
             model = ov.Core().read_model(str(fp32_folder / spec["file"]))
+            ignored = nncf.IgnoredScope(names=concat_fed_convolutions(model), types=list(FP32_OP_TYPES),
+                                        validate=False)
+            preset = nncf.QuantizationPreset.PERFORMANCE if graph in SYMMETRIC_GRAPHS else nncf.QuantizationPreset.MIXED
             # fast_bias_correction: the full bias correction re-runs every layer per sample, minutes per graph
-            # on two cores, for no measured gain here.
-            quantized = nncf.quantize(model, nncf.Dataset(feeds), subset_size=len(feeds), fast_bias_correction=True)
+            # on two cores, for no measured gain here (13.35 dB SNR either way).
+            quantized = nncf.quantize(model, nncf.Dataset(feeds), subset_size=len(feeds), fast_bias_correction=True,
+                                      preset=preset, ignored_scope=ignored)
             ov.save_model(quantized, str(tmp / f"{graph}.xml"), compress_to_fp16=False)
             graphs[graph] = {**spec, "file": f"{graph}.xml", "weights": f"{graph}.bin"}
         int8 = {**manifest, "graphs": graphs, "precision": "int8", "runtime": backends.OPENVINO,
                 "quantization": {"tool": f"nncf {nncf.__version__}, openvino {ov.__version__}",
                                  "calibration": calibration, "clips": len(clips),
                                  "samples_per_graph": {g: len(f) for g, f in inputs.items()},
-                                 "fp32_graphs": sorted(keep_fp32)}}
+                                 "fp32_graphs": sorted(keep_fp32), "fp32_op_types": list(FP32_OP_TYPES)}}
         int8.pop("check", None)  # the fp32 export's torch check does not describe these graphs
         (tmp / export.MANIFEST).write_text(json.dumps(int8, indent=1) + "\n")
         export.publish(tmp, out, overwrite)
