@@ -190,3 +190,22 @@ def test_int8_graphs_leave_coordinates_residuals_and_concats_in_fp32(int8_export
     convs = [op for op in model.get_ordered_ops() if op.get_type_name() == "Convolution"]
     int8_convs = {name for kind, name in quantized_consumers if kind == "Convolution"}
     assert len(convs) - len(int8_convs) == 1 and not any("main.0" in n for n in int8_convs)
+
+
+def test_cli_runs_an_int8_folder_with_the_default_backend(int8_export, tmp_path, capsys):
+    """`vsrapp upscale --model FOLDER` needs no --backend: auto runs int8 graphs in OpenVINO; asking for torch is
+    one line that names the backend, and leaves no output."""
+    _, fp32, folder = int8_export
+    src = tmp_path / "in.mp4"
+    write_video(src, smooth_frames(5, 40, 48, seed=21))
+    assert backends.resolve_backend("auto", str(folder)) == "openvino"
+    assert backends.resolve_backend("auto", str(fp32)) == "onnxruntime"
+    assert main(["upscale", str(src), str(tmp_path / "out.mp4"), "--model", str(folder), "-q"]) == 0
+    with av.open(str(tmp_path / "out.mp4")) as c:
+        frames = [f for f in c.decode(video=0)]
+    assert len(frames) == 5 and (frames[0].height, frames[0].width) == (160, 192)
+    capsys.readouterr()
+    code = main(["upscale", str(src), str(tmp_path / "out2.mp4"), "--model", str(folder), "--backend", "torch", "-q"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "--backend openvino" in err[0]
+    assert not (tmp_path / "out2.mp4").exists()

@@ -6,7 +6,8 @@
 - ``openvino``: the same graphs run by OpenVINO on the CPU (``pip install "vsrapp[openvino]"``): the fp32 ONNX
   graphs as exported, or the int8 graphs of :mod:`vsrapp.quantize` (an export folder whose manifest says
   ``"precision": "int8"``).
-- ``auto``: ``torch``. Measured side by side on this project's idle 2-core AMD EPYC (docs/BENCHMARKS.md, "ONNX
+- ``auto``: for an export folder, the runtime of its graphs (OpenVINO for int8); otherwise ``torch``. Measured
+  side by side on this project's idle 2-core AMD EPYC (docs/BENCHMARKS.md, "ONNX
   export and ONNX Runtime (issue #18)"): ONNX Runtime fp32 runs ssl-bi at 0.66x and ssl-uni at 0.64x the speed
   of PyTorch's channels-last path. fp32 graphs are the base for int8, not a speed-up by themselves; int8 needs
   a calibrated export, which ``auto`` cannot make on its own.
@@ -47,12 +48,30 @@ class BackendError(ResourceError, RuntimeError):
     """A backend cannot be used (not installed, or not for this device or precision); one line saying why."""
 
 
-def resolve_backend(name: str) -> str:
-    """``auto`` -> the backend to use (see the module docstring for why it is torch); others are checked."""
-    if name == AUTO:
-        return TORCH
-    if name not in BACKENDS:
+def resolve_backend(name: str, model: object = None) -> str:
+    """``auto`` -> the backend to use; others are checked against ``model``.
+
+    ``auto`` is ``torch`` for a network (see the module docstring for why), and for an export folder the
+    runtime that runs its graphs: OpenVINO for int8 graphs, otherwise ONNX Runtime where installed, else
+    OpenVINO. An export folder cannot run in torch: asking for it is one line that names the backend to use.
+    """
+    if name != AUTO and name not in BACKENDS:
         raise BackendError(f"unknown backend {name!r}; choose one of {', '.join(CHOICES)}")
+    if not (isinstance(model, (str, Path)) and export.is_export_folder(model)):
+        return TORCH if name == AUTO else name
+    int8 = export.read_manifest(model).get("precision", "fp32") == "int8"
+    if name == AUTO:
+        if int8:
+            return OPENVINO
+        try:
+            require_onnxruntime()
+            return ONNXRUNTIME
+        except BackendError:
+            return OPENVINO
+    if name == TORCH:
+        runs = OPENVINO if int8 else f"{ONNXRUNTIME} or {OPENVINO}"
+        raise BackendError(f"{model} is an export folder (graphs, not torch weights): run it with --backend {runs} "
+                           f"or auto")
     return name
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from . import export, zoo
 from .backends import CHOICES as BACKEND_CHOICES
-from .backends import GRAPH_BACKENDS
+from .backends import GRAPH_BACKENDS, resolve_backend
 from .errors import UsageError, VsrappError
 from .upscaler import DEFAULT_LOOKAHEAD, DEFAULT_TILE_OVERLAP, DEFAULT_WINDOW
 from .upscaler import DEFAULT_MODEL as DEFAULT_MODEL_NAME
@@ -118,6 +118,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
                         "Vid4's ground truth inputs/G) or set VSRAPP_VID4")
     if not Path(data).is_dir():
         raise UserError(f"dataset folder {data} does not exist")
+    args.backend = resolve_backend(args.backend, args.model)
     if args.backend in GRAPH_BACKENDS:
         from .backends import graph_model
 
@@ -184,6 +185,8 @@ def cmd_upscale(args: argparse.Namespace) -> int:
     from .video import VideoError
 
     jobs = _jobs(Path(args.input), Path(args.output))
+    # Once, before the device: `auto` runs an export folder's graphs (on the CPU), a network in torch.
+    args.backend = resolve_backend(args.backend, args.model)
     # The graph backends run on the CPU: there `auto` must not become cuda.
     device = "cpu" if args.backend in GRAPH_BACKENDS and args.device == "auto" else resolve_device(args.device)
     # Once, so a job's manifest names the model that ran; the device decides what `auto` is.
@@ -344,11 +347,12 @@ def build_parser() -> argparse.ArgumentParser:
                    "two per worker for short videos, 48 to 480)")
     p.add_argument("--threads", type=int, help="CPU threads for the network (default: all cores; use fewer on a "
                    "machine shared with other jobs)")
-    p.add_argument("--backend", default="torch", choices=list(BACKEND_CHOICES),
-                   help="what runs the network: torch (default), onnxruntime (CPU fp32, pip install "
+    p.add_argument("--backend", default="auto", choices=list(BACKEND_CHOICES),
+                   help="what runs the network: torch, onnxruntime (CPU fp32, pip install "
                         "\"vsrapp[onnx]\"; the model is exported to ONNX once, into ~/.cache/vsrapp/onnx), "
                         "openvino (CPU, pip install \"vsrapp[openvino]\"; fp32, or int8 for a --model folder "
-                        "made by vsrapp export --int8), auto (torch for now: docs/BENCHMARKS.md)")
+                        "made by vsrapp export --int8), auto (default: the runtime of an export folder's graphs, "
+                        "otherwise torch: docs/BENCHMARKS.md)")
     g = p.add_argument_group("cluster (Ray; pip install \"vsrapp[cluster]\")")
     g.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
                    help="spread the segments over a Ray cluster: no ADDRESS starts a local instance; 'auto' or "
@@ -368,8 +372,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-frames", type=int, help="only the first N frames of each clip (quick checks)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
     p.add_argument("--json", help="write the full result (per clip, per frame) to this JSON file")
-    p.add_argument("--backend", default="torch", choices=list(BACKEND_CHOICES[1:]),
-                   help="what runs the network (as for upscale; an int8 export folder needs openvino)")
+    p.add_argument("--backend", default="auto", choices=list(BACKEND_CHOICES),
+                   help="what runs the network (as for upscale; auto runs an export folder's graphs in their runtime)")
     p.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_eval)

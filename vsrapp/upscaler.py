@@ -132,13 +132,13 @@ class Upscaler:
         tile: int | None = None,
         tile_overlap: int = DEFAULT_TILE_OVERLAP,
         threads: int | None = None,
-        backend: str = backends.TORCH,
+        backend: str = backends.AUTO,
     ) -> None:
         if window < 1 or lookahead < 0:
             raise ValueError(f"window must be >= 1 and lookahead >= 0 (got {window}, {lookahead})")
         if tile is not None and tile <= 2 * tile_overlap:
             raise ValueError(f"tile ({tile}) must be larger than twice the overlap ({tile_overlap})")
-        self.backend = backends.resolve_backend(backend)
+        self.backend = backends.resolve_backend(backend, model)
         graphs = self.backend in backends.GRAPH_BACKENDS
         if graphs:
             backends.require(self.backend)  # before any model loads: a missing extra is the first thing said
