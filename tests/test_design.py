@@ -164,7 +164,7 @@ LAYERS: dict[str, tuple[int, tuple[str, ...]]] = {
     "video": (1, ("vsrapp.video",)),
     "engine": (2, ("vsrapp.zoo", "vsrapp.recurrence", "vsrapp.upscaler", "vsrapp.backends", "vsrapp.export",
                    "vsrapp.quantize", "vsrapp.compat", "vsrapp.evaluation")),
-    "jobs": (3, ("vsrapp.pipeline", "vsrapp.segments")),
+    "jobs": (3, ("vsrapp.jobs", "vsrapp.pipeline", "vsrapp.segments")),
     "web": (4, ("vsrapp.webcli", "vsrapp.webui", "vsrapp.webguard", "vsrapp.webmodels", "vsrapp.preview",
                 "vsrapp.compare", "vsrapp.live")),
     "cluster": (4, ("vsrapp.cluster",)),
@@ -226,8 +226,8 @@ def test_pruning_uses_only_the_error_family_of_vsrapp():
 # The modules `vsrapp upscale` (also with --ray or --backend onnxruntime), the Python API (Upscaler,
 # upscale_file, get_model) and the web page's upscaling run. Everything they reach, at any depth and counting
 # function-level imports, must be free of pruning: a pruned checkpoint is self-describing.
-INFERENCE_ROOTS = ("vsrapp.upscaler", "vsrapp.pipeline", "vsrapp.segments", "vsrapp.recurrence", "vsrapp.zoo",
-                   "vsrapp.backends", "vsrapp.cluster", "vsrapp.video", "vsrapp.preview", "vsrapp.live",
+INFERENCE_ROOTS = ("vsrapp.upscaler", "vsrapp.jobs", "vsrapp.pipeline", "vsrapp.segments", "vsrapp.recurrence",
+                   "vsrapp.zoo", "vsrapp.backends", "vsrapp.cluster", "vsrapp.video", "vsrapp.preview", "vsrapp.live",
                    "vsrapp.compare", "vsrapp.webui")
 
 

@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import export, zoo
 from .backends import CHOICES as BACKEND_CHOICES
@@ -21,6 +22,9 @@ from .backends import GRAPH_BACKENDS, resolve_backend
 from .errors import UsageError, VsrappError
 from .upscaler import DEFAULT_LOOKAHEAD, DEFAULT_TILE_OVERLAP, DEFAULT_WINDOW
 from .upscaler import DEFAULT_MODEL as DEFAULT_MODEL_NAME
+
+if TYPE_CHECKING:
+    from .jobs import JobSpec
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT: Ctrl-C
@@ -177,11 +181,22 @@ def _print_resume_hint(src: str | Path, dst: str | Path, flags: str) -> None:
           f"  vsrapp upscale {src} {dst} {flags}  (with the same options)", file=sys.stderr)
 
 
+def _job_spec(args: argparse.Namespace, device: str) -> JobSpec:
+    """The job every file of this command shares (:class:`vsrapp.jobs.JobSpec`), built once from the options;
+    ``args.model`` is already resolved. The same description goes to one process and to Ray."""
+    from .jobs import EncodeOptions, EngineOptions, JobSpec
+
+    engine = EngineOptions(args.precision, args.window, args.lookahead, args.tile, args.tile_overlap, device,
+                           args.threads, args.backend)
+    encode = EncodeOptions(args.codec, args.crf, args.preset, args.pix_fmt, args.scale)
+    return JobSpec("", "", args.model, engine, encode, args.segment_frames, warmup=args.warmup_frames)
+
+
 def cmd_upscale(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from .pipeline import upscale_file
-    from .upscaler import Upscaler
+    from .upscaler import Upscaler, set_threads
     from .video import VideoError
 
     jobs = _jobs(Path(args.input), Path(args.output))
@@ -195,9 +210,9 @@ def cmd_upscale(args: argparse.Namespace) -> int:
         if args.backend in GRAPH_BACKENDS:
             raise UserError(f"--backend {args.backend} does not run on Ray workers yet; drop --ray or use torch")
         return _upscale_on_ray(args, jobs)
-    upscaler = Upscaler(args.model, device=device, precision=args.precision,
-                        window=args.window, lookahead=args.lookahead, tile=args.tile, tile_overlap=args.tile_overlap,
-                        threads=args.threads, backend=args.backend)
+    spec = _job_spec(args, device)
+    set_threads(args.threads, "cpu" if args.backend in GRAPH_BACKENDS else device)  # process-wide: here, once
+    upscaler = Upscaler(spec.model, **spec.engine.upscaler_kwargs())  # one model, reused by every file
     failures = 0
     for src, dst in jobs:
         try:
@@ -213,10 +228,8 @@ def cmd_upscale(args: argparse.Namespace) -> int:
             bar.update(done - bar.n)
 
         try:
-            report = upscale_file(src, dst, args.model, codec=args.codec, crf=args.crf, preset=args.preset,
-                                  pix_fmt=args.pix_fmt, resume=args.resume, overwrite=args.overwrite,
-                                  segment_frames=args.segment_frames, out_scale=args.scale, progress=progress,
-                                  upscaler=upscaler)
+            report = upscale_file(src, dst, spec=spec, upscaler=upscaler, resume=args.resume,
+                                  overwrite=args.overwrite, progress=progress)
         except VideoError as exc:
             bar.close()
             if args.debug:
@@ -258,12 +271,8 @@ def _upscale_on_ray(args: argparse.Namespace, jobs: list[tuple[Path, Path]]) -> 
 
     device = args.device if args.device == "auto" else resolve_device(args.device)
     try:
-        reports = upscale_on_ray(jobs, args.model, address=None if args.ray == "local" else args.ray,
-                                 num_cpus=args.ray_cpus, cpus_per_task=args.cpus_per_task, device=device,
-                                 precision=args.precision, window=args.window, lookahead=args.lookahead,
-                                 tile=args.tile, tile_overlap=args.tile_overlap, warmup=args.warmup_frames,
-                                 segment_frames=args.segment_frames, codec=args.codec, crf=args.crf,
-                                 preset=args.preset, pix_fmt=args.pix_fmt, out_scale=args.scale,
+        reports = upscale_on_ray(jobs, address=None if args.ray == "local" else args.ray, num_cpus=args.ray_cpus,
+                                 cpus_per_task=args.cpus_per_task, spec=_job_spec(args, device),
                                  resume=args.resume, overwrite=args.overwrite, progress=progress)
     except (ClusterError, VideoError) as exc:
         bar.close()

@@ -2,7 +2,9 @@
 
 ``vsrapp upscale IN OUT --ray [ADDRESS]`` calls :func:`upscale_on_ray`. Ray does the scheduling (one GPU per
 task where the cluster has GPUs, else ``cpus_per_task`` cores), retries a task whose worker dies, and moves
-the data; vsrapp only plans segments (:mod:`vsrapp.segments`) and joins what comes back.
+the data; vsrapp only plans segments (the job's segment plan, :mod:`vsrapp.jobs.segments`) and joins what
+comes back. The job is the same :class:`vsrapp.jobs.JobSpec` as a single-process run's, recorded with
+``mode: "ray"``.
 
 - The driver resolves the model once and puts it in Ray's object store, so workers need no weights.
 - Workers read the input by path (it must be on storage every node sees; ``docs/CLUSTER.md``) and return
@@ -17,12 +19,11 @@ the data; vsrapp only plans segments (:mod:`vsrapp.segments`) and joins what com
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,23 +33,20 @@ from models.contract import traits
 
 from . import zoo
 from .errors import ResourceError
-from .pipeline import JobSettings, _source_signature, check_out_scale, job_dir_for, read_manifest, write_manifest
-from .segments import (
-    DEFAULT_WARMUP,
-    Segment,
-    expected_suffix,
-    plan_segments,
-    segment_file_name,
-    upscale_segment,
-)
-from .upscaler import DEFAULT_LOOKAHEAD, DEFAULT_MODEL, DEFAULT_TILE_OVERLAP, DEFAULT_WINDOW
+from .jobs.folder import JobFolder
+from .jobs.segments import DEFAULT_WARMUP, MAX_SEGMENT, MIN_SEGMENT, Segment, SegmentPlan, default_segment_length
+from .jobs.spec import MANIFEST_VERSION, EncodeOptions, EngineOptions, JobSpec
+from .pipeline import check_out_scale
+from .segments import upscale_segment
+from .upscaler import DEFAULT_LOOKAHEAD, DEFAULT_MODEL, DEFAULT_TILE_OVERLAP, DEFAULT_WINDOW, set_threads
 from .video import VideoError, VideoInfo, probe, timeline
 from .video.concat import join_segments
 from .video.limits import check_output_size
 
-MANIFEST_VERSION = 1
-MAX_SEGMENT = 480  # frames: about 20 s of 24 fps video, as a single-process run's resumable segment
-MIN_SEGMENT = 48
+# Kept importable from here, where they used to live (vsrapp.jobs holds them now).
+__all__ = ["MANIFEST_VERSION", "MAX_SEGMENT", "MIN_SEGMENT", "ClusterError", "ClusterReport", "FileJob",
+           "JobStatus", "connect", "default_segment_length", "upscale_on_ray"]
+
 TASK_RETRIES = 3
 ProgressCallback = Callable[[int, int], None]
 StatusCallback = Callable[["JobStatus"], None]
@@ -106,6 +104,8 @@ def _attempt_id() -> str:
 def _segment_task(info: VideoInfo, segment: Segment, key: str, model: nn.Module, upscaler_options: dict,
                   writer_options: dict, suffix: str, board: Any) -> tuple[bytes, dict]:
     """Runs on a worker: upscale one segment into a local temporary file and return its bytes."""
+    # The worker is an entry point: it sets its process's threads (the cores Ray gave the task), not the Upscaler.
+    set_threads(upscaler_options.get("threads"), upscaler_options.get("device", "auto"))
     attempt = _attempt_id()
     last_post = 0.0
 
@@ -126,23 +126,17 @@ def _segment_task(info: VideoInfo, segment: Segment, key: str, model: nn.Module,
 
 
 # ------------------------------------------------------------------------------------------- one file
-class FileJob:
+class FileJob(JobFolder):
     """One input file: its segment plan, the finished segments on disk, and the manifest that lists both."""
 
-    def __init__(self, src: str, dst: str, settings: dict[str, Any]) -> None:
-        self.src, self.dst = src, dst
-        self.settings = settings
-        self.dir = job_dir_for(dst)
-        self.suffix = expected_suffix(dst)
+    def __init__(self, spec: JobSpec) -> None:
+        super().__init__(spec)
+        self.src, self.dst = spec.input, spec.output
         self.info: VideoInfo | None = None
         self.segments: list[Segment] = []
         self.done: dict[int, dict] = {}
         self.error: str | None = None
         self.resumed_frames = 0
-
-    @property
-    def manifest_path(self) -> Path:
-        return self.dir / "manifest.json"
 
     @property
     def frames_total(self) -> int:
@@ -159,50 +153,41 @@ class FileJob:
     def key(self, segment: Segment) -> str:
         return f"{self.dst}#{segment.index}"
 
-    def prepare(self, *, target: int | None, workers: int, bidirectional: bool, resume: bool,
-                overwrite: bool, scale: float = 4) -> None:
+    def prepare(self, *, workers: int, bidirectional: bool, resume: bool, overwrite: bool,
+                scale: float = 4) -> None:
         """Probe the input, refuse an output too large to encode at ``scale``, plan segments (or load the plan
         of an interrupted job). Raises VideoError."""
         self.info = probe(self.src)
-        check_output_size(self.src, self.info.width, self.info.height, scale, self.settings["codec"])
-        if os.path.exists(self.dst) and not overwrite:
-            if os.path.samefile(self.dst, self.src):
-                raise VideoError(f"{self.dst}: refusing to write over the input file")
-            raise VideoError(f"{self.dst}: already exists (use --overwrite to replace it)")
-        if resume and self.manifest_path.exists():
-            self._load()
+        check_output_size(self.src, self.info.width, self.info.height, scale, self.spec.encode.codec)
+        self.check_output(overwrite)
+        manifest = self.open(resume, overwrite)
+        if manifest is not None:
+            self._load(manifest)
             self.resumed_frames = self.frames_done
             return
-        if self.dir.exists() and not overwrite:
-            raise VideoError(f"{self.dst}: an interrupted job is in {self.dir}; continue it with --resume, or "
-                             "start over with --overwrite")
         tl = timeline(self.src, self.info)
-        length = target or default_segment_length(tl.frames, workers)
-        self.segments = plan_segments(tl, length, bidirectional=bidirectional, window=self.settings["window"],
-                                      lookahead=self.settings["lookahead"], warmup=self.settings["warmup"])
-        if self.dir.exists():
-            shutil.rmtree(self.dir)
-        self.dir.mkdir(parents=True)
+        engine = self.spec.engine
+        plan = SegmentPlan(self.spec.segment_frames or default_segment_length(tl.frames, workers), bidirectional,
+                           engine.window, engine.lookahead, self.spec.warmup or 0)
+        self.segments = plan.cut(tl)
+        self.start_fresh()
         self._save()
 
-    def _load(self) -> None:
-        manifest = read_manifest(self.manifest_path, _source_signature(self.src), self.settings, mode="ray")
+    def _load(self, manifest: dict) -> None:
         self.segments = [Segment.from_json(s) for s in manifest["segments"]]
         # Trust only segments whose file is there (a crash can come between the file and the manifest).
         self.done = {int(k): {**v, "resumed": True} for k, v in manifest["done"].items()
                      if (self.dir / v["file"]).is_file()}
 
     def _save(self) -> None:
-        write_manifest(self.manifest_path, {
-            "version": MANIFEST_VERSION, "mode": "ray", "source": _source_signature(self.src),
-            "settings": self.settings, "segments": [s.to_json() for s in self.segments],
-            "done": {str(k): v for k, v in sorted(self.done.items())}})
+        self.save(segments=[s.to_json() for s in self.segments],
+                  done={str(k): v for k, v in sorted(self.done.items())})
 
     def store(self, segment: Segment, data: bytes, result: dict) -> None:
         """Write a finished segment (atomically) and record it; a second copy of the same segment is ignored."""
         if segment.index in self.done:
             return
-        name = segment_file_name(segment.index, self.suffix)
+        name = self.segment_path(segment.index).name
         tmp = self.dir / f".{name}.partial"
         tmp.write_bytes(data)
         os.replace(tmp, self.dir / name)
@@ -212,17 +197,11 @@ class FileJob:
     def finish(self, copy_streams: bool = True) -> None:
         parts = [self.dir / self.done[s.index]["file"] for s in self.segments]
         join_segments(parts, self.info, self.dst, copy_streams=copy_streams)
-        shutil.rmtree(self.dir, ignore_errors=True)
+        self.remove()
 
     @property
     def reader_errors(self) -> list[str]:
         return [e for k in sorted(self.done) for e in self.done[k].get("reader_errors", [])]
-
-
-def default_segment_length(frames: int, workers: int) -> int:
-    """About two segments per worker for short videos (so a slow task does not leave the rest idle), never
-    below MIN_SEGMENT (the warm-up would dominate) nor above MAX_SEGMENT (so a lost task costs little)."""
-    return max(MIN_SEGMENT, min(MAX_SEGMENT, -(-frames // max(1, 2 * workers))))
 
 
 # ------------------------------------------------------------------------------------------- the driver
@@ -283,38 +262,43 @@ def upscale_on_ray(
     copy_streams: bool = True,
     progress: ProgressCallback | None = None,
     status: StatusCallback | None = None,
+    spec: JobSpec | None = None,
 ) -> list[ClusterReport]:
     """Upscale each ``(input, output)`` pair on a Ray cluster, all segments of all files in one pool.
 
     A file that cannot be read gets a report with ``error`` set; the others go on. ``progress(done, total)``
-    counts frames over the whole job; ``status`` gets a :class:`JobStatus` about twice a second.
+    counts frames over the whole job; ``status`` gets a :class:`JobStatus` about twice a second. ``spec``: the
+    job as a front end already described it (:class:`vsrapp.jobs.JobSpec`, model name resolved, applied to every
+    pair); the engine, segment and encode options above are then not read.
     """
     ray = connect(address, num_cpus)
-    gpus = ray.cluster_resources().get("GPU", 0) > 0 and device in ("auto", "cuda")
+    requested = spec.engine.device if spec is not None else device
+    gpus = ray.cluster_resources().get("GPU", 0) > 0 and requested in ("auto", "cuda")
     task_device = "cuda" if gpus else "cpu"
-    model, model_name = zoo.resolve_model(model, task_device)
+    if spec is None:
+        model, name = zoo.resolve_model(model, task_device)
+        spec = JobSpec("", "", name, EngineOptions(precision, window, lookahead, tile, tile_overlap, device),
+                       EncodeOptions(codec, crf, preset, pix_fmt, out_scale), segment_frames, warmup=warmup)
+    elif isinstance(model, str):
+        model = spec.model  # already resolved by the front end: no second look in the zoo
+    spec = spec.for_ray(task_device)
     net = (zoo.get_model(model) if isinstance(model, str) else model).cpu().eval()
     bidirectional = bool(traits(net).bidirectional)
     workers = max(1, int(ray.cluster_resources().get("GPU" if gpus else "CPU", 1) // (1 if gpus else cpus_per_task)))
-    scale = check_out_scale(out_scale, traits(net).scale)
-    settings = asdict(JobSettings(model_name, precision, window, lookahead, tile, tile_overlap, codec, crf, preset,
-                                  pix_fmt, segment_frames or 0, out_scale))
-    settings |= {"warmup": warmup, "device": task_device}
+    scale = check_out_scale(spec.encode.out_scale, traits(net).scale)
 
     files: list[FileJob] = []
     for src, dst in jobs:
-        fj = FileJob(os.fspath(src), os.fspath(dst), settings)
+        fj = FileJob(spec.for_file(src, dst))
         try:
-            fj.prepare(target=segment_frames, workers=workers, bidirectional=bidirectional, resume=resume,
-                       overwrite=overwrite, scale=scale)
+            fj.prepare(workers=workers, bidirectional=bidirectional, resume=resume, overwrite=overwrite, scale=scale)
         except VideoError as exc:
             fj.error = str(exc)
         files.append(fj)
 
     started = time.perf_counter()
-    upscaler_options = {"device": task_device, "precision": precision, "window": window, "lookahead": lookahead,
-                        "tile": tile, "tile_overlap": tile_overlap, "threads": cpus_per_task}
-    writer_options = {"codec": codec, "crf": crf, "preset": preset, "pix_fmt": pix_fmt, "out_scale": out_scale}
+    upscaler_options = replace(spec.engine, device=task_device, threads=cpus_per_task).upscaler_kwargs()
+    writer_options = spec.encode.writer_kwargs()
     board = ray.remote(max_restarts=-1, num_cpus=0)(_ProgressBoard).remote()
     task = ray.remote(_segment_task).options(num_cpus=0 if gpus else cpus_per_task, num_gpus=1 if gpus else 0,
                                              max_retries=TASK_RETRIES, retry_exceptions=False)

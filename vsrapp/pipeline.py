@@ -8,34 +8,46 @@
   and gives the same frames as an uninterrupted run. At the end the segments are joined losslessly (packet
   copy) with the source's audio and subtitles in one write, the file is renamed to its final name, and the
   job folder is removed. Until then nothing exists under the final name.
+- The job is a :class:`vsrapp.jobs.JobSpec` (built here from the keywords, or handed in by a front end); its
+  folder, manifest, resume check and segment plan are :mod:`vsrapp.jobs`'.
 """
 
 from __future__ import annotations
 
 import errno
-import json
 import os
 import queue
-import shutil
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import NoReturn
 
 import torch
 from torch import nn
 
 from . import zoo
+from .jobs.folder import JobFolder
+from .jobs.segments import DEFAULT_SEGMENT_FRAMES, SegmentPlan
+from .jobs.spec import (
+    MANIFEST_VERSION,
+    EncodeOptions,
+    EngineOptions,
+    JobSpec,
+    job_dir_for,
+    read_manifest,
+    write_manifest,
+)
 from .upscaler import DEFAULT_LOOKAHEAD, DEFAULT_MODEL, DEFAULT_TILE_OVERLAP, DEFAULT_WINDOW, Upscaler, pick_device
 from .video import Frame, VideoError, VideoInfo, VideoReader, VideoWriter, probe
 from .video.concat import join_segments
 from .video.limits import check_output_size
 
-MANIFEST_VERSION = 1
-DEFAULT_SEGMENT_FRAMES = 480
+# Kept importable from here, where they used to live (vsrapp.jobs holds them now).
+__all__ = ["DEFAULT_SEGMENT_FRAMES", "MANIFEST_VERSION", "Job", "UpscaleReport", "check_out_scale", "job_dir_for",
+           "read_manifest", "upscale_file", "write_manifest"]
+
 QUEUE_FRAMES = 16
 ProgressCallback = Callable[[int, int | None], None]
 _END = object()
@@ -58,90 +70,19 @@ class UpscaleReport:
         return (self.frames - self.resumed_from) / self.seconds if self.seconds else 0.0
 
 
-@dataclass(frozen=True)
-class JobSettings:
-    """What must be the same for a resumed job to produce the same file."""
+class Job(JobFolder):
+    """A single-process job's folder: finished segments, their end states, and the manifest that lists them."""
 
-    model: str
-    precision: str
-    window: int
-    lookahead: int
-    tile: int | None
-    tile_overlap: int
-    codec: str
-    crf: int | None
-    preset: str | None
-    pix_fmt: str | None
-    segment_frames: int
-    out_scale: float | None = None
-
-
-def job_dir_for(output: str | os.PathLike) -> Path:
-    out = Path(output)
-    return out.parent / f".{out.name}.vsrapp-job"
-
-
-def _source_signature(path: str) -> dict:
-    st = os.stat(path)
-    return {"path": os.path.abspath(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
-
-
-def read_manifest(path: Path, source: dict, settings: dict, mode: str | None) -> dict:
-    """A job manifest to resume from, refused (VideoError) if unreadable, made by the other kind of run
-    (``mode``: None for single-process, "ray" for ``--ray``), from another or a changed input, or with other
-    settings."""
-    where = path.parent
-    try:
-        manifest = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise VideoError(f"{where}: no readable job manifest to resume from ({exc})") from exc
-    if manifest.get("mode") != mode:
-        how = "with --ray; resume it with --ray" if manifest.get("mode") == "ray" else \
-            "without --ray; resume it without --ray"
-        raise VideoError(f"{where}: this job was started {how}")
-    if manifest.get("source") != source:
-        raise VideoError(f"{where}: the interrupted job was made from a different or changed input file; "
-                         "start over without --resume")
-    if manifest.get("settings") != settings:
-        diff = {k: v for k, v in manifest.get("settings", {}).items() if settings.get(k) != v}
-        raise VideoError(f"{where}: the interrupted job used other settings {diff}; resume with the same "
-                         "options or start over")
-    return manifest
-
-
-def write_manifest(path: Path, manifest: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(manifest, indent=1))
-    os.replace(tmp, path)  # atomic: a crash leaves the old or the new manifest, never half
-
-
-class Job:
-    """The job folder: finished segments, their end states, and the manifest that lists them."""
-
-    def __init__(self, directory: Path, source: str, settings: JobSettings, ext: str) -> None:
-        self.dir = directory
-        self.source = _source_signature(source)
-        self.settings = settings
-        self.ext = ext
+    def __init__(self, spec: JobSpec) -> None:
+        super().__init__(spec)
         self.segments: list[dict] = []
-
-    @property
-    def manifest_path(self) -> Path:
-        return self.dir / "manifest.json"
 
     @property
     def frames_done(self) -> int:
         return sum(s["frames"] for s in self.segments)
 
-    def start_fresh(self) -> None:
-        if self.dir.exists():
-            shutil.rmtree(self.dir)
-        self.dir.mkdir(parents=True)
-        self.save()
-
-    def load(self) -> None:
-        """Read the manifest of an interrupted job; refuse one made from another input or other settings."""
-        manifest = read_manifest(self.manifest_path, self.source, asdict(self.settings), mode=None)
+    def load(self, manifest: dict) -> None:
+        """Continue from the manifest of an interrupted job (already checked against the spec)."""
         # Trust only segments whose files are all there (a crash can come between a file and the manifest).
         for seg in manifest["segments"]:
             if not all((self.dir / seg[k]).is_file() for k in ("file", "state")):
@@ -149,11 +90,7 @@ class Job:
             self.segments.append(seg)
 
     def save(self) -> None:
-        write_manifest(self.manifest_path, {"version": MANIFEST_VERSION, "source": self.source,
-                                            "settings": asdict(self.settings), "segments": self.segments})
-
-    def segment_path(self, k: int) -> Path:
-        return self.dir / f"segment_{k:05d}{self.ext}"
+        super().save(segments=self.segments)
 
     def finish_segment(self, k: int, first: int, frames: int, state: dict[str, torch.Tensor]) -> None:
         from safetensors.torch import save
@@ -182,13 +119,6 @@ def check_out_scale(out_scale: float | None, model_scale: int) -> float:
     return out_scale
 
 
-def _segment_length(requested: int | None, upscaler: Upscaler) -> int:
-    """Segments hold whole windows, so each one ends exactly where the recurrent state is checkpointed."""
-    n = requested or DEFAULT_SEGMENT_FRAMES
-    unit = upscaler.window if upscaler.bidirectional else 1
-    return max(unit, -(-n // unit) * unit)
-
-
 def upscale_file(
     src: str | os.PathLike,
     dst: str | os.PathLike,
@@ -211,35 +141,42 @@ def upscale_file(
     copy_streams: bool = True,
     progress: ProgressCallback | None = None,
     upscaler: Upscaler | None = None,
+    spec: JobSpec | None = None,
 ) -> UpscaleReport:
     """Upscale the video file ``src`` into ``dst`` (container from its extension), keeping audio, subtitles,
     timing and colour. ``resume=True`` continues an interrupted job for the same ``dst``. ``out_scale``
     (at most the model's scale) resizes the network's output to that multiple of the input before encoding.
 
+    ``spec``: the job as a front end already described it (:class:`vsrapp.jobs.JobSpec`, model name resolved);
+    the engine and encode options above are then not read, and the zoo is not consulted again. With
+    ``upscaler``, the engine options are the Upscaler's own.
+
     An output too large for the codec (see :mod:`vsrapp.video.limits`) is refused before any decoding."""
     src, dst = os.fspath(src), os.fspath(dst)
     info = probe(src)  # raises VideoError for anything that is not a readable video
-    if os.path.exists(dst) and not overwrite:
-        if os.path.abspath(dst) == os.path.abspath(src) or os.path.samefile(dst, src):
-            raise VideoError(f"{dst}: refusing to write over the input file")
-        raise VideoError(f"{dst}: already exists (use --overwrite to replace it)")
-    model, model_name = zoo.resolve_model(model, upscaler.device if upscaler is not None else pick_device(device))
+    if spec is None:
+        model, name = zoo.resolve_model(model, upscaler.device if upscaler is not None else pick_device(device))
+        spec = JobSpec(src, dst, name, EngineOptions(precision, window, lookahead, tile, tile_overlap, device),
+                       EncodeOptions(codec, crf, preset, pix_fmt, out_scale), segment_frames)
+    else:
+        spec = spec.for_file(src, dst)
+        model = spec.model if isinstance(model, str) else model  # a module stays; a name is the resolved one
+    job = Job(spec)
+    job.check_output(overwrite)
     if upscaler is None:
-        upscaler = Upscaler(model, device=device, precision=precision, window=window, lookahead=lookahead,
-                            tile=tile, tile_overlap=tile_overlap)
-    check_output_size(src, info.width, info.height, check_out_scale(out_scale, upscaler.scale), codec)
-    settings = JobSettings(model_name, str(upscaler.dtype).removeprefix("torch."), upscaler.window,
-                           upscaler.lookahead, upscaler.tile, upscaler.tile_overlap, codec, crf, preset, pix_fmt,
-                           _segment_length(segment_frames, upscaler), out_scale)
-    job = Job(job_dir_for(dst), src, settings, Path(dst).suffix or ".mkv")
-    if resume and job.manifest_path.exists():
-        job.load()
-    elif job.dir.exists() and not overwrite:
-        raise VideoError(f"{dst}: an interrupted job is in {job.dir}; continue it with --resume, or start over "
-                         "with --overwrite")
+        upscaler = Upscaler(model, **spec.engine.upscaler_kwargs())
+    check_output_size(src, info.width, info.height, check_out_scale(spec.encode.out_scale, upscaler.scale),
+                      spec.encode.codec)
+    # What runs: the Upscaler's options (precision resolved), segments of whole windows.
+    job.spec = spec = spec.for_stream(EngineOptions.of(upscaler), upscaler.bidirectional)
+    plan = SegmentPlan.for_stream(spec.segment_frames, upscaler.bidirectional, upscaler.window, upscaler.lookahead)
+    manifest = job.open(resume, overwrite)
+    if manifest is not None:
+        job.load(manifest)
     else:
         try:
             job.start_fresh()
+            job.save()
         except OSError as exc:  # an output folder that is read-only, full, or not ours
             _job_failed(exc, job, dst)
 
@@ -247,8 +184,7 @@ def upscale_file(
     upscaler.reset()
     if start:
         upscaler.load_state_dict(job.last_state(), start)
-    run = _Run(info, job, upscaler, start, progress,
-               dict(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, scale=upscaler.scale, out_scale=out_scale))
+    run = _Run(info, job, upscaler, start, progress, plan, spec.encode.writer_kwargs() | {"scale": upscaler.scale})
     started = time.perf_counter()
     try:
         frames, network_seconds, errors = run.execute()
@@ -256,8 +192,8 @@ def upscale_file(
         join_segments(parts, info, dst, copy_streams=copy_streams)
     except Exception as exc:  # not KeyboardInterrupt: an interrupted job always keeps its folder for --resume
         _job_failed(exc, job, dst)
-    shutil.rmtree(job.dir, ignore_errors=True)
-    return UpscaleReport(src, dst, model_name, str(upscaler.device), frames, start,
+    job.remove()
+    return UpscaleReport(src, dst, spec.model, str(upscaler.device), frames, start,
                          round(time.perf_counter() - started, 3), round(network_seconds, 3), errors)
 
 
@@ -286,7 +222,7 @@ def _job_failed(exc: Exception, job: Job, dst: str) -> NoReturn:
     system = cause is not None and cause.errno in _ENVIRONMENT_ERRNOS
     keep = bool(job.segments) and (system or not isinstance(exc, VideoError))
     if not keep:
-        shutil.rmtree(job.dir, ignore_errors=True)
+        job.remove()
     if not system:
         raise exc
     what = cause.strerror or str(cause)
@@ -302,11 +238,11 @@ class _Run:
     """One pass over the frames still to do: the three stages and what flows between them."""
 
     def __init__(self, info: VideoInfo, job: Job, upscaler: Upscaler, start: int,
-                 progress: ProgressCallback | None, writer_options: dict) -> None:
+                 progress: ProgressCallback | None, plan: SegmentPlan, writer_options: dict) -> None:
         self.info, self.job, self.upscaler, self.start = info, job, upscaler, start
         self.progress = progress
         self.writer_options = writer_options
-        self.segment_frames = job.settings.segment_frames
+        self.plan = plan
         self.decoded: queue.Queue = queue.Queue(maxsize=QUEUE_FRAMES)
         self.upscaled: queue.Queue = queue.Queue(maxsize=QUEUE_FRAMES)
         self.stop = threading.Event()
@@ -385,7 +321,7 @@ class _Run:
         """Runs on the calling thread; returns the seconds spent in the network (push/flush)."""
         pending: deque[Frame] = deque()
         spent = 0.0
-        upscaler, seg = self.upscaler, self.segment_frames
+        upscaler, plan = self.upscaler, self.plan
         while True:
             item = self._get(self.decoded)
             if item is _END:
@@ -394,7 +330,7 @@ class _Run:
             t0 = time.perf_counter()
             outs = upscaler.push(item.image)
             spent += time.perf_counter() - t0
-            if not self._emit(outs, pending, at_boundary=upscaler.frames_out % seg == 0):
+            if not self._emit(outs, pending, at_boundary=plan.ends_segment(upscaler.frames_out)):
                 return spent
         if self.stop.is_set():
             return spent

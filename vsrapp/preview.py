@@ -26,14 +26,17 @@ import av
 import numpy as np
 from torch import nn
 
+from . import zoo
+from .jobs import EncodeOptions, EngineOptions, JobSpec
 from .pipeline import UpscaleReport, upscale_file
-from .upscaler import Upscaler
+from .upscaler import Upscaler, pick_device
 from .video import probe
 
 DEFAULT_CHUNK_SECONDS = 2.0
 DEFAULT_MAX_SIDE = 1280
 _FALLBACK_FPS = Fraction(25)
-_ENGINE_OPTIONS = ("window", "lookahead", "tile", "tile_overlap", "threads")  # for the Upscaler, not upscale_file
+_ENGINE_OPTIONS = ("window", "lookahead", "tile", "tile_overlap", "threads", "backend")  # EngineOptions
+_ENCODE_OPTIONS = ("codec", "crf", "preset", "pix_fmt", "out_scale")  # EncodeOptions
 _POLL = 0.1  # seconds between checks for cancellation while a queue is full or empty
 
 
@@ -190,10 +193,17 @@ def stream_upscale(
     that the caller gets control back regularly). Closing the generator early stops the job and waits for its
     threads."""
     info = probe(src)
-    engine = {k: upscale_options.pop(k) for k in _ENGINE_OPTIONS if k in upscale_options}
-    upscaler = TeeUpscaler(model, device=device, precision=precision, **engine)
-    job = _Job(src, dst, model_name or (model if isinstance(model, str) else type(model).__name__), upscaler,
-               upscale_options, queue_frames=max(8, round(chunk_seconds * float(info.fps or _FALLBACK_FPS))))
+    # The job, described once as every front end describes it (vsrapp.jobs); what is left of the options is
+    # how to run it (resume, overwrite, copy_streams).
+    model, name = zoo.resolve_model(model, pick_device(device))
+    engine = EngineOptions(precision=precision, device=device,
+                           **{k: upscale_options.pop(k) for k in _ENGINE_OPTIONS if k in upscale_options})
+    encode = EncodeOptions(**{k: upscale_options.pop(k) for k in _ENCODE_OPTIONS if k in upscale_options})
+    spec = JobSpec(os.fspath(src), os.fspath(dst), model_name or name, engine, encode,
+                   upscale_options.pop("segment_frames", None))
+    upscaler = TeeUpscaler(model, **engine.upscaler_kwargs())
+    job = _Job(spec, upscaler, upscale_options,
+               queue_frames=max(8, round(chunk_seconds * float(info.fps or _FALLBACK_FPS))))
     chunks = ChunkWriter(preview_dir, info.fps, chunk_seconds, max_side) if preview_dir is not None else None
     if chunks is None:
         upscaler.sink = None  # no preview: frames need not cross threads
@@ -228,8 +238,8 @@ def stream_upscale(
 class _Job:
     """upscale_file on a worker thread; its frames, outcome and progress reach the caller through a queue."""
 
-    def __init__(self, src, dst, name: str, upscaler: TeeUpscaler, options: dict, queue_frames: int) -> None:
-        self.src, self.dst, self.name, self.options = src, dst, name, options
+    def __init__(self, spec: JobSpec, upscaler: TeeUpscaler, options: dict, queue_frames: int) -> None:
+        self.spec, self.options = spec, options
         self.upscaler = upscaler
         self.items: queue.Queue = queue.Queue(maxsize=queue_frames)
         self.cancel = threading.Event()
@@ -286,8 +296,8 @@ class _Job:
 
     def _run(self) -> None:
         try:
-            report = upscale_file(self.src, self.dst, self.name, upscaler=self.upscaler, progress=self._on_progress,
-                                  **self.options)
+            report = upscale_file(self.spec.input, self.spec.output, spec=self.spec, upscaler=self.upscaler,
+                                  progress=self._on_progress, **self.options)
         except _Cancelled:
             return
         except BaseException as exc:  # handed to the caller, which raises it on its own thread

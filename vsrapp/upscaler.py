@@ -44,6 +44,16 @@ def pick_device(device: str | torch.device = "auto") -> torch.device:
     return torch.device(device)
 
 
+def set_threads(threads: int | None, device: str | torch.device = "auto") -> None:
+    """Give torch ``threads`` CPU threads (all cores if None) when the network runs on the CPU.
+
+    Process-wide, so only an entry point calls it, once: ``vsrapp upscale``, the web server, a Ray task.
+    Making an :class:`Upscaler` changes no setting of the process (a library object must not: a second one, or the
+    caller's own torch work, would silently inherit it)."""
+    if pick_device(device).type == "cpu":
+        torch.set_num_threads(threads or os.cpu_count() or 1)
+
+
 def pick_precision(precision: str, device: torch.device) -> torch.dtype:
     """fp32 on the CPU (half precision is slower there); on CUDA ``auto`` is fp16."""
     if precision == "auto":
@@ -119,7 +129,8 @@ class Upscaler:
 
     ``backend``: ``torch`` (default), ``onnxruntime`` or ``openvino`` (CPU; the model is exported once into a
     cache folder, or ``model`` names an export folder of ``vsrapp export``, whose int8 graphs only ``openvino``
-    runs) or ``auto`` (:mod:`vsrapp.backends`).
+    runs) or ``auto`` (:mod:`vsrapp.backends`). ``threads`` is for the graph backends' own sessions; torch's
+    process-wide thread count is the entry point's to set (:func:`set_threads`).
     """
 
     def __init__(
@@ -149,8 +160,6 @@ class Upscaler:
         if graphs and (self.device.type != "cpu" or self.dtype != torch.float32):
             raise backends.BackendError(f"the {self.backend} backend runs on the CPU (got device {self.device}, "
                                         f"precision {precision}); use --backend torch for those")
-        if self.device.type == "cpu":
-            torch.set_num_threads(threads or os.cpu_count() or 1)
         if graphs and isinstance(model, str) and backends.export.is_export_folder(model):
             net = backends.graph_model(model, self.backend, threads=threads)
         else:
