@@ -26,7 +26,7 @@ from cluster_seams import make_clip  # noqa: E402
 
 from vsrapp.cluster import upscale_on_ray  # noqa: E402
 from vsrapp.pipeline import upscale_file  # noqa: E402
-from vsrapp.upscaler import Upscaler  # noqa: E402
+from vsrapp.upscaler import Upscaler, set_threads  # noqa: E402
 
 
 def main() -> None:
@@ -48,6 +48,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         clip = make_clip(work / "clip.mp4", w, h, args.frames, args.gop)
+        set_threads(1, "cpu")  # the single-process baseline on one core (the Upscaler used to set it)
         t0 = time.perf_counter()
         upscale_file(clip, work / "single.mp4", args.model, upscaler=Upscaler(args.model, threads=1))
         single = time.perf_counter() - t0

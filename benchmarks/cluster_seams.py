@@ -29,7 +29,7 @@ from media import bigbuckbunny  # noqa: E402
 
 from vsrapp.cluster import upscale_on_ray  # noqa: E402
 from vsrapp.pipeline import upscale_file  # noqa: E402
-from vsrapp.upscaler import Upscaler  # noqa: E402
+from vsrapp.upscaler import Upscaler, set_threads  # noqa: E402
 from vsrapp.video import VideoReader  # noqa: E402
 
 
@@ -83,6 +83,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         clip = make_clip(work / "clip.mp4", w, h, args.frames, args.gop)
+        set_threads(1, "cpu")  # the single-process baseline on one core (the Upscaler used to set it)
         t0 = time.perf_counter()
         upscale_file(clip, work / "single.mkv", args.model, crf=0, upscaler=Upscaler(args.model, threads=1))
         results["single_seconds"] = round(time.perf_counter() - t0, 1)

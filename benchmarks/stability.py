@@ -28,7 +28,7 @@ import torch
 
 from vsrapp import zoo
 from vsrapp.evaluation import bicubic_degrade, crop_to_multiple, frame_paths, read_rgb, y_psnr
-from vsrapp.upscaler import Upscaler
+from vsrapp.upscaler import Upscaler, set_threads
 
 
 def ping_pong(n: int, length: int) -> Iterator[int]:
@@ -47,6 +47,7 @@ def run(model: str, clip: Path, length: int, threads: int | None = None) -> dict
         raise FileNotFoundError(f"{clip} is not a folder of frames")
     gts = [crop_to_multiple(read_rgb(p), 4) for p in frame_paths(clip)]
     lrs = [bicubic_degrade(g) for g in gts]
+    set_threads(threads, "cpu")  # an Upscaler no longer sets the process's threads: this script's entry does
     bicubic = Upscaler("bicubic", device="cpu", threads=threads)
     bicubic_psnr = [y_psnr(out, gt) for out, gt in zip(bicubic.upscale_frames(lrs), gts)]
     order = list(ping_pong(len(gts), length))
