@@ -592,3 +592,177 @@ def test_the_sigterm_handler_lives_only_while_the_command_runs(tmp_path, capsys)
         signal.signal(signal.SIGTERM, previous)
     assert seen == [ours]
     assert "no such file" in capsys.readouterr().err
+
+
+# --- 5. more of the corpus: two audio tracks + anamorphic, interlaced, a phone file, webm ---------------------
+
+
+def audio_samples(path: Path) -> list[tuple[str | None, int]]:
+    """(language, decoded samples) of every audio track, each read in a pass of its own."""
+    with av.open(str(path)) as c:
+        count = len(c.streams.audio)
+    tracks = []
+    for k in range(count):
+        with av.open(str(path)) as c:
+            a = c.streams.audio[k]
+            tracks.append((a.metadata.get("language"), sum(f.samples for f in c.decode(a))))
+    return tracks
+
+
+def video_facts(path: Path) -> dict:
+    with av.open(str(path)) as c:
+        v = c.streams.video[0]
+        frames = list(c.decode(v))
+        return {"size": (v.width, v.height), "n": len(frames), "codec": v.codec_context.name,
+                "sar": v.sample_aspect_ratio, "field_order": v.codec_context.field_order,
+                "interlaced": [f.interlaced_frame for f in frames], "rotation": frames[0].rotation,
+                "range": frames[0].color_range, "matrix": frames[0].colorspace,
+                "pts": [f.time for f in frames], "duration": c.duration / av.time_base}
+
+
+def make_two_audio_anamorphic_ts(path: Path, n: int = 20) -> Path:
+    """H.264 in MPEG-TS with a 16:11 sample aspect ratio (PAL 4:3 on a 720-wide raster) and two MP2 tracks,
+    English and German, as a broadcast with a second language writes them."""
+    with av.open(str(path), "w", format="mpegts") as out:
+        v = out.add_stream("libx264", rate=25, options=X264)
+        v.width, v.height, v.pix_fmt = W, H, "yuv420p"
+        v.codec_context.sample_aspect_ratio = Fraction(16, 11)
+        tracks = []
+        for lang in ("eng", "deu"):
+            a = out.add_stream("mp2", rate=RATE)
+            a.codec_context.layout = "mono"
+            a.metadata["language"] = lang
+            tracks.append(a)
+        for a, freq in zip(tracks, (440.0, 660.0), strict=True):
+            _write_audio(out, a, sine(n / 25, freq=freq))
+        for i in range(n):
+            frame = av.VideoFrame.from_ndarray(picture(i), format="rgb24").reformat(format="yuv420p")
+            frame.pts, frame.time_base = i, Fraction(1, 25)
+            out.mux(v.encode(frame))
+        out.mux(v.encode(None))
+    return path
+
+
+@pytest.mark.parametrize("out_ext", [".mp4", ".ts"])
+def test_broadcast_with_two_audio_tracks_and_anamorphic_video_keeps_both(tmp_path, capsys, out_ext):
+    src, out = make_two_audio_anamorphic_ts(tmp_path / "two-lang.ts"), tmp_path / f"two-lang-x4{out_ext}"
+    before, tracks_in = video_facts(src), audio_samples(src)
+    assert before["sar"] == Fraction(16, 11) and [lang for lang, _ in tracks_in] == ["eng", "deu"]
+    assert all(samples > 0 for _, samples in tracks_in)
+    assert upscale(src, out) == 0, capsys.readouterr().err
+    after = video_facts(out)
+    assert after["size"] == (4 * W, 4 * H) and after["n"] == before["n"] == 20
+    assert after["sar"] == Fraction(16, 11)  # the picture is still shown 16:11 wide, not squeezed
+    assert after["duration"] == pytest.approx(before["duration"], abs=1 / 25)
+    assert audio_samples(out) == tracks_in  # both tracks, in order, languages and every sample kept
+
+
+def make_interlaced(path: Path, n: int = 10) -> Path:
+    """Interlaced H.264 (field-coded, top field first) in MPEG-TS, as a 576i broadcast: frames marked
+    interlaced + TFF by FFmpeg's ``setfield`` filter, x264 in interlaced mode, the stream's field order TT."""
+    graph = av.filter.Graph()
+    source = graph.add_buffer(width=W, height=H, format="yuv420p", time_base=Fraction(1, 25))
+    fields = graph.add("setfield", "tff")
+    sink = graph.add("buffersink")
+    source.link_to(fields)
+    fields.link_to(sink)
+    graph.configure()
+    with av.open(str(path), "w", format="mpegts") as out:
+        v = out.add_stream("libx264", rate=25, options={**X264, "flags": "+ildct+ilme"})
+        v.width, v.height, v.pix_fmt = W, H, "yuv420p"
+        v.codec_context.field_order = 2  # AV_FIELD_TT
+        for i in range(n):
+            frame = av.VideoFrame.from_ndarray(picture(i), format="rgb24").reformat(format="yuv420p")
+            frame.pts, frame.time_base = i, Fraction(1, 25)
+            graph.push(frame)
+            out.mux(v.encode(graph.pull()))
+        out.mux(v.encode(None))
+    return path
+
+
+@pytest.mark.parametrize("out_ext", [".mp4", ".mkv"])
+def test_interlaced_input_gives_every_frame_as_progressive(tmp_path, capsys, out_ext):
+    src, out = make_interlaced(tmp_path / "576i.ts"), tmp_path / f"576i-x4{out_ext}"
+    before = video_facts(src)
+    assert before["field_order"] == 2 and all(before["interlaced"])  # the case: TFF fields in every frame
+    assert upscale(src, out) == 0, capsys.readouterr().err
+    after = video_facts(out)
+    assert after["size"] == (4 * W, 4 * H) and after["n"] == before["n"] == 10
+    assert after["pts"] == pytest.approx(before["pts"], abs=1e-3)
+    # Each woven frame (both fields) is upscaled as one picture, which mixes the fields: the result is no
+    # longer two fields, and the output says so (progressive), rather than claiming a field order it lost.
+    assert after["field_order"] == 1 and not any(after["interlaced"])
+
+
+PHONE_GAPS = [33, 33, 34, 50, 17, 66, 33, 40, 25, 33]  # ms: a phone's camera slowing down and catching up
+
+
+def make_phone(path: Path) -> Path:
+    """What a phone writes: H.264 + AAC in mp4, a 90° display matrix, variable frame rate (17..66 ms) and full
+    range BT.709, all at once."""
+    pts = np.concatenate([[0], np.cumsum(PHONE_GAPS)[:-1]]).tolist()
+    with av.open(str(path), "w") as out:
+        v = out.add_stream("libx264", rate=30, options=X264)
+        v.width, v.height, v.pix_fmt = W, H, "yuv420p"
+        v.time_base = v.codec_context.time_base = Fraction(1, 1000)
+        ctx = v.codec_context
+        ctx.colorspace, ctx.color_range, ctx.color_primaries, ctx.color_trc = 1, 2, 1, 1
+        v.set_display_rotation(90)
+        a = _audio_stream(out)
+        _write_audio(out, a, sine(sum(PHONE_GAPS) / 1000))
+        for i, t in enumerate(pts):
+            frame = av.VideoFrame.from_ndarray(picture(i), format="rgb24").reformat(
+                format="yuv420p", src_colorspace="ITU709", dst_colorspace="ITU709", src_color_range=2,
+                dst_color_range=2)
+            frame.pts, frame.time_base = t, Fraction(1, 1000)
+            out.mux(v.encode(frame))
+        out.mux(v.encode(None))
+    return path
+
+
+def test_phone_file_keeps_rotation_timestamps_and_full_range_together(tmp_path, capsys):
+    src, out = make_phone(tmp_path / "phone.mp4"), tmp_path / "phone-x4.mp4"
+    before = video_facts(src)
+    assert before["rotation"] == 90 and before["range"] == 2 and len(set(PHONE_GAPS)) > 5
+    assert upscale(src, out) == 0, capsys.readouterr().err
+    after = video_facts(out)
+    assert after["size"] == (4 * W, 4 * H) and after["n"] == before["n"] == len(PHONE_GAPS)
+    assert after["rotation"] == 90  # still shown upright
+    assert after["range"] == 2 and after["matrix"] == 1  # full range BT.709: not washed out or crushed
+    assert after["pts"] == pytest.approx(before["pts"], abs=1e-3)  # every irregular timestamp kept
+    assert after["duration"] == pytest.approx(before["duration"], abs=0.07)
+    assert audio_samples(out) == audio_samples(src)
+
+
+def make_webm(path: Path, n: int = 10) -> Path:
+    """VP9 + Opus in WebM, as a browser records or a site serves."""
+    with av.open(str(path), "w") as out:
+        v = out.add_stream("libvpx-vp9", rate=25, options={"deadline": "realtime", "cpu-used": "8", "threads": "1"})
+        v.width, v.height, v.pix_fmt = W, H, "yuv420p"
+        a = out.add_stream("libopus", rate=RATE)
+        a.codec_context.layout = "mono"
+        samples = sine(n / 25)
+        for start in range(0, len(samples), 960):
+            frame = av.AudioFrame.from_ndarray(samples[None, start:start + 960], format="flt", layout="mono")
+            frame.sample_rate, frame.pts, frame.time_base = RATE, start, Fraction(1, RATE)
+            out.mux(a.encode(frame))
+        out.mux(a.encode(None))
+        for i in range(n):
+            frame = av.VideoFrame.from_ndarray(picture(i), format="rgb24").reformat(format="yuv420p")
+            frame.pts, frame.time_base = i, Fraction(1, 25)
+            out.mux(v.encode(frame))
+        out.mux(v.encode(None))
+    return path
+
+
+def test_webm_in_and_out_is_vp9_and_opus(tmp_path, capsys):
+    src, out = make_webm(tmp_path / "clip.webm"), tmp_path / "clip-x4.webm"
+    before = video_facts(src)
+    assert upscale(src, out) == 0, capsys.readouterr().err  # before: "the webm container cannot hold h264"
+    after = video_facts(out)
+    assert after["codec"] == "vp9" and after["size"] == (4 * W, 4 * H) and after["n"] == before["n"] == 10
+    assert after["pts"] == pytest.approx(before["pts"], abs=1e-3)
+    assert after["duration"] == pytest.approx(before["duration"], abs=1 / 25)
+    with av.open(str(out)) as c:
+        assert [a.codec_context.name for a in c.streams.audio] == ["opus"]
+    assert audio_samples(out) == audio_samples(src)

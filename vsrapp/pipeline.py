@@ -21,7 +21,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import NoReturn
 
 import torch
@@ -161,6 +161,9 @@ def upscale_file(
     else:
         spec = spec.for_file(src, dst)
         model = spec.model if isinstance(model, str) else model  # a module stays; a name is the resolved one
+    if spec.encode.codec == "libx264" and os.path.splitext(dst)[1].lower() == ".webm":
+        # WebM holds only VP8/VP9/AV1, so the default H.264 could never be written there (issue #20): VP9.
+        spec = replace(spec, encode=replace(spec.encode, codec="libvpx-vp9"))
     job = Job(spec)
     job.check_output(overwrite)
     if upscaler is None:
