@@ -541,8 +541,11 @@ def test_signal_mid_job_leaves_a_job_that_resume_completes(tmp_path, long_job, s
     src, expected = long_job
     out = tmp_path / "out.mkv"
     cmd = [sys.executable, "-m", "vsrapp.cli", "upscale", str(src), str(out), *SIGNAL_JOB]
+    # SIGINT as a terminal delivers it: a shell without job control starts background commands (a CI run under
+    # `cmd &`) with SIGINT ignored, which the child would inherit, and Python keeps an ignored SIGINT ignored.
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+                            env={**os.environ, "OMP_NUM_THREADS": "1"},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     manifest = job_dir_for(out) / "manifest.json"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:  # wait for the second finished segment
