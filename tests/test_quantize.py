@@ -147,7 +147,6 @@ def test_export_cli_int8_mistakes_are_one_line(ov, calib, tmp_path, capsys):
     cases = [
         (["--int8", "--calibrate", str(calib)], "--int8 needs --format openvino"),
         (["--format", "openvino"], "--format openvino is for int8 graphs"),
-        (["--format", "openvino", "--int8"], "--int8 needs --calibrate"),
         (["--format", "openvino", "--int8", "--calibrate", str(tmp_path / "none")], "no such file or folder"),
     ]
     for extra, message in cases:
@@ -209,3 +208,14 @@ def test_cli_runs_an_int8_folder_with_the_default_backend(int8_export, tmp_path,
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "--backend openvino" in err[0]
     assert not (tmp_path / "out2.mp4").exists()
+
+
+def test_export_cli_int8_without_clips_calibrates_on_the_synthetic_scene(ov, tmp_path, capsys):
+    clips = quantize.synthetic_clips(2, frames=4, size=40)
+    assert [tuple(c.shape) for c in clips] == [(4, 3, 40, 40)] * 2 and not torch.equal(clips[0], clips[1])
+    out = tmp_path / "ssl-uni-int8"
+    assert main(["export", "ssl-uni", str(out), "--format", "openvino", "--int8", "--calibration-clips", "1",
+                 "--threads", "1"]) == 0
+    assert "calibrated on 1 clips of the synthetic scene" in capsys.readouterr().out
+    manifest = export.read_manifest(out)
+    assert manifest["precision"] == "int8" and manifest["quantization"]["calibration"] == "the synthetic scene"
