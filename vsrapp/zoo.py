@@ -317,20 +317,18 @@ def load_basicsr_state(path: Path) -> dict[str, torch.Tensor]:
     """State dict from a BasicSR checkpoint: ``params_ema`` if present (what BasicSR tests with), else
     ``params``, else the file itself. Never unpickles code (``weights_only=True``)."""
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        return loading.read_basicsr_state(path)
     except pickle.UnpicklingError as exc:  # weights_only refused it: objects other than tensors, or not a pickle
         detail = one_line(exc)
         what = ("it holds objects that are not weights (code can hide there), so it was not loaded"
                 if "GLOBAL" in detail else "not a PyTorch checkpoint")
         raise WeightsError(f"cannot read checkpoint {path}: {what} ({detail})") from exc
+    except ValueError as exc:
+        if "holds no BasicSR state dict" in str(exc):  # read, but no state dict in it: the table's message
+            raise WeightsError(str(exc)) from exc
+        raise WeightsError(f"cannot read checkpoint {path}: {one_line(exc)}") from exc
     except Exception as exc:  # a truncated zip, an unreadable file
         raise WeightsError(f"cannot read checkpoint {path}: {one_line(exc)}") from exc
-    for key in ("params_ema", "params"):
-        if isinstance(ckpt, dict) and key in ckpt:
-            return ckpt[key]
-    if isinstance(ckpt, dict) and all(isinstance(v, torch.Tensor) for v in ckpt.values()):
-        return ckpt
-    raise WeightsError(f"{path} holds no BasicSR state dict (expected a 'params' or 'params_ema' entry)")
 
 
 def build(arch: str) -> nn.Module:
