@@ -31,6 +31,25 @@ def parse_entry(entry: str) -> tuple[str, str]:
     return model, backend
 
 
+def best_ms_per_frame(ups: dict[str, Upscaler], clip: list, repeats: int, report: bool = False) -> dict[str, float]:
+    """Network-only ms per frame of each Upscaler on ``clip``: after a two-frame warm-up, the Upscalers are timed
+    in turn ``repeats`` times and each keeps its best, so a slow spell of a shared machine hits every one alike."""
+    best: dict[str, float] = {}
+    for _ in range(repeats):
+        for entry, up in ups.items():
+            up.reset()
+            for _ in up.upscale_frames(clip[:2]):  # warm-up: primitives, allocations, shape-specific kernels
+                pass
+            up.reset()
+            start = time.perf_counter()
+            n = sum(1 for _ in up.upscale_frames(clip))
+            ms = 1000 * (time.perf_counter() - start) / n
+            best[entry] = min(best.get(entry, float("inf")), ms)
+            if report:
+                print(f"{entry:<60} {ms:8.1f} ms/frame", flush=True)
+    return best
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("entries", nargs="+", help="MODEL@BACKEND (zoo name or export folder)")
@@ -48,17 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     for entry in args.entries:
         model, backend = parse_entry(entry)
         ups[entry] = Upscaler(model, device="cpu", backend=backend, threads=args.threads)
-    best: dict[str, float] = {}
-    for _ in range(args.repeats):
-        for entry, up in ups.items():
-            up.reset()
-            for _ in up.upscale_frames(clip[:2]):  # warm-up: primitives, allocations, shape-specific kernels
-                pass
-            up.reset()
-            start = time.perf_counter()
-            n = sum(1 for _ in up.upscale_frames(clip))
-            best[entry] = min(best.get(entry, float("inf")), 1000 * (time.perf_counter() - start) / n)
-            print(f"{entry:<60} {1000 * (time.perf_counter() - start) / n:8.1f} ms/frame", flush=True)
+    best = best_ms_per_frame(ups, clip, args.repeats, report=True)
     first = args.entries[0]
     rows = {e: {"ms_per_frame": round(ms, 1), "speedup_vs_first": round(best[first] / ms, 3)} for e, ms in best.items()}
     for e, r in rows.items():

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from backend_speed import best_ms_per_frame  # the same timing loop, side by side in one run
 
 from vsrapp import Upscaler, bench, export, zoo
 from vsrapp.evaluation import bicubic_degrade, crop_to_multiple, frame_paths, read_rgb, y_psnr
@@ -56,17 +57,7 @@ def parity(name: str, clip: Path, frames: int, threads: int, window: int, lookah
 def speed(name: str, size: tuple[int, int], frames: int, threads: int, repeats: int) -> dict:
     clip = list(bench.synthetic_frames(frames, *size))
     ups = {b: Upscaler(name, device="cpu", backend=b, threads=threads) for b in ("torch", "onnxruntime")}
-    best: dict[str, float] = {}
-    for _ in range(repeats):
-        for b, up in ups.items():
-            up.reset()
-            for _ in up.upscale_frames(clip[:2]):  # warm-up: oneDNN primitives, ORT allocations
-                pass
-            up.reset()
-            start = time.perf_counter()
-            n = sum(1 for _ in up.upscale_frames(clip))
-            ms = 1000 * (time.perf_counter() - start) / n
-            best[b] = min(best.get(b, float("inf")), ms)
+    best = best_ms_per_frame(ups, clip, repeats)
     return {"lr_size": list(size), "frames": frames, "repeats": repeats,
             "ms_per_frame": {b: round(v, 1) for b, v in best.items()},
             "onnxruntime_speedup": round(best["torch"] / best["onnxruntime"], 3)}

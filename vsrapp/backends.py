@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from models.basicvsr import ForwardState
+from models.contract import is_network
 
 from . import export
 from .errors import ResourceError
@@ -225,10 +226,6 @@ class GraphModel(nn.Module):
         return f"{self.name}, {self.backend}, {self.precision}, {self.folder}"
 
 
-def has_step_api(model: nn.Module) -> bool:
-    return hasattr(model, "flow") and hasattr(model, "forward_step") and hasattr(model, "reconstruct")
-
-
 def graph_model(model: str | Path | nn.Module, backend: str = ONNXRUNTIME, name: str | None = None,
                 threads: int | None = None) -> nn.Module:
     """The model to run with a graph backend: an export folder as it is, or a torch model exported on the fly
@@ -242,7 +239,7 @@ def graph_model(model: str | Path | nn.Module, backend: str = ONNXRUNTIME, name:
         if not export.is_export_folder(model):
             raise BackendError(f"{model} is not an ONNX export folder")
         return GraphModel(model, backend, threads)
-    if not has_step_api(model):
+    if not is_network(model):
         return model
     try:
         folder = export.cached_export(model, name)

@@ -37,6 +37,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from models.contract import traits
+
 from .errors import ModelError
 
 MANIFEST = "vsrapp-onnx.json"
@@ -176,12 +178,12 @@ def model_digest(model: nn.Module, opset: int = DEFAULT_OPSET) -> str:
 
 def _check_exportable(model: nn.Module) -> None:
     missing = [m for m in ("flow", "forward_step", "reconstruct") if not hasattr(model, m)]
-    if getattr(model, "bidirectional", False) and not hasattr(model, "backward_step"):
+    if traits(model).bidirectional and not hasattr(model, "backward_step"):
         missing.append("backward_step")
     if missing:
         raise ExportError(f"{type(model).__name__} has no step API ({', '.join(missing)} missing): only recurrent "
                           "networks export (the bicubic baseline needs no export)")
-    if getattr(model, "scale", 4) != 4:
+    if traits(model).scale != 4:
         raise ExportError("only x4 models export")
 
 
@@ -202,8 +204,8 @@ def export_onnx(model: nn.Module, out: str | Path, name: str | None = None, opse
     if out.exists() and not overwrite:
         raise ExportError(f"{out} already exists (pass overwrite=True / --overwrite to replace it)")
     model = model.eval().cpu()
-    bidirectional = bool(getattr(model, "bidirectional", False))
-    specs = graph_specs(bidirectional)
+    shape = traits(model)
+    specs = graph_specs(shape.bidirectional)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
     tmp.mkdir()
@@ -214,13 +216,13 @@ def export_onnx(model: nn.Module, out: str | Path, name: str | None = None, opse
         manifest: dict[str, Any] = {
             "format": MANIFEST_FORMAT, "version": MANIFEST_VERSION,
             "model": name or type(model).__name__,
-            "bidirectional": bidirectional,
-            "scale": int(getattr(model, "scale", 4)),
+            "bidirectional": bool(shape.bidirectional),
+            "scale": int(shape.scale),
             "num_feat": int(model.num_feat),
             # The engine pads frames (edge replication) to a multiple of pad_multiple and to at least min_size
             # on both sides, then crops the output; SpyNet resizes to multiples of 32 inside the flow graph.
-            "pad_multiple": int(getattr(model, "modulus", 1)),
-            "min_size": max(MIN_SIZE, int(getattr(model, "min_size", 1))),
+            "pad_multiple": int(shape.modulus),
+            "min_size": max(MIN_SIZE, int(shape.min_size)),
             "layout": "NCHW float32, RGB in [0, 1]; batch, height and width dynamic",
             "first_step": "feed zeros for feat_in and flow",
             "opset": opset,
