@@ -165,8 +165,7 @@ LAYERS: dict[str, tuple[int, tuple[str, ...]]] = {
     "engine": (2, ("vsrapp.zoo", "vsrapp.recurrence", "vsrapp.upscaler", "vsrapp.backends", "vsrapp.export",
                    "vsrapp.quantize", "vsrapp.compat", "vsrapp.evaluation")),
     "jobs": (3, ("vsrapp.jobs", "vsrapp.pipeline", "vsrapp.segments")),
-    "web": (4, ("vsrapp.webcli", "vsrapp.webui", "vsrapp.webguard", "vsrapp.webmodels", "vsrapp.preview",
-                "vsrapp.compare", "vsrapp.live")),
+    "web": (4, ("vsrapp.web",)),
     "cluster": (4, ("vsrapp.cluster",)),
     "bench": (4, ("vsrapp.bench", "vsrapp.profiling")),
     "cli": (5, ("vsrapp.cli",)),
@@ -227,8 +226,8 @@ def test_pruning_uses_only_the_error_family_of_vsrapp():
 # upscale_file, get_model) and the web page's upscaling run. Everything they reach, at any depth and counting
 # function-level imports, must be free of pruning: a pruned checkpoint is self-describing.
 INFERENCE_ROOTS = ("vsrapp.upscaler", "vsrapp.jobs", "vsrapp.pipeline", "vsrapp.segments", "vsrapp.recurrence",
-                   "vsrapp.zoo", "vsrapp.backends", "vsrapp.cluster", "vsrapp.video", "vsrapp.preview", "vsrapp.live",
-                   "vsrapp.compare", "vsrapp.webui")
+                   "vsrapp.zoo", "vsrapp.backends", "vsrapp.cluster", "vsrapp.video", "vsrapp.web.preview",
+                   "vsrapp.web.live", "vsrapp.web.compare", "vsrapp.web.ui")
 
 
 def _reach(roots: tuple[str, ...]) -> set[str]:
@@ -275,7 +274,7 @@ def test_lazy_imports_close_no_new_cycle():
 
 def test_the_cycles_this_issue_removed_stay_gone():
     everything = _cycles(list(_edges()))
-    for pair in ({"models.pruned", "models.nm_sparse"}, {"vsrapp.webcli", "vsrapp.webui"}):
+    for pair in ({"models.pruned", "models.nm_sparse"}, {"vsrapp.web.cli", "vsrapp.web.ui"}):
         assert not any(pair <= c for c in everything), pair
 
 
@@ -325,10 +324,10 @@ def test_every_error_class_belongs_to_the_family_and_keeps_its_old_base():
     from vsrapp.cli import UserError
     from vsrapp.cluster import ClusterError
     from vsrapp.errors import InputError, ModelError, ResourceError, UsageError, VsrappError
-    from vsrapp.live import NotLiveCapable
     from vsrapp.video import VideoError
-    from vsrapp.webguard import Rejected
-    from vsrapp.webmodels import UnknownModel
+    from vsrapp.web.guard import Rejected
+    from vsrapp.web.live import NotLiveCapable
+    from vsrapp.web.menu import UnknownModel
     from vsrapp.zoo import WeightsError, ZooError
 
     expected = {UserError: (UsageError,), BenchError: (UsageError,), VideoError: (InputError,),

@@ -100,9 +100,9 @@ def make_padded(path: Path, source: Path) -> Path:
 def decodes(monkeypatch) -> list[str]:
     """Every decode the server starts: probe's first frame, the job's reader, a job folder. The server runs in
     this process, so a spy sees them all, whatever the timing."""
-    import vsrapp.preview
     import vsrapp.video.info
-    from vsrapp.webui import WebApp
+    import vsrapp.web.preview
+    from vsrapp.web.ui import WebApp
 
     seen: list[str] = []
 
@@ -113,7 +113,7 @@ def decodes(monkeypatch) -> list[str]:
         return wrapper
 
     monkeypatch.setattr(vsrapp.video.info, "_first_frame", spy("first frame", vsrapp.video.info._first_frame))
-    monkeypatch.setattr(vsrapp.preview, "stream_upscale", spy("job", vsrapp.preview.stream_upscale))
+    monkeypatch.setattr(vsrapp.web.preview, "stream_upscale", spy("job", vsrapp.web.preview.stream_upscale))
     monkeypatch.setattr(WebApp, "_new_job", spy("job folder", WebApp._new_job))
     return seen
 

@@ -14,10 +14,10 @@ import av
 import numpy as np
 import pytest
 
-from vsrapp import webguard
 from vsrapp.errors import UsageError
-from vsrapp.preview import Chunk, ChunkWriter, Done, Progress, stream_upscale
 from vsrapp.video import probe
+from vsrapp.web import guard
+from vsrapp.web.preview import Chunk, ChunkWriter, Done, Progress, stream_upscale
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -119,25 +119,25 @@ def test_pipeline_errors_reach_the_caller(media, tmp_path):
 
 # ---------------------------------------------------------------------------------------------- input checks
 def test_check_video_accepts_a_good_clip(media):
-    info = webguard.check_video(media.h264_aac, [media.h264_aac.parent], webguard.Limits())
+    info = guard.check_video(media.h264_aac, [media.h264_aac.parent], guard.Limits())
     assert info.frame_count == 50
 
 
 @pytest.mark.parametrize("limits, message", [
-    (webguard.Limits(max_seconds=1.5), "The video lasts 2.0 s; this server takes videos up to 2 s"),
-    (webguard.Limits(max_upload_mb=0), "this server takes videos up to 0 MB"),
-    (webguard.Limits(max_pixels=64 * 47), "The video is 64x48; this server takes up to 3,008 pixels per frame"),
+    (guard.Limits(max_seconds=1.5), "The video lasts 2.0 s; this server takes videos up to 2 s"),
+    (guard.Limits(max_upload_mb=0), "this server takes videos up to 0 MB"),
+    (guard.Limits(max_pixels=64 * 47), "The video is 64x48; this server takes up to 3,008 pixels per frame"),
 ])
 def test_check_video_limits(media, limits, message):
-    with pytest.raises(webguard.Rejected, match=message):
-        webguard.check_video(media.h264_aac, [media.h264_aac.parent], limits)
+    with pytest.raises(guard.Rejected, match=message):
+        guard.check_video(media.h264_aac, [media.h264_aac.parent], limits)
 
 
 @pytest.mark.parametrize("name", ["not_video", "audio_only", "truncated"])
 def test_check_video_refuses_non_videos(media, name):
     path = getattr(media, name)
-    with pytest.raises(webguard.Rejected, match="This is not a video this server can read"):
-        webguard.check_video(path, [path.parent], webguard.Limits())
+    with pytest.raises(guard.Rejected, match="This is not a video this server can read"):
+        guard.check_video(path, [path.parent], guard.Limits())
 
 
 def test_no_path_outside_the_roots(media, tmp_path):
@@ -145,17 +145,17 @@ def test_no_path_outside_the_roots(media, tmp_path):
     root.mkdir()
     (root / "link.mp4").symlink_to(media.h264_aac)  # a symlink out of the root is outside too
     for path in [media.h264_aac, root / "link.mp4", root / ".." / "x.mp4", "/etc/passwd"]:
-        with pytest.raises(webguard.Rejected, match=webguard.OUTSIDE):
-            webguard.check_video(path, [root], webguard.Limits())
+        with pytest.raises(guard.Rejected, match=guard.OUTSIDE):
+            guard.check_video(path, [root], guard.Limits())
     for empty in [None, ""]:
-        with pytest.raises(webguard.Rejected, match=webguard.NO_VIDEO):
-            webguard.check_video(empty, [root], webguard.Limits())
+        with pytest.raises(guard.Rejected, match=guard.NO_VIDEO):
+            guard.check_video(empty, [root], guard.Limits())
 
 
 # ---------------------------------------------------------------------------------------------- model menu
 def test_zoo_menu_marks_missing_weights(tmp_path, monkeypatch):
     from vsrapp import zoo
-    from vsrapp.webmodels import ModelMenu, UnknownModel, zoo_choices
+    from vsrapp.web.menu import ModelMenu, UnknownModel, zoo_choices
 
     monkeypatch.setenv(zoo.ENV_WEIGHTS, str(tmp_path))  # an empty weights folder
     menu = ModelMenu(zoo_choices())
@@ -173,7 +173,7 @@ def test_zoo_menu_marks_missing_weights(tmp_path, monkeypatch):
 
 def test_zoo_menu_prefers_the_best_installed_model(official_weights_dir, monkeypatch):
     from vsrapp import zoo
-    from vsrapp.webmodels import ModelMenu, zoo_choices
+    from vsrapp.web.menu import ModelMenu, zoo_choices
 
     monkeypatch.setenv(zoo.ENV_WEIGHTS, str(official_weights_dir))
     menu = ModelMenu(zoo_choices())
@@ -184,7 +184,7 @@ def test_zoo_menu_prefers_the_best_installed_model(official_weights_dir, monkeyp
 # ---------------------------------------------------------------------------------------------- live
 def test_live_session_upscales_and_reports_speed():
     from vsrapp import zoo
-    from vsrapp.live import LiveSession
+    from vsrapp.web.live import LiveSession
 
     session = LiveSession(zoo.get_model("bicubic"), device="cpu", max_side=80, interval=10.0, threads=1)
     frame = np.random.default_rng(0).integers(0, 255, (240, 320, 4), dtype=np.uint8)  # RGBA, as browsers send
@@ -201,9 +201,9 @@ def test_live_session_upscales_and_reports_speed():
 def test_live_input_with_a_bidirectional_pick_uses_the_best_forward_only_model(tmp_path):
     from webui_support import fast_models
 
-    from vsrapp.webguard import Limits
-    from vsrapp.webmodels import ModelMenu
-    from vsrapp.webui import WebApp
+    from vsrapp.web.guard import Limits
+    from vsrapp.web.menu import ModelMenu
+    from vsrapp.web.ui import WebApp
 
     app = WebApp(ModelMenu(fast_models()), Limits(webcam_max_side=40), tmp_path, None, threads=1)
     assert app.menu.default(forward_only=True) == "bicubic"  # the only forward-only one with a score
@@ -217,7 +217,7 @@ def test_live_input_with_a_bidirectional_pick_uses_the_best_forward_only_model(t
 
 def test_live_session_refuses_bidirectional_models():
     from models.basicvsr import BasicVSR
-    from vsrapp.live import LiveSession, NotLiveCapable
+    from vsrapp.web.live import LiveSession, NotLiveCapable
 
     with pytest.raises(NotLiveCapable, match="cannot run live"):
         LiveSession(BasicVSR(num_feat=8, num_block=1), device="cpu")
@@ -226,7 +226,7 @@ def test_live_session_refuses_bidirectional_models():
 # ---------------------------------------------------------------------------------------------- compare
 def test_compare_frame(media):
     from models.basicvsr import BasicVSR
-    from vsrapp.compare import compare_frame
+    from vsrapp.web.compare import compare_frame
 
     pair = compare_frame(media.h264_aac, 1.0, BasicVSR(num_feat=8, num_block=1), device="cpu", threads=1, context=2)
     assert pair.index == 25 and pair.seconds == pytest.approx(1.0)
@@ -240,7 +240,7 @@ def test_compare_frame(media):
 def test_serve_subcommand_options(capsys):
     import argparse
 
-    from vsrapp.webcli import cmd_serve, register_cli, serve_kwargs
+    from vsrapp.web.cli import cmd_serve, register_cli, serve_kwargs
 
     parser = argparse.ArgumentParser(prog="vsrapp")
     register_cli(parser.add_subparsers(dest="command"))
@@ -249,7 +249,7 @@ def test_serve_subcommand_options(capsys):
     assert args.func is cmd_serve and args.port == 7999 and args.host == "127.0.0.1"
     kw = serve_kwargs(args)
     assert kw["limits"].max_seconds == 30 and kw["limits"].queue_size == 2
-    assert kw["limits"].max_upload_mb == webguard.Limits().max_upload_mb
+    assert kw["limits"].max_upload_mb == guard.Limits().max_upload_mb
     assert [m.name for m in kw["models"]] == ["bicubic"] and kw["threads"] == 1
     with pytest.raises(UsageError, match="unknown model"):
         serve_kwargs(parser.parse_args(["serve", "--models", "nope"]))
@@ -263,7 +263,7 @@ def test_serve_options_do_not_import_gradio():
     """``vsrapp``'s parser registers ``serve``; that must not cost every subcommand Gradio's import time."""
     import sys
 
-    code = ("import argparse, sys; from vsrapp.webcli import register_cli; "
+    code = ("import argparse, sys; from vsrapp.web.cli import register_cli; "
             "register_cli(argparse.ArgumentParser().add_subparsers()); print('gradio' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"

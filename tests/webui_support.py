@@ -37,7 +37,7 @@ def fast_models():
     and a deliberately slow bicubic for the queue tests."""
     from models.basicvsr import BasicVSR
     from vsrapp import zoo
-    from vsrapp.webmodels import ModelChoice
+    from vsrapp.web.menu import ModelChoice
 
     bicubic = zoo.get_entry("bicubic")
     return [
@@ -71,8 +71,8 @@ def running_server(root: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Serv
     # Read when components are made, so set before build_app; no analytics or version checks leave the machine.
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(gradio_dir))
     monkeypatch.setenv("GRADIO_ANALYTICS_ENABLED", "False")
-    from vsrapp.webguard import Limits
-    from vsrapp.webui import build_app, launch
+    from vsrapp.web.guard import Limits
+    from vsrapp.web.ui import build_app, launch
 
     limits = Limits(max_seconds=MAX_SECONDS, max_upload_mb=MAX_UPLOAD_MB, chunk_seconds=1.0, queue_size=4)
     demo = build_app(fast_models(), limits, work_dir=work_dir, threads=1)

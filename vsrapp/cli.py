@@ -387,7 +387,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_eval)
 
-    from .webcli import register_cli as register_serve  # no Gradio import until `serve` runs
+    from .web.cli import register_cli as register_serve  # no Gradio import until `serve` runs
 
     register_serve(sub)
     from .bench import add_command as register_bench

@@ -6,7 +6,7 @@
 - :mod:`vsrapp.jobs.folder`: the job folder beside the output, shared by both ways of running.
 
 The CLI (files, folders, ``--resume``, ``--ray``), :func:`vsrapp.upscale_file`, the web page
-(:mod:`vsrapp.preview`) and :func:`vsrapp.cluster.upscale_on_ray` build a JobSpec once and hand it down.
+(:mod:`vsrapp.web.preview`) and :func:`vsrapp.cluster.upscale_on_ray` build a JobSpec once and hand it down.
 """
 
 from .folder import JobFolder

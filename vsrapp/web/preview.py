@@ -26,11 +26,11 @@ import av
 import numpy as np
 from torch import nn
 
-from . import zoo
-from .jobs import EncodeOptions, EngineOptions, JobSpec
-from .pipeline import UpscaleReport, upscale_file
-from .upscaler import Upscaler, pick_device
-from .video import probe
+from .. import zoo
+from ..jobs import EncodeOptions, EngineOptions, JobSpec
+from ..pipeline import UpscaleReport, upscale_file
+from ..upscaler import Upscaler, pick_device
+from ..video import probe
 
 DEFAULT_CHUNK_SECONDS = 2.0
 DEFAULT_MAX_SIDE = 1280

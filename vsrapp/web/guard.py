@@ -10,13 +10,13 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import InputError
-from .video import VideoError, VideoInfo, probe, read_headers
+from ..errors import InputError
+from ..video import VideoError, VideoInfo, probe, read_headers
 
 # The example clips the page offers (and one of the roots a visitor's file may come from). A server setting like
-# Limits, so it lives here, where both the command line (webcli) and the page (webui) read it without importing
+# Limits, so it lives here, where both the command line (web.cli) and the page (web.ui) read it without importing
 # each other.
-DEFAULT_EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+DEFAULT_EXAMPLES = Path(__file__).resolve().parents[2] / "examples"  # the repository's examples/
 
 # The messages a visitor can see; tests match on the text before the first "{".
 NO_VIDEO = "No video given: upload a file or pick an example clip."

@@ -1,6 +1,6 @@
 """The web UI's command line: ``python app.py`` and ``vsrapp serve`` (hook: :func:`register_cli`).
 
-Kept apart from :mod:`vsrapp.webui` so that building ``vsrapp``'s argument parser never imports Gradio (seconds
+Kept apart from :mod:`vsrapp.web.ui` so that building ``vsrapp``'s argument parser never imports Gradio (seconds
 of start-up every other subcommand would pay); Gradio loads only when the server starts.
 """
 
@@ -11,8 +11,8 @@ import sys
 from collections.abc import Sequence
 from dataclasses import fields
 
-from .errors import UsageError
-from .webguard import DEFAULT_EXAMPLES, Limits
+from ..errors import UsageError
+from .guard import DEFAULT_EXAMPLES, Limits
 
 # ``serve`` has always refused a bad option with ``SystemExit("vsrapp: error: ...")``: that line and status 1.
 # serve_kwargs now raises UsageError (it never exits the process) and cmd_serve prints the same line and status.
@@ -42,7 +42,7 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
 def serve_kwargs(args: argparse.Namespace) -> dict:
     """``build_app``'s arguments from the parsed options; :class:`UsageError` for a ``--models`` name that
     is not in the zoo."""
-    from .webmodels import zoo_choices
+    from .menu import zoo_choices
 
     names = {f.name for f in fields(Limits)}
     limits = Limits(**{k: v for k, v in vars(args).items() if k in names and v is not None})
@@ -64,8 +64,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except UsageError as exc:
         print(f"vsrapp: error: {exc}", file=sys.stderr)
         return EXIT_REFUSED
-    from .upscaler import set_threads
-    from .webui import build_app, launch  # Gradio loads here, once the options are known to be good
+    from ..upscaler import set_threads
+    from .ui import build_app, launch  # Gradio loads here, once the options are known to be good
 
     # The server is the entry point: torch's threads are set here, once, for every viewer's job (an Upscaler
     # changes no process-wide setting).

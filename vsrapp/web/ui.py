@@ -1,10 +1,10 @@
 """The Gradio page: upload or pick a clip, choose model/device/precision, upscale with a live preview, compare a
 frame with bicubic, or upscale the webcam live. ``python app.py`` and ``vsrapp serve`` start it through
-:mod:`vsrapp.webcli`.
+:mod:`vsrapp.web.cli`.
 
-Everything here is wiring: the work is done by :func:`vsrapp.preview.stream_upscale` (which drives
-:func:`vsrapp.upscale_file`), :func:`vsrapp.compare.compare_frame` and :class:`vsrapp.live.LiveSession`; inputs
-are checked by :mod:`vsrapp.webguard`. Every heavy event shares one concurrency group of size one, so one job
+Everything here is wiring: the work is done by :func:`vsrapp.web.preview.stream_upscale` (which drives
+:func:`vsrapp.upscale_file`), :func:`vsrapp.web.compare.compare_frame` and :class:`vsrapp.web.live.LiveSession`; inputs
+are checked by :mod:`vsrapp.web.guard`. Every heavy event shares one concurrency group of size one, so one job
 at a time touches the accelerator and the others wait in Gradio's queue (their position is shown).
 
 Endpoints: ``/upscale`` (file in, upscaled mp4 and a status line out; the one for API clients) and
@@ -24,8 +24,8 @@ from pathlib import Path
 
 import gradio as gr
 
-from .webguard import DEFAULT_EXAMPLES, Limits, Rejected, check_video
-from .webmodels import ModelChoice, ModelMenu, UnknownModel, zoo_choices
+from .guard import DEFAULT_EXAMPLES, Limits, Rejected, check_video
+from .menu import ModelChoice, ModelMenu, UnknownModel, zoo_choices
 
 GPU = "gpu"  # the concurrency group of every event that runs a network
 PRECISIONS = ["auto", "fp32", "fp16", "bf16"]
@@ -215,7 +215,7 @@ def _friendly(events):
 
 
 def _as_gr_error(exc: Exception) -> Exception:
-    from .video import VideoError
+    from ..video import VideoError
 
     if isinstance(exc, gr.Error):
         return exc

@@ -16,8 +16,8 @@ from torch import nn
 
 from models.bicubic import Bicubic
 
-from .upscaler import Upscaler
-from .video import VideoReader
+from ..upscaler import Upscaler
+from ..video import VideoReader
 
 DEFAULT_CONTEXT = 7
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 
 from torch import nn
 
-from . import zoo
-from .errors import ModelError
+from .. import zoo
+from ..errors import ModelError
 
 
 @dataclass(frozen=True)
