@@ -1,4 +1,4 @@
-"""Segments and the Ray scale-out (vsrapp.segments, vsrapp.cluster, ``vsrapp upscale --ray``).
+"""Segments and the Ray scale-out (vsrapp.cluster.worker, vsrapp.cluster.driver, ``vsrapp upscale --ray``).
 
 The segment tests need no Ray. The Ray tests start one local instance with two CPU workers for the module and
 compare every output with the single-process output of the same model, encoded losslessly (x264 qp 0), so any
@@ -16,8 +16,9 @@ import numpy as np
 import pytest
 from nets import SlowBicubic, tiny_net
 
+from vsrapp.cluster.worker import upscale_segment
+from vsrapp.jobs.segments import plan_segments
 from vsrapp.pipeline import job_dir_for, upscale_file
-from vsrapp.segments import plan_segments, upscale_segment
 from vsrapp.upscaler import Upscaler
 from vsrapp.video import VideoReader, probe, timeline
 from vsrapp.video.concat import join_segments
@@ -122,7 +123,7 @@ def ray_local():
 
 
 def test_ray_output_equals_single_process(ray_local, media, tmp_path):
-    from vsrapp.cluster import upscale_on_ray
+    from vsrapp.cluster.driver import upscale_on_ray
 
     net = tiny_net()
     out = tmp_path / "ray.mp4"
@@ -137,7 +138,7 @@ def test_ray_output_equals_single_process(ray_local, media, tmp_path):
 def test_ray_survives_a_killed_worker(ray_local, media, tmp_path):
     """SIGKILL the worker of the first running segment: Ray runs that segment again, nothing is lost or
     doubled, and the report says a segment was re-run."""
-    from vsrapp.cluster import upscale_on_ray
+    from vsrapp.cluster.driver import upscale_on_ray
 
     killed: list[str] = []
 
@@ -157,7 +158,7 @@ def test_ray_survives_a_killed_worker(ray_local, media, tmp_path):
 
 
 def test_ray_job_stopped_as_a_whole_resumes_from_its_manifest(ray_local, media, tmp_path):
-    from vsrapp.cluster import upscale_on_ray
+    from vsrapp.cluster.driver import upscale_on_ray
 
     out = tmp_path / "resumed.mp4"
 

@@ -164,7 +164,7 @@ LAYERS: dict[str, tuple[int, tuple[str, ...]]] = {
     "video": (1, ("vsrapp.video",)),
     "engine": (2, ("vsrapp.zoo", "vsrapp.recurrence", "vsrapp.upscaler", "vsrapp.backends", "vsrapp.export",
                    "vsrapp.quantize", "vsrapp.compat", "vsrapp.evaluation")),
-    "jobs": (3, ("vsrapp.jobs", "vsrapp.pipeline", "vsrapp.segments")),
+    "jobs": (3, ("vsrapp.jobs", "vsrapp.pipeline")),
     "web": (4, ("vsrapp.web",)),
     "cluster": (4, ("vsrapp.cluster",)),
     "bench": (4, ("vsrapp.bench", "vsrapp.profiling")),
@@ -225,9 +225,9 @@ def test_pruning_uses_only_the_error_family_of_vsrapp():
 # The modules `vsrapp upscale` (also with --ray or --backend onnxruntime), the Python API (Upscaler,
 # upscale_file, get_model) and the web page's upscaling run. Everything they reach, at any depth and counting
 # function-level imports, must be free of pruning: a pruned checkpoint is self-describing.
-INFERENCE_ROOTS = ("vsrapp.upscaler", "vsrapp.jobs", "vsrapp.pipeline", "vsrapp.segments", "vsrapp.recurrence",
-                   "vsrapp.zoo", "vsrapp.backends", "vsrapp.cluster", "vsrapp.video", "vsrapp.web.preview",
-                   "vsrapp.web.live", "vsrapp.web.compare", "vsrapp.web.ui")
+INFERENCE_ROOTS = ("vsrapp.upscaler", "vsrapp.jobs", "vsrapp.pipeline", "vsrapp.recurrence", "vsrapp.zoo",
+                   "vsrapp.backends", "vsrapp.cluster", "vsrapp.video", "vsrapp.web.preview", "vsrapp.web.live",
+                   "vsrapp.web.compare", "vsrapp.web.ui")
 
 
 def _reach(roots: tuple[str, ...]) -> set[str]:
@@ -322,7 +322,7 @@ def test_only_the_command_line_installs_signal_handlers():
 def test_every_error_class_belongs_to_the_family_and_keeps_its_old_base():
     from vsrapp.bench import BenchError
     from vsrapp.cli import UserError
-    from vsrapp.cluster import ClusterError
+    from vsrapp.cluster.driver import ClusterError
     from vsrapp.errors import InputError, ModelError, ResourceError, UsageError, VsrappError
     from vsrapp.video import VideoError
     from vsrapp.web.guard import Rejected

@@ -130,15 +130,12 @@ def test_one_segment_plan_for_one_process_and_for_ray():
 
 
 def test_old_import_paths_still_work():
-    import vsrapp.cluster as cluster
     import vsrapp.jobs.segments as plan
     import vsrapp.pipeline as pipeline
-    import vsrapp.segments as segments
 
+    # pipeline is the Python API's home (upscale_file); the Ray modules moved to vsrapp.cluster with their callers.
     assert pipeline.job_dir_for is job_dir_for and pipeline.DEFAULT_SEGMENT_FRAMES == 480
-    assert segments.plan_segments is plan.plan_segments and segments.Segment is plan.Segment
-    assert cluster.default_segment_length is plan.default_segment_length
-    assert cluster.MAX_SEGMENT == 480 and cluster.MIN_SEGMENT == segments.MIN_SEGMENT == 48
+    assert plan.MAX_SEGMENT == 480 and plan.MIN_SEGMENT == 48
 
 
 # ------------------------------------------------------------------------------------------ threads

@@ -257,7 +257,7 @@ def _upscale_on_ray(args: argparse.Namespace, jobs: list[tuple[Path, Path]]) -> 
     """``--ray``: every segment of every file is a Ray task; one progress bar for the whole job."""
     from tqdm import tqdm
 
-    from .cluster import ClusterError, upscale_on_ray
+    from .cluster.driver import ClusterError, upscale_on_ray
     from .video import VideoError
 
     for _, dst in jobs:

@@ -1,8 +1,7 @@
-"""Upscale one segment of a video: the unit of work of :mod:`vsrapp.cluster`.
+"""Upscale one segment of a video: what one Ray task of :mod:`vsrapp.cluster.driver` runs on a worker.
 
 It needs no Ray, so it is tested and usable on its own. Where segments are cut (warm-up, look-ahead, keyframes)
-is the job's segment plan, :mod:`vsrapp.jobs.segments`, the same one a single-process job uses; its names are
-re-exported here, where they used to live.
+is the job's segment plan, :mod:`vsrapp.jobs.segments`, the same one a single-process job uses.
 """
 
 from __future__ import annotations
@@ -15,21 +14,11 @@ from typing import Any
 
 from torch import nn
 
-from .jobs.segments import (
-    DEFAULT_WARMUP,
-    MIN_SEGMENT,
-    Segment,
-    SegmentPlan,
-    cut_points,
-    expected_suffix,
-    plan_segments,
-    segment_file_name,
-)
-from .upscaler import Upscaler
-from .video import Frame, VideoError, VideoInfo, VideoReader, VideoWriter
+from ..jobs.segments import Segment
+from ..upscaler import Upscaler
+from ..video import Frame, VideoError, VideoInfo, VideoReader, VideoWriter
 
-__all__ = ["DEFAULT_WARMUP", "MIN_SEGMENT", "Segment", "SegmentPlan", "SegmentResult", "cut_points",
-           "expected_suffix", "plan_segments", "segment_file_name", "upscale_segment"]
+__all__ = ["SegmentResult", "upscale_segment"]
 
 
 @dataclass

@@ -31,21 +31,19 @@ from torch import nn
 
 from models.contract import traits
 
-from . import zoo
-from .errors import ResourceError
-from .jobs.folder import JobFolder
-from .jobs.segments import DEFAULT_WARMUP, MAX_SEGMENT, MIN_SEGMENT, Segment, SegmentPlan, default_segment_length
-from .jobs.spec import MANIFEST_VERSION, EncodeOptions, EngineOptions, JobSpec
-from .pipeline import check_out_scale
-from .segments import upscale_segment
-from .upscaler import DEFAULT_LOOKAHEAD, DEFAULT_MODEL, DEFAULT_TILE_OVERLAP, DEFAULT_WINDOW, set_threads
-from .video import VideoError, VideoInfo, probe, timeline
-from .video.concat import join_segments
-from .video.limits import check_output_size
+from .. import zoo
+from ..errors import ResourceError
+from ..jobs.folder import JobFolder
+from ..jobs.segments import DEFAULT_WARMUP, Segment, SegmentPlan, default_segment_length
+from ..jobs.spec import EncodeOptions, EngineOptions, JobSpec
+from ..pipeline import check_out_scale
+from ..upscaler import DEFAULT_LOOKAHEAD, DEFAULT_MODEL, DEFAULT_TILE_OVERLAP, DEFAULT_WINDOW, set_threads
+from ..video import VideoError, VideoInfo, probe, timeline
+from ..video.concat import join_segments
+from ..video.limits import check_output_size
+from .worker import upscale_segment
 
-# Kept importable from here, where they used to live (vsrapp.jobs holds them now).
-__all__ = ["MANIFEST_VERSION", "MAX_SEGMENT", "MIN_SEGMENT", "ClusterError", "ClusterReport", "FileJob",
-           "JobStatus", "connect", "default_segment_length", "upscale_on_ray"]
+__all__ = ["ClusterError", "ClusterReport", "FileJob", "JobStatus", "connect", "upscale_on_ray"]
 
 TASK_RETRIES = 3
 ProgressCallback = Callable[[int, int], None]
