@@ -21,7 +21,9 @@ from pathlib import Path
 
 import torch
 
-from vsrapp import Upscaler, bench
+from vsrapp import Upscaler
+from vsrapp.bench.run import host_info, parse_size
+from vsrapp.video.synthetic import synthetic_frames
 
 
 def parse_entry(entry: str) -> tuple[str, str]:
@@ -61,8 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     torch.set_num_threads(args.threads)
-    size = bench.parse_size(args.size)
-    clip = list(bench.synthetic_frames(args.frames, *size))
+    size = parse_size(args.size)
+    clip = list(synthetic_frames(args.frames, *size))
     ups = {}
     for entry in args.entries:
         model, backend = parse_entry(entry)
@@ -73,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     for e, r in rows.items():
         print(f"{e:<60} best {r['ms_per_frame']:8.1f} ms/frame  x{r['speedup_vs_first']:.2f} vs {first}")
     doc = {"date": time.strftime("%Y-%m-%d %H:%M:%S %z"), "command": " ".join(["python", *sys.argv]),
-           "host": bench.host_info(torch.device("cpu")), "lr_size": list(size), "frames": args.frames,
+           "host": host_info(torch.device("cpu")), "lr_size": list(size), "frames": args.frames,
            "repeats": args.repeats, "threads": args.threads, "entries": rows,
            "load_avg_after": [round(x, 2) for x in os.getloadavg()]}
     if args.json:

@@ -29,8 +29,10 @@ import numpy as np
 import torch
 from backend_speed import best_ms_per_frame  # the same timing loop, side by side in one run
 
-from vsrapp import Upscaler, bench, export, zoo
+from vsrapp import Upscaler, export, zoo
+from vsrapp.bench.run import host_info, parse_size
 from vsrapp.evaluation import bicubic_degrade, crop_to_multiple, frame_paths, read_rgb, y_psnr
+from vsrapp.video.synthetic import synthetic_frames
 
 
 def psnr_rgb(a: np.ndarray, b: np.ndarray) -> float:
@@ -55,7 +57,7 @@ def parity(name: str, clip: Path, frames: int, threads: int, window: int, lookah
 
 
 def speed(name: str, size: tuple[int, int], frames: int, threads: int, repeats: int) -> dict:
-    clip = list(bench.synthetic_frames(frames, *size))
+    clip = list(synthetic_frames(frames, *size))
     ups = {b: Upscaler(name, device="cpu", backend=b, threads=threads) for b in ("torch", "onnxruntime")}
     best = best_ms_per_frame(ups, clip, repeats)
     return {"lr_size": list(size), "frames": frames, "repeats": repeats,
@@ -79,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     doc: dict = {"date": time.strftime("%Y-%m-%d %H:%M:%S %z"), "command": " ".join(["python", *sys.argv]),
-                 "host": bench.host_info(torch.device("cpu")), "models": {}}
+                 "host": host_info(torch.device("cpu")), "models": {}}
     for name in args.models:
         row: dict = {}
         start = time.perf_counter()
@@ -90,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
             row["parity"] = parity(name, args.clip, args.frames, args.threads, args.window, args.lookahead)
             print(name, "parity", json.dumps(row["parity"]), flush=True)
         if args.speed_frames:
-            row["speed"] = speed(name, bench.parse_size(args.size), args.speed_frames, args.threads, args.repeats)
+            row["speed"] = speed(name, parse_size(args.size), args.speed_frames, args.threads, args.repeats)
             print(name, "speed", json.dumps(row["speed"]), flush=True)
         doc["models"][name] = row
     doc["host"]["load_avg_after"] = [round(x, 2) for x in os.getloadavg()]

@@ -16,7 +16,8 @@ from models.gassl_slim import GASSL_PLAN_FORMAT, GASSL_PLAN_VERSION, GasslBasicV
 from models.nm_sparse import nm_mask
 from models.pruned import load_pruned, save_pruned
 from models.slim import SlimBasicVSR, SlimBasicVSRUni, build_slim
-from vsrapp import bench, zoo
+from vsrapp import zoo
+from vsrapp.bench.run import load_bench_model, random_plan
 from vsrapp.recurrence import StreamRunner, upscale_clip
 
 NF, NB = 8, 2  # tiny networks: fast on a shared CPU
@@ -67,7 +68,7 @@ def export_folder(tmp_path, method: str, bidirectional: bool):
     """A pruned export folder of ``method`` (tiny, random weights) and the model it holds."""
     torch.manual_seed(0)
     if method == "ssl":
-        plan = bench.random_plan(0.5, seed=3, bidirectional=bidirectional, num_feat=NF, num_block=NB)
+        plan = random_plan(0.5, seed=3, bidirectional=bidirectional, num_feat=NF, num_block=NB)
         model = build_slim(plan)
     elif method == "gassl":
         plan = gassl_plan(bidirectional)
@@ -150,7 +151,7 @@ def test_slim_classes_run_their_parents_init():
 
     from models.slim import _build_slim_layers
 
-    plan = bench.random_plan(0.5, seed=3, num_feat=NF, num_block=NB)
+    plan = random_plan(0.5, seed=3, num_feat=NF, num_block=NB)
     torch.manual_seed(0)
     slim = build_slim(plan)
     torch.manual_seed(0)
@@ -200,8 +201,8 @@ def test_the_loader_table_loads_each_export_format_as_its_class(tmp_path, method
     assert {k: v.shape for k, v in built.state_dict().items()} == {k: v.shape for k, v in loaded.state_dict().items()}
     # The zoo and the bench take folders through the same table.
     assert type(zoo.load_slim_export(folder)) is type(loaded)
-    assert type(bench.load_bench_model(str(folder)).model) is type(loaded)
-    assert type(bench.load_bench_model(str(folder), random_weights=True).model) is type(loaded)
+    assert type(load_bench_model(str(folder)).model) is type(loaded)
+    assert type(load_bench_model(str(folder), random_weights=True).model) is type(loaded)
 
 
 def test_the_loader_table_reads_basicsr_checkpoints(tmp_path, vimeo_weights):

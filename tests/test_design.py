@@ -167,7 +167,7 @@ LAYERS: dict[str, tuple[int, tuple[str, ...]]] = {
     "jobs": (3, ("vsrapp.jobs", "vsrapp.pipeline")),
     "web": (4, ("vsrapp.web",)),
     "cluster": (4, ("vsrapp.cluster",)),
-    "bench": (4, ("vsrapp.bench", "vsrapp.profiling")),
+    "bench": (4, ("vsrapp.bench",)),
     "cli": (5, ("vsrapp.cli",)),
     # Beside the engine, not above it: pruning may import models and vsrapp.errors (rule below), and nothing but
     # the CLI imports pruning.
@@ -320,7 +320,7 @@ def test_only_the_command_line_installs_signal_handlers():
 
 # ------------------------------------------------------------------------------------------ the error family
 def test_every_error_class_belongs_to_the_family_and_keeps_its_old_base():
-    from vsrapp.bench import BenchError
+    from vsrapp.bench.run import BenchError
     from vsrapp.cli import UserError
     from vsrapp.cluster.driver import ClusterError
     from vsrapp.errors import InputError, ModelError, ResourceError, UsageError, VsrappError

@@ -14,7 +14,8 @@ import torch
 from nets import tiny_net
 
 from models.slim import build_slim
-from vsrapp import Upscaler, backends, bench, export
+from vsrapp import Upscaler, backends, export
+from vsrapp.bench.run import random_plan
 from vsrapp.cli import main
 
 
@@ -38,7 +39,7 @@ def ort():
 def tiny_slim(seed: int = 0):
     """A slim (RSC) network of a random plan: gathers and scatters channels like the bundled ssl models."""
     torch.manual_seed(seed)
-    return build_slim(bench.random_plan(0.5, seed=3, num_feat=8, num_block=2)).eval()
+    return build_slim(random_plan(0.5, seed=3, num_feat=8, num_block=2)).eval()
 
 
 MODELS = {

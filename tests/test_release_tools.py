@@ -13,7 +13,7 @@ import torch
 
 from models.slim import build_slim
 from pruning.bundle import bundle
-from vsrapp import bench
+from vsrapp.bench.run import random_plan
 from vsrapp.zoo import load_slim_export
 
 REPO = Path(__file__).resolve().parents[1]
@@ -24,7 +24,7 @@ def tiny_export(tmp_path) -> Path:
     """A pruned-model export as training writes it, with this machine's paths in its recipe."""
     from models.pruned import save_pruned
 
-    plan = bench.random_plan(0.5, seed=3, num_feat=8, num_block=2)
+    plan = random_plan(0.5, seed=3, num_feat=8, num_block=2)
     torch.manual_seed(0)
     model = build_slim(plan)
     meta = {"method": "ssl", "params": {"total": sum(p.numel() for p in model.parameters())},

@@ -390,7 +390,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .web.cli import register_cli as register_serve  # no Gradio import until `serve` runs
 
     register_serve(sub)
-    from .bench import add_command as register_bench
+    from .bench.run import add_command as register_bench
 
     register_bench(sub)
     from .export import add_command as register_export

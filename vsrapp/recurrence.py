@@ -15,7 +15,7 @@ The networks in ``models/`` expose per-frame steps (``flow``, ``backward_step``,
 Tensors here are (B, 3, h, w) float in [0, 1] on the model's device; conversion, padding and tiling live in
 :mod:`vsrapp.upscaler`. What a model must offer is the contract of :mod:`models.contract`.
 
-This is the one copy of the schedule: ``vsrapp bench`` times it (:mod:`vsrapp.profiling`) by handing the
+This is the one copy of the schedule: ``vsrapp bench`` times it (:mod:`vsrapp.bench.profiling`) by handing the
 runners a :data:`PartTimer`, under which every step call is charged to one of :data:`PARTS`: ``spynet``
 (``flow``), ``trunks`` (``backward_step``/``forward_step``), ``upsampler`` (``reconstruct``, or the whole
 ``step`` of a stateless model).
@@ -32,7 +32,7 @@ import torch
 from models.contract import ForwardState, is_network, traits
 
 StepCallback = Callable[[float], None]
-# part name -> a context manager around one step call (vsrapp.profiling.PartTimer); None: nothing is timed.
+# part name -> a context manager around one step call (vsrapp.bench.profiling.PartTimer); None: nothing is timed.
 PartTimer = Callable[[str], contextlib.AbstractContextManager[Any]]
 PARTS = ("spynet", "trunks", "upsampler")
 

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 
 from models.contract import traits
 
-from .recurrence import PARTS, run_clip  # the part names are the schedule's; importable from here as before
+from ..recurrence import PARTS, run_clip  # the part names are the schedule's
 
 
 def sync(device: torch.device | str) -> None:

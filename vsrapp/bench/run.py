@@ -32,10 +32,10 @@ from torch import nn
 
 from models.contract import block_name, is_network, traits
 
+from ..errors import UsageError
+from ..upscaler import DEFAULT_LOOKAHEAD, DEFAULT_WINDOW, pick_device, pick_precision
+from ..video.synthetic import synthetic_frames
 from . import profiling as prof
-from .errors import UsageError
-from .upscaler import DEFAULT_LOOKAHEAD, DEFAULT_WINDOW, pick_device, pick_precision
-from .video.synthetic import synthetic_frames  # noqa: F401  (bench.synthetic_frames: the bench's clip)
 
 SCHEMA = "vsrapp-bench"
 SCHEMA_VERSION = 1
@@ -93,7 +93,7 @@ def load_bench_model(spec: str, random_weights: bool = False) -> BenchModel:
     from models.loading import build_model
     from models.slim import build_slim
 
-    from . import zoo
+    from .. import zoo
 
     if spec.startswith(RANDOM_SLIM):
         try:
@@ -171,7 +171,7 @@ def write_clip(path: Path, frames: np.ndarray, fps: int = CLIP_FPS) -> Path:
 
 
 def decode_clip(path: Path, limit: int | None = None) -> np.ndarray:
-    from .video import VideoReader
+    from ..video import VideoReader
 
     images = []
     with VideoReader(path) as reader:
@@ -250,8 +250,8 @@ def measure_model_only(model: nn.Module, frames: np.ndarray, s: Settings, varian
 def measure_end_to_end(bm: BenchModel, clip: Path, decoded: np.ndarray, s: Settings, work: Path) -> dict[str, Any]:
     """Network-only (the Upscaler on frames already decoded) and end to end (:func:`upscale_file` on the clip),
     back to back with the same Upscaler settings, and their ratio."""
-    from .pipeline import upscale_file
-    from .upscaler import Upscaler
+    from ..pipeline import upscale_file
+    from ..upscaler import Upscaler
 
     up = Upscaler(copy.deepcopy(bm.model), device=s.device, precision=s.precision, window=s.window,
                   lookahead=s.lookahead, threads=torch.get_num_threads())
@@ -611,6 +611,3 @@ def main(argv: list[str] | None = None) -> int:
     args.command_line = " ".join(["python -m vsrapp.bench", *argv])
     return args.func(args)
 
-
-if __name__ == "__main__":
-    raise SystemExit(main())
