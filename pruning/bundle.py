@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from models.pruned import read_meta, save_pruned
-from vsrapp.zoo import BUNDLED_DIR, sha256_of
+
+from .zoo import BUNDLED_DIR, sha256_of
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9.-]*$")
 _PATH_KEYS = ("data", "out")

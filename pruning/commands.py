@@ -20,19 +20,16 @@ export's hidden state is narrower than the teacher's, so it needs ``--tf-weight 
 from __future__ import annotations
 
 import argparse
-import functools
-import os
-import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from models.contract import num_blocks
 from vsrapp.errors import UsageError
 
+from . import zoo
 from .prepare_data import DEFAULT_OUT
+from .refusal import refusing
 
-DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1].parent / "shared" / "weights"
 METHODS = ("ssl", "gassl", "nm", "issp")
 SSL_ITERS = 19000
 NM_ITERS = SSL_ITERS  # SLS gives no step count for video; search + fine-tuning as long as SSL's sparsity phase
@@ -50,32 +47,6 @@ METHOD_OPTIONS = {
     "rerank_every": ("nm",),
     "sparsity": ("issp",), "shrink": ("issp",), "prune_steps": ("issp",),
 }
-
-
-# How these commands have always refused a bad request: the message alone on stderr and status 1 (what
-# ``raise SystemExit(message)`` did before the library stopped exiting the process). Kept, so that scripts and
-# users see no change; joining the CLI's ``vsrapp: error: ...`` / status 2 would be a visible one (docs/DESIGN.md).
-EXIT_REFUSED = 1
-
-Command = Callable[[argparse.Namespace], int]
-
-
-def report_refusal(exc: UsageError) -> int:
-    """Print ``exc`` as these commands always printed a refusal; the exit status to return."""
-    print(exc, file=sys.stderr)
-    return EXIT_REFUSED
-
-
-def refusing(command: Command) -> Command:
-    """``command`` with its :class:`UsageError` turned into one line and :data:`EXIT_REFUSED`. Only
-    ``UsageError``: a model the zoo cannot give (``ZooError``) still reaches the CLI's ``vsrapp: error:`` line."""
-    @functools.wraps(command)
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return command(args)
-        except UsageError as exc:
-            return report_refusal(exc)
-    return run
 
 
 def _common(p: argparse.ArgumentParser, iters: int | None, lr: float, iters_help: str = "") -> None:
@@ -207,22 +178,6 @@ def _config(args: argparse.Namespace, phase: str, **extra: Any):
                        stop_at=args.stop_at, **{"frames": args.frames, **extra})
 
 
-def _weights_env() -> None:
-    # The zoo looks in $VSRAPP_WEIGHTS; fall back to the repository's ../shared/weights when unset.
-    if not os.environ.get("VSRAPP_WEIGHTS") and DEFAULT_WEIGHTS.is_dir():
-        os.environ["VSRAPP_WEIGHTS"] = str(DEFAULT_WEIGHTS)
-
-
-def _dense_teacher(name: str):
-    from vsrapp.zoo import get_model
-
-    _weights_env()
-    model = get_model(name)
-    if not hasattr(model, "forward_trunk") or hasattr(model, "plan"):
-        raise UsageError(f"teacher {name!r} is not a dense BasicVSR")
-    return model
-
-
 def _dense_for_arch(teacher, arch: str):
     from models.basicvsr import BasicVSRUni, uni_state_from_bidirectional
 
@@ -302,7 +257,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
     method, default_iters = make_method(args) if args.method != "ssl" else (None, SSL_ITERS)
     if args.iters is None:
         args.iters = default_iters
-    teacher = _dense_teacher(args.teacher)
+    teacher = zoo.dense_teacher(args.teacher)
     dense = _dense_for_arch(teacher, args.arch)
     teacher_name = args.teacher + (" (uni init)" if args.arch == "uni" and teacher.bidirectional else "")
     env = setup_distributed(args.device)
@@ -369,7 +324,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     base_meta.setdefault("source_model", str(args.model))
     if args.cache is not None or args.live_teacher:
         return _finetune_distill(args, student, base_meta, env)
-    teacher = _dense_teacher(args.teacher) if args.tf_weight > 0 else None
+    teacher = zoo.dense_teacher(args.teacher) if args.tf_weight > 0 else None
     cfg = _config(args, "finetune", tf_weight=args.tf_weight, schedule="cosine", min_lr=args.min_lr,
                   spynet_frozen_iters=args.spynet_frozen_iters, warmup=args.warmup)
     out = train_finetune(cfg, student, teacher, base_meta, resume=args.resume, env=env)
@@ -395,7 +350,7 @@ def _finetune_distill(args: argparse.Namespace, student: Any, base_meta: dict[st
         if student.bidirectional and not info.get("bidirectional", True):
             raise UsageError(f"{args.cache} was made by a forward-only teacher: it has no backward states")
     else:
-        teacher = _dense_teacher(args.teacher)
+        teacher = zoo.dense_teacher(args.teacher)
         if student.bidirectional and not teacher.bidirectional:
             raise UsageError("a bidirectional student needs a bidirectional teacher")
     if base_meta.get("method", "ssl") == "gassl" and args.tf_weight > 0:

@@ -394,12 +394,12 @@ def train_distill(cfg: TrainConfig, student: nn.Module, cache: str | Path | None
 
 # ------------------------------------------------------------------------------------------ CLI
 def _cache_main(args: argparse.Namespace) -> int:
-    from .commands import _dense_teacher
+    from . import zoo
 
     if args.threads:
         torch.set_num_threads(args.threads)
     setup_logging(Path(args.out), True)
-    teacher = _dense_teacher(args.teacher)
+    teacher = zoo.dense_teacher(args.teacher)
     cfg = CacheConfig(clips=args.clips, frames=args.frames, lr_size=args.lr_size, seed=args.seed,
                       real_prob=args.real_prob)
     build_cache(teacher, args.data, args.out, cfg, teacher_name=args.teacher)
@@ -425,7 +425,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--real-prob", type=float, default=defaults.real_prob)
     p.add_argument("--threads", type=int)
     args = parser.parse_args(argv)
-    from .commands import refusing  # a --teacher that is not dense: one line and status 1, as before
+    from .refusal import refusing  # a --teacher that is not dense: one line and status 1, as before
 
     return refusing(_cache_main)(args)
 

@@ -1,6 +1,6 @@
 """Numbers for a results table, measured in one process so that dense and slim timings are comparable:
 parameters (with and without SpyNet), MACs per 180x320 LR frame, wall-clock ms per frame of a whole-clip pass,
-and optionally Vid4 BI PSNR/SSIM (Y) with per-frame PSNR, via :func:`vsrapp.evaluation.evaluate`.
+and optionally Vid4 BI PSNR/SSIM (Y) with per-frame PSNR, via :func:`pruning.zoo.evaluate`.
 
     python -m pruning.measure --models basicvsr-vimeo-bi runs/ssl --threads 1 --vid4 ../shared/data/Vid4/inputs/G \
         --json runs/measure.json
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import time
 from pathlib import Path
@@ -61,13 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, required=True)
     args = parser.parse_args(argv)
 
-    from vsrapp.zoo import get_model
+    from .zoo import evaluate, get_model
 
     torch.set_num_threads(args.threads)
-    if not os.environ.get("VSRAPP_WEIGHTS"):
-        from .commands import DEFAULT_WEIGHTS
-
-        os.environ["VSRAPP_WEIGHTS"] = str(DEFAULT_WEIGHTS)
     report: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "torch": torch.__version__,
                               "device": f"CPU {platform.processor() or platform.machine()}, "
                                         f"{torch.get_num_threads()} thread(s)", "models": {}}
@@ -78,8 +73,6 @@ def main(argv: list[str] | None = None) -> int:
             entry["cpu_ms_per_frame_180x320"] = round(ms_per_frame(model, frames=args.frames,
                                                                    repeats=args.repeats), 1)
         if args.vid4:
-            from vsrapp.evaluation import evaluate
-
             result = evaluate(model, name, args.vid4, clips=args.clips, max_frames=args.max_frames,
                               progress=False)
             entry["vid4"] = {"psnr_y": round(result.psnr_y, 4), "ssim_y": round(result.ssim_y, 4),

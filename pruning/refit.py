@@ -479,7 +479,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    from .commands import report_refusal
+    from .refusal import report_refusal
 
     try:
         return refit_export(args)
@@ -492,14 +492,14 @@ def refit_export(args: argparse.Namespace) -> int:
     :class:`vsrapp.errors.UsageError` for a ``--model`` or ``--teacher`` it cannot refit."""
     from models.pruned import load_pruned, read_meta
 
-    from .commands import _dense_teacher
+    from . import zoo
     from .train import save_slim
 
     torch.set_num_threads(args.threads)
     slim = load_pruned(args.model)
     if not hasattr(slim, "plan") or read_meta(args.model).get("method") != "ssl":
         raise UsageError(f"{args.model} is not an SSL slim export")
-    teacher = _dense_teacher(args.teacher)
+    teacher = zoo.dense_teacher(args.teacher)
     layers = tuple(name for name in args.upsampler.split(",") if name)
     clips = training_clips(args.data, args.clips, args.frames, args.lr_size, args.seed)
     val = training_clips(args.data, args.val_clips, args.frames, args.lr_size, args.seed, start=args.clips) \

@@ -15,6 +15,7 @@ from nets import random_clip, tiny_net
 from test_data_clips import write_stills
 
 import pruning.commands as commands
+import pruning.zoo
 from models.basicvsr import BasicVSR, BasicVSRUni
 from models.gassl_slim import GasslBasicVSR
 from models.nm_sparse import max_nonzeros_per_group
@@ -22,6 +23,7 @@ from models.pruned import load_pruned
 from pruning.gassl import Gassl, apply_masks
 from pruning.issp import trunk_convs
 from pruning.nm import nm_layers
+from pruning.refusal import EXIT_REFUSED
 from vsrapp.errors import UsageError
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -47,7 +49,7 @@ def data(tmp_path_factory) -> Path:
 def tiny_teacher():
     """Every command gets the tiny bidirectional net as its dense teacher."""
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(commands, "_dense_teacher", lambda name: tiny_net(True, 0))
+        mp.setattr(pruning.zoo, "dense_teacher", lambda name: tiny_net(True, 0))
         yield
 
 
@@ -249,7 +251,7 @@ def test_finetune_gassl_export(pruned, tmp_path, data, capsys):
 @pytest.mark.parametrize("method,option", [("nm", ["--ratio", "0.5"]), ("issp", ["--budget", "0.6"]),
                                            ("gassl", ["--normalise", "kind"]), ("ssl", ["--sparsity", "0.9"])])
 def test_options_of_other_methods_are_refused(method, option, tmp_path, capsys):
-    assert commands.main(["prune", "--method", method, "--out", str(tmp_path), *option]) == commands.EXIT_REFUSED
+    assert commands.main(["prune", "--method", method, "--out", str(tmp_path), *option]) == EXIT_REFUSED
     assert capsys.readouterr().err.startswith(f"--{option[0][2:]} does not apply to --method {method}")
 
 

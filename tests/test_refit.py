@@ -151,13 +151,13 @@ def test_fit_keeps_exact_weights_and_solves_a_planted_problem():
 
 def test_cli_writes_an_export_with_a_refit_recipe(tmp_path, monkeypatch):
     """CLI end to end on a tiny export, with the teacher and the clips swapped for tiny ones."""
-    import pruning.commands
     import pruning.refit
+    import pruning.zoo
 
     teacher = tiny_net(True, seed=6)
     _, gated, plan = one_shot_slim(teacher)
     src = export_slim(gated, plan, tmp_path / "src", meta={"ratio": 0.5, "teacher": "tiny"})
-    monkeypatch.setattr(pruning.commands, "_dense_teacher", lambda name: teacher)
+    monkeypatch.setattr(pruning.zoo, "dense_teacher", lambda name: teacher)
     monkeypatch.setattr(pruning.refit, "training_clips", lambda *a, **k: smooth_clips(2, 3, seed=40))
     out = tmp_path / "refit"
     assert pruning.refit.main(["--model", str(src), "--teacher", "tiny", "--out", str(out), "--samples", "1024",

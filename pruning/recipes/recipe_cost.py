@@ -34,12 +34,13 @@ import torch
 from models.contract import is_spynet
 from vsrapp.errors import UsageError
 
-from ..commands import _dense_teacher, report_refusal
+from .. import zoo
 from ..data import ClipConfig, SyntheticClips
 from ..distill import CachedClips, DistillObjective, DistillWeights, WeightEMA, averaged
 from ..issp import lowest, trunk_convs
 from ..nm import searched_layers
 from ..prepare_data import DEFAULT_OUT
+from ..refusal import report_refusal
 from ..train import FinetuneObjective, HookChain, KeepZeros, TrainConfig, Trainer, setup_distributed, setup_logging
 
 
@@ -69,7 +70,7 @@ def run_arm(args: argparse.Namespace) -> list[Path]:
     out = Path(args.out)
     if args.arm.startswith("oneshot"):
         out.mkdir(parents=True, exist_ok=True)
-        model = one_shot(_dense_teacher(args.teacher), args.arm, args.sparsity)
+        model = one_shot(zoo.dense_teacher(args.teacher), args.arm, args.sparsity)
         path = out / "step0.pth"
         torch.save({"params": {k: v.contiguous() for k, v in model.state_dict().items()}}, path)
         print(f"{args.arm}: written to {path}")
@@ -77,7 +78,7 @@ def run_arm(args: argparse.Namespace) -> list[Path]:
     setup_logging(out, True)
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    model = _dense_teacher(args.teacher).train()
+    model = zoo.dense_teacher(args.teacher).train()
     if args.init:  # recovery of a one-shot mask: its zeros stay zero
         model = one_shot(model, args.init, args.sparsity)
     iters = max(args.steps)
