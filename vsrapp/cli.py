@@ -342,7 +342,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="extra future frames that warm up each window's backward branch")
     p.add_argument("--tile", type=int, help="cut frames larger than this (LR pixels) into overlapping tiles")
     p.add_argument("--tile-overlap", type=int, default=DEFAULT_TILE_OVERLAP, help="tile overlap in LR pixels")
-    p.add_argument("--codec", default="libx264", help="libx264 (default), libx265, libsvtav1, ...")
+    p.add_argument("--codec", help="libx264, libx265, libsvtav1, ffv1, ... (default: libx264, or libvpx-vp9 for "
+                                    ".webm); one the output's container cannot hold is refused")
     p.add_argument("--crf", type=int, help="encoder quality (lower is better; codec default if not given)")
     p.add_argument("--preset", help="encoder preset, e.g. medium, slow")
     p.add_argument("--pix-fmt", help="output pixel format (default yuv420p, or yuv420p10le for 10-bit input)")

@@ -41,12 +41,14 @@ from .jobs.spec import (
 )
 from .upscaler import DEFAULT_LOOKAHEAD, DEFAULT_MODEL, DEFAULT_TILE_OVERLAP, DEFAULT_WINDOW, Upscaler, pick_device
 from .video import Frame, VideoError, VideoInfo, VideoReader, VideoWriter, probe
+from .video.codecs import choose_video_codec
 from .video.concat import join_segments
 from .video.limits import check_output_size
+from .video.notes import warn_about_input
 
 # Kept importable from here, where they used to live (vsrapp.jobs holds them now).
-__all__ = ["DEFAULT_SEGMENT_FRAMES", "MANIFEST_VERSION", "Job", "UpscaleReport", "check_out_scale", "job_dir_for",
-           "read_manifest", "upscale_file", "write_manifest"]
+__all__ = ["DEFAULT_SEGMENT_FRAMES", "MANIFEST_VERSION", "Job", "UpscaleReport", "check_out_scale",
+           "environment_error", "environment_message", "job_dir_for", "read_manifest", "upscale_file", "write_manifest"]
 
 QUEUE_FRAMES = 16
 ProgressCallback = Callable[[int, int | None], None]
@@ -130,7 +132,7 @@ def upscale_file(
     lookahead: int = DEFAULT_LOOKAHEAD,
     tile: int | None = None,
     tile_overlap: int = DEFAULT_TILE_OVERLAP,
-    codec: str = "libx264",
+    codec: str | None = None,
     crf: int | None = None,
     preset: str | None = None,
     pix_fmt: str | None = None,
@@ -146,6 +148,8 @@ def upscale_file(
     """Upscale the video file ``src`` into ``dst`` (container from its extension), keeping audio, subtitles,
     timing and colour. ``resume=True`` continues an interrupted job for the same ``dst``. ``out_scale``
     (at most the model's scale) resizes the network's output to that multiple of the input before encoding.
+    ``codec``: the video encoder; None picks one the output's container holds (libx264; libvpx-vp9 for .webm),
+    and one the container cannot hold is refused before any work (:func:`vsrapp.video.codecs.choose_video_codec`).
 
     ``spec``: the job as a front end already described it (:class:`vsrapp.jobs.JobSpec`, model name resolved);
     the engine and encode options above are then not read, and the zoo is not consulted again. With
@@ -161,15 +165,16 @@ def upscale_file(
     else:
         spec = spec.for_file(src, dst)
         model = spec.model if isinstance(model, str) else model  # a module stays; a name is the resolved one
-    if spec.encode.codec == "libx264" and os.path.splitext(dst)[1].lower() == ".webm":
-        # WebM holds only VP8/VP9/AV1, so the default H.264 could never be written there (issue #20): VP9.
-        spec = replace(spec, encode=replace(spec.encode, codec="libvpx-vp9"))
+    # The codec asked for if the output's container holds it (else one line, before any work), or with none asked
+    # for, the first that fits: H.264, VP9 for WebM (issue #20).
+    spec = replace(spec, encode=replace(spec.encode, codec=choose_video_codec(spec.encode.codec, dst)))
     job = Job(spec)
     job.check_output(overwrite)
     if upscaler is None:
         upscaler = Upscaler(model, **spec.engine.upscaler_kwargs())
     check_output_size(src, info.width, info.height, check_out_scale(spec.encode.out_scale, upscaler.scale),
                       spec.encode.codec)
+    warn_about_input(info, spec.encode.codec)  # interlaced, HDR metadata the codec cannot carry: one line each
     # What runs: the Upscaler's options (precision resolved), segments of whole windows.
     job.spec = spec = spec.for_stream(EngineOptions.of(upscaler), upscaler.bidirectional)
     plan = SegmentPlan.for_stream(spec.segment_frames, upscaler.bidirectional, upscaler.window, upscaler.lookahead)
@@ -214,6 +219,25 @@ def _os_error(exc: BaseException) -> OSError | None:
     return None
 
 
+def environment_error(exc: BaseException) -> OSError | None:
+    """The OS error behind ``exc`` when the machine is at fault (a full disk, lost permissions, an I/O error):
+    what ``--resume`` gets past once it is fixed. None for anything else."""
+    cause = _os_error(exc)
+    return cause if cause is not None and cause.errno in _ENVIRONMENT_ERRNOS else None
+
+
+def environment_message(dst: str | os.PathLike, cause: OSError, frames_kept: int, job_dir: str | os.PathLike) -> str:
+    """One line for a job stopped by ``cause``: what happened, and what to do (run again, or continue with
+    --resume when ``frames_kept`` frames are kept in ``job_dir``). The single-process and the Ray jobs share it."""
+    what = cause.strerror or str(cause)
+    if cause.filename:
+        what += f": {cause.filename}"
+    fix = "free some space" if cause.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG) else "fix that"
+    todo = (f"{fix}, then continue with --resume (the {frames_kept} frames done are kept in {job_dir})"
+            if frames_kept else f"{fix} and run again")
+    return f"{os.fspath(dst)}: {what}; {todo}"
+
+
 def _job_failed(exc: Exception, job: Job, dst: str) -> NoReturn:
     """Raise the failure of a job as one line, and keep its folder only where --resume can get past it.
 
@@ -221,20 +245,13 @@ def _job_failed(exc: Exception, job: Job, dst: str) -> NoReturn:
     folder goes: the next run starts clean instead of asking for --resume or --overwrite. A full disk, lost
     permissions or an I/O error keep finished segments for --resume; so does an unexpected error (it is re-raised
     as it is), since hours of finished segments are worth more than a tidy folder."""
-    cause = _os_error(exc)
-    system = cause is not None and cause.errno in _ENVIRONMENT_ERRNOS
-    keep = bool(job.segments) and (system or not isinstance(exc, VideoError))
+    cause = environment_error(exc)
+    keep = bool(job.segments) and (cause is not None or not isinstance(exc, VideoError))
     if not keep:
         job.remove()
-    if not system:
+    if cause is None:
         raise exc
-    what = cause.strerror or str(cause)
-    if cause.filename:
-        what += f": {cause.filename}"
-    fix = "free some space" if cause.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG) else "fix that"
-    todo = (f"{fix}, then continue with --resume (the {job.frames_done} frames done are kept in {job.dir})"
-            if keep else f"{fix} and run again")
-    raise VideoError(f"{dst}: {what}; {todo}") from exc
+    raise VideoError(environment_message(dst, cause, job.frames_done if keep else 0, job.dir)) from exc
 
 
 class _Run:

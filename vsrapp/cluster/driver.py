@@ -36,11 +36,13 @@ from ..errors import ResourceError
 from ..jobs.folder import JobFolder
 from ..jobs.segments import DEFAULT_WARMUP, Segment, SegmentPlan, default_segment_length
 from ..jobs.spec import EncodeOptions, EngineOptions, JobSpec
-from ..pipeline import check_out_scale
+from ..pipeline import check_out_scale, environment_error, environment_message
 from ..upscaler import DEFAULT_LOOKAHEAD, DEFAULT_MODEL, DEFAULT_TILE_OVERLAP, DEFAULT_WINDOW, set_threads
 from ..video import VideoError, VideoInfo, probe, timeline
+from ..video.codecs import choose_video_codec
 from ..video.concat import join_segments
 from ..video.limits import check_output_size
+from ..video.notes import warn_about_input
 from .worker import upscale_segment
 
 __all__ = ["ClusterError", "ClusterReport", "FileJob", "JobStatus", "connect", "upscale_on_ray"]
@@ -156,8 +158,12 @@ class FileJob(JobFolder):
         """Probe the input, refuse an output too large to encode at ``scale``, plan segments (or load the plan
         of an interrupted job). Raises VideoError."""
         self.info = probe(self.src)
+        # The codec for this file's container (asked for, or chosen per file: VP9 for .webm), before any work.
+        self.spec = replace(self.spec, encode=replace(self.spec.encode,
+                                                      codec=choose_video_codec(self.spec.encode.codec, self.dst)))
         check_output_size(self.src, self.info.width, self.info.height, scale, self.spec.encode.codec)
         self.check_output(overwrite)
+        warn_about_input(self.info, self.spec.encode.codec)
         manifest = self.open(resume, overwrite)
         if manifest is not None:
             self._load(manifest)
@@ -187,8 +193,12 @@ class FileJob(JobFolder):
             return
         name = self.segment_path(segment.index).name
         tmp = self.dir / f".{name}.partial"
-        tmp.write_bytes(data)
-        os.replace(tmp, self.dir / name)
+        try:
+            tmp.write_bytes(data)
+            os.replace(tmp, self.dir / name)
+        except OSError:  # a full disk: no half-written segment stays behind
+            tmp.unlink(missing_ok=True)
+            raise
         self.done[segment.index] = {"file": name, **result}
         self._save()
 
@@ -250,7 +260,7 @@ def upscale_on_ray(
     tile_overlap: int = DEFAULT_TILE_OVERLAP,
     warmup: int = DEFAULT_WARMUP,
     segment_frames: int | None = None,
-    codec: str = "libx264",
+    codec: str | None = None,
     crf: int | None = None,
     preset: str | None = None,
     pix_fmt: str | None = None,
@@ -292,11 +302,12 @@ def upscale_on_ray(
             fj.prepare(workers=workers, bidirectional=bidirectional, resume=resume, overwrite=overwrite, scale=scale)
         except VideoError as exc:
             fj.error = str(exc)
+        except OSError as exc:  # its job folder cannot be made or written: a full disk, a read-only folder
+            fj.error = _stopped_by_the_machine(fj, exc)
         files.append(fj)
 
     started = time.perf_counter()
     upscaler_options = replace(spec.engine, device=task_device, threads=cpus_per_task).upscaler_kwargs()
-    writer_options = spec.encode.writer_kwargs()
     board = ray.remote(max_restarts=-1, num_cpus=0)(_ProgressBoard).remote()
     task = ray.remote(_segment_task).options(num_cpus=0 if gpus else cpus_per_task, num_gpus=1 if gpus else 0,
                                              max_retries=TASK_RETRIES, retry_exceptions=False)
@@ -305,6 +316,7 @@ def upscale_on_ray(
     for fj in files:
         if fj.error is None:
             info_ref = ray.put(fj.info)
+            writer_options = fj.spec.encode.writer_kwargs()  # the codec is the file's own (its container's)
             for seg in fj.todo:
                 ref = task.remote(info_ref, seg, fj.key(seg), model_ref, upscaler_options, writer_options,
                                   fj.suffix, board)
@@ -325,7 +337,11 @@ def upscale_on_ray(
                 except Exception as exc:  # noqa: BLE001 - each failure becomes the file's one error line
                     _fail_file(fj, _task_error(exc, fj, seg), pending, ray)
                     continue
-                fj.store(seg, data, result)
+                try:
+                    fj.store(seg, data, result)
+                except OSError as exc:  # the driver's disk is full or no longer writable: this file stops
+                    _fail_file(fj, _stopped_by_the_machine(fj, exc), pending, ray)
+                    continue
                 if not fj.todo:
                     _finish(fj, copy_streams)
             attempts = _report(ray, board, files, total, started, progress, status) or attempts
@@ -343,8 +359,21 @@ def upscale_on_ray(
 def _finish(fj: FileJob, copy_streams: bool) -> None:
     try:
         fj.finish(copy_streams)
-    except VideoError as exc:
-        fj.error = str(exc)
+    except (VideoError, OSError) as exc:
+        fj.error = _stopped_by_the_machine(fj, exc) if environment_error(exc) else str(exc)
+
+
+def _stopped_by_the_machine(fj: FileJob, exc: OSError | VideoError) -> str:
+    """The one line for a file the machine stopped (a full disk, lost permissions, an I/O error; anything else
+    is re-raised): its job folder stays for --resume if it holds finished segments, else it goes, so the space
+    is given back and nothing is left beside the output. Worded as for a single-process job."""
+    cause = environment_error(exc)
+    if cause is None:
+        raise exc
+    kept = fj.frames_done
+    if not kept:
+        fj.remove()
+    return environment_message(fj.dst, cause, kept, fj.dir)
 
 
 def _fail_file(fj: FileJob, message: str, pending: dict, ray) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fractions
+import functools
 import logging
 import os
 from dataclasses import dataclass
@@ -49,7 +50,25 @@ _MUXER_CODECS = {
 
 def container_holds(container: av.container.OutputContainer, codec: str) -> bool:
     """Whether ``container`` (an open output) can carry a stream of ``codec`` (a canonical codec name)."""
-    return codec in container.supported_codecs or codec in _MUXER_CODECS.get(container.format.name, ())
+    supported = container.supported_codecs
+    if codec in supported or codec in _MUXER_CODECS.get(container.format.name, ()):
+        return True
+    # PyAV lists the names of the decoders and encoders whose codec the muxer takes, which for most subtitle
+    # codecs differ from the canonical name: Matroska's list has "dvdsub", "dvbsub" and "pgssub", never
+    # "dvd_subtitle", "dvb_subtitle" or "hdmv_pgs_subtitle" (found by the bitmap-subtitle corpus, issue #20).
+    return any(name in supported for name in _implementations(codec))
+
+
+@functools.cache
+def _implementations(codec: str) -> tuple[str, ...]:
+    """The names of this FFmpeg's decoder and encoder for the canonical ``codec`` (e.g. dvdsub for dvd_subtitle)."""
+    names = []
+    for mode in ("r", "w"):
+        try:
+            names.append(av.codec.Codec(codec, mode).name)
+        except Exception:  # no decoder or no encoder of it in this build (e.g. no PGS encoder)
+            continue
+    return tuple(names)
 
 
 def open_input(path: str | os.PathLike) -> av.container.InputContainer:

@@ -41,6 +41,11 @@ def join_segments(parts: Sequence[str | os.PathLike], source: VideoInfo, path: s
             # opaque: copy the codec parameters only (no encoder lookup; decoders like libdav1d have none).
             stream = out.add_stream_from_template(template, opaque=True)
             stream.time_base = template.time_base
+            if source.fps:
+                # The segments' codec parameters give a frame rate of one per time-base tick (1000 for Matroska),
+                # which the Matroska muxer writes as the default frame duration: 1 ms, so an mkv output probed as
+                # 1000 fps and 40x its frame count (found by tests/test_robustness_more.py). The source's rate.
+                stream.codec_context.framerate = source.fps
         out.metadata.update(source.tags)
         stream.metadata.update(source.video_tags)
         if source.rotation:

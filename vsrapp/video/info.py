@@ -10,6 +10,7 @@ import av
 
 from ._common import VideoError, _short, open_input
 from .colour import ColourInfo, read_tags, resolve
+from .hdr import HdrMetadata, read_hdr
 from .tags import clean_tag, content_tags
 
 
@@ -61,6 +62,8 @@ class VideoInfo:
     tags: dict[str, str] = field(default_factory=dict)  # the container's, cleaned (see vsrapp.video.tags)
     start_offset: Fraction = Fraction(0)  # seconds every output stream is moved earlier by (see _start_offset)
     video_tags: dict[str, str] = field(default_factory=dict)  # the main video stream's, cleaned
+    interlaced: str | None = None  # "top field first", "bottom field first" or "interlaced"; None: progressive
+    hdr: HdrMetadata | None = None  # mastering display and content light level (see vsrapp.video.hdr)
 
 
 @dataclass(frozen=True)
@@ -237,7 +240,21 @@ def _build_info(name, container, stream, first: av.VideoFrame) -> VideoInfo:
         start_offset=_start_offset(container, stream),
         tags=content_tags(container.metadata),
         video_tags=content_tags(stream.metadata),
+        interlaced=_interlacing(ctx, first),
+        hdr=read_hdr(first),
     )
+
+
+# AVFieldOrder: 0 unknown, 1 progressive, then TT, BB, TB, BT (field coded first, field shown first).
+_FIELD_ORDERS = {2: "top field first", 3: "bottom field first", 4: "bottom field first", 5: "top field first"}
+
+
+def _interlacing(ctx, first: av.VideoFrame) -> str | None:
+    """How the input is interlaced, from the stream's field order or the first frame's flag; None if progressive."""
+    order = _FIELD_ORDERS.get(int(ctx.field_order or 0))
+    if order is None and first.interlaced_frame:
+        order = "interlaced"
+    return order
 
 
 def _start_offset(container, video) -> Fraction:

@@ -9,6 +9,7 @@ import av
 
 from ._common import Frame, VideoError, _short, container_holds, log
 from .colour import rgb_to_frame
+from .hdr import encoder_options as hdr_options
 from .info import VideoInfo
 from .limits import output_size
 from .reader import VideoReader
@@ -156,6 +157,8 @@ class VideoWriter:
             options["crf"] = str(crf)
         if preset is not None:
             options["preset"] = str(preset)
+        # HDR10 mastering display / content light level, written into the bitstream (see vsrapp.video.hdr).
+        options.update(hdr_options(self.codec, info.hdr) or {})
         stream.options = options  # on the stream: av.open(options=) never reaches the encoder (PyAV #371)
         return stream
 
