@@ -36,6 +36,9 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     parser.add_argument("--max-pixels", type=int, default=d.max_pixels, help="largest input frame (width x height)")
     parser.add_argument("--queue-size", type=int, default=d.queue_size, help="waiting jobs before refusing more")
     parser.add_argument("--webcam-seconds", type=float, default=d.webcam_seconds, help="longest webcam session (s)")
+    parser.add_argument("--cache-mb", type=int, default=d.cache_mb,
+                        help="uploads and results kept at most (MB, oldest deleted first; they also go after "
+                             f"{d.cache_seconds // 60} min)")
     return parser
 
 

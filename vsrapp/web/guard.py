@@ -7,6 +7,8 @@ UI turns it into a ``gr.Error``. Keeping the messages here (as templates) lets t
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,6 +48,7 @@ class Limits:
     webcam_max_side: int = 240  # webcam frames are scaled down to this before the x4 upscale
     webcam_interval: float = 0.25  # seconds between webcam frames sent by the browser
     cache_seconds: int = 3600  # Gradio's cached uploads and results older than this are deleted
+    cache_mb: int = 2048  # and past this total, the oldest first (see trim_cache)
 
     def describe(self) -> str:
         """Markdown list of the limits, for the page."""
@@ -55,7 +58,8 @@ class Limits:
             f"- **one job at a time** on the accelerator; at most **{self.queue_size}** waiting, more are refused",
             f"- webcam sessions last up to **{self.webcam_seconds:g} s**, frames scaled to "
             f"**{self.webcam_max_side} px** before the x4 upscale",
-            f"- uploaded and produced files are deleted after **{self.cache_seconds // 60} min**",
+            f"- uploaded and produced files are deleted after **{self.cache_seconds // 60} min**, or sooner "
+            f"(oldest first) when they pass **{self.cache_mb} MB** together",
         ])
 
 
@@ -113,3 +117,44 @@ def _example_size(pixels: int) -> str:
     """A 16:9 size within ``pixels``, to make the limit concrete."""
     h = int((pixels * 9 / 16) ** 0.5) // 2 * 2
     return f"{h * 16 // 9 // 2 * 2}x{h}"
+
+
+# A cached file this young is never trimmed: an upload whose job has not started yet, a result the visitor's
+# browser has not fetched yet.
+CACHE_GRACE_SECONDS = 60.0
+
+
+def trim_cache(files: Iterable[str | os.PathLike], max_bytes: int, keep: Collection[str] = (),
+               grace: float = CACHE_GRACE_SECONDS, now: float | None = None) -> list[str]:
+    """Delete the oldest of ``files`` (by modification time) until they total at most ``max_bytes``; returns the
+    paths deleted.
+
+    Why: the age limit alone (``Limits.cache_seconds``) lets a flood of uploads within the hour fill the disk.
+    Never deleted: a path in ``keep`` (as given or resolved: the inputs of running jobs), a file younger than
+    ``grace`` seconds, a path that is not a regular file. Files that vanish meanwhile are skipped."""
+    now = time.time() if now is None else now
+    present = []
+    for f in files:
+        path = os.fspath(f)
+        try:
+            st = os.lstat(path)
+        except OSError:
+            continue
+        if os.path.isfile(path) and not os.path.islink(path):
+            present.append((st.st_mtime, path, st.st_size))
+    total = sum(size for _, _, size in present)
+    removed = []
+    for mtime, path, size in sorted(present):
+        if total <= max_bytes:
+            break
+        if path in keep or os.path.realpath(path) in keep or now - mtime < grace:
+            continue
+        try:
+            os.remove(path)
+        except FileNotFoundError:
+            pass
+        except OSError:  # not ours to delete after all (permissions): leave it
+            continue
+        total -= size
+        removed.append(path)
+    return removed

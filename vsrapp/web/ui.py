@@ -13,18 +13,21 @@ Endpoints: ``/upscale`` (file in, upscaled mp4 and a status line out; the one fo
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import os
 import re
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator, Sequence
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 
 import gradio as gr
 
-from .guard import DEFAULT_EXAMPLES, Limits, Rejected, check_video
+from .guard import DEFAULT_EXAMPLES, Limits, Rejected, check_video, trim_cache
 from .menu import ModelChoice, ModelMenu, UnknownModel, zoo_choices
 
 GPU = "gpu"  # the concurrency group of every event that runs a network
@@ -33,6 +36,7 @@ VIDEO_EXTS = (".mp4", ".mkv", ".mov", ".webm")
 # Gradio finds the progress tracker by its default value; one shared instance is how its docs spell it too.
 _PROGRESS = gr.Progress()
 _FOLDERS = re.compile(r"/(?:[^/\s:]+/)+")  # the directory part of an absolute path
+CACHE_TRIM_SECONDS = 30.0  # how often the running server bounds its cache by size (and at every job's start)
 
 
 def device_choices() -> list[str]:
@@ -59,6 +63,38 @@ class WebApp:
         self.examples_dir = examples_dir if examples_dir and examples_dir.is_dir() else None
         self.threads = threads
         self.devices = device_choices()
+        self.blocks: gr.Blocks | None = None  # set by build_app: whose cached files trim_cache bounds
+        self.in_use: Counter[str] = Counter()  # inputs of the jobs running now: never trimmed
+
+    # ------------------------------------------------------------------------------------------- cache
+    def trim_cache(self) -> list[str]:
+        """Bound Gradio's cache of this app's uploads and results by total size (``Limits.cache_mb``), oldest
+        first; Gradio itself deletes them by age only. Spared: the inputs of running jobs, files Gradio keeps on
+        purpose (cached examples), and anything younger than a minute. Returns the paths deleted."""
+        blocks = self.blocks
+        if blocks is None:
+            return []
+        sets = list(getattr(blocks, "temp_file_sets", ()))  # Gradio's record of the files this app cached
+        keep = {path for path, n in self.in_use.items() if n}
+        for component in list(getattr(blocks, "blocks", {}).values()):
+            keep.update(getattr(component, "keep_in_cache", ()))
+        files = {f for fileset in sets for f in list(fileset)}
+        removed = trim_cache(files, self.limits.cache_mb * 2**20, keep)
+        for fileset in sets:
+            fileset.difference_update(removed)
+        return removed
+
+    def _hold(self, path: str | os.PathLike) -> Callable[[], None]:
+        """A job starts reading ``path``: it is not trimmed until the returned function is called. The cache is
+        trimmed now, so the job finds room for its result."""
+        real = os.path.realpath(path)
+        self.in_use[real] += 1
+        self.trim_cache()
+
+        def release() -> None:
+            self.in_use[real] -= 1
+
+        return release
 
     # ------------------------------------------------------------------------------------------- checks
     def roots(self) -> list[Path]:
@@ -94,6 +130,7 @@ class WebApp:
         info, network = self._checked(video, model, device, precision)
         job = self._new_job()
         dst = job / f"{_safe_stem(video)}_x4_{_safe_stem(model)}.mp4"
+        release = self._hold(info.path)
         try:
             events = stream_upscale(info.path, dst, network, job / "preview", device=device, precision=precision,
                                     chunk_seconds=self.limits.chunk_seconds, max_side=self.limits.preview_max_side,
@@ -109,6 +146,7 @@ class WebApp:
                 elif isinstance(event, Done):
                     yield gr.skip(), self._finished(event.report, info), str(event.path)
         finally:
+            release()
             # Gradio has copied every yielded file into its own cache by the time the generator resumes.
             shutil.rmtree(job, ignore_errors=True)
 
@@ -121,6 +159,7 @@ class WebApp:
         info, network = self._checked(video, model, device, precision)
         job = self._new_job()
         dst = job / f"{_safe_stem(video)}_x4_{_safe_stem(model)}.mp4"
+        release = self._hold(info.path)
         try:
             events = stream_upscale(info.path, dst, network, None, device=device, precision=precision,
                                     model_name=model, pix_fmt="yuv420p", threads=self.threads)
@@ -132,6 +171,7 @@ class WebApp:
                 elif isinstance(event, Done):
                     yield str(event.path), self._finished(event.report, info)
         finally:
+            release()
             shutil.rmtree(job, ignore_errors=True)
 
     def _finished(self, report, info) -> str:
@@ -148,11 +188,14 @@ class WebApp:
         from .compare import compare_frame
 
         info, network = self._checked(video, model, device, precision)
+        release = self._hold(info.path)
         try:
             pair = compare_frame(info.path, float(seconds or 0), network, device=device, precision=precision,
                                  threads=self.threads)
         except Exception as exc:
             raise _as_gr_error(exc) from exc
+        finally:
+            release()
         caption = f"Frame {pair.index} ({pair.seconds:.2f} s): left bicubic, right **{model}**. Drag to compare."
         return (pair.bicubic, pair.model), caption
 
@@ -246,6 +289,7 @@ def build_app(models: Sequence[ModelChoice] | None = None, limits: Limits | None
     with gr.Blocks(title="vsrapp: x4 video super-resolution", analytics_enabled=False,
                    delete_cache=(limits.cache_seconds, limits.cache_seconds)) as demo:
         demo.vsrapp = app  # for tests and launch()
+        app.blocks = demo
         gr.Markdown("# vsrapp: x4 video super-resolution\nRecurrent (BasicVSR-family) networks; the result keeps "
                     "the source's audio, timing and colour.")
         default = menu.default()
@@ -318,8 +362,33 @@ def build_app(models: Sequence[ModelChoice] | None = None, limits: Limits | None
 
 
 def launch(demo: gr.Blocks, host: str = "127.0.0.1", port: int | None = None, **kwargs):
-    """Start the server with the app's limits and folders; returns what ``Blocks.launch`` returns."""
+    """Start the server with the app's limits and folders; returns what ``Blocks.launch`` returns. While it
+    runs, its cache is bounded by size every :data:`CACHE_TRIM_SECONDS` (Gradio's own cleaning goes by age)."""
     app: WebApp = demo.vsrapp
     allowed = [str(app.examples_dir)] if app.examples_dir else []
+    app_kwargs = dict(kwargs.pop("app_kwargs", None) or {})
+    app_kwargs.setdefault("lifespan", _trimming_cache(app))  # Gradio runs it beside its own cleaning
     return demo.launch(server_name=host, server_port=port, max_file_size=f"{app.limits.max_upload_mb}mb",
-                       allowed_paths=allowed, show_error=True, **kwargs)
+                       allowed_paths=allowed, show_error=True, app_kwargs=app_kwargs, **kwargs)
+
+
+def _trimming_cache(app: WebApp):
+    """The server's lifespan hook: :meth:`WebApp.trim_cache` every :data:`CACHE_TRIM_SECONDS` until it stops, so
+    a flood of uploads that starts no job is bounded too."""
+
+    @asynccontextmanager
+    async def lifespan(_server) -> AsyncIterator[None]:
+        async def every_while() -> None:
+            while True:
+                await asyncio.sleep(CACHE_TRIM_SECONDS)
+                await asyncio.to_thread(app.trim_cache)
+
+        task = asyncio.create_task(every_while())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with suppress(asyncio.CancelledError):
+                await task
+
+    return lifespan
