@@ -1,4 +1,10 @@
-"""Pruning of BasicVSR-family networks. SSL (Xia et al., CVPR 2023; see docs in ``shared/docs/ssl.md``):
+"""Pruning of BasicVSR-family networks: four methods side by side behind one interface
+(:class:`pruning.method.PruningMethod`: :mod:`pruning.ssl`, :mod:`pruning.gassl`, :mod:`pruning.nm`,
+:mod:`pruning.issp`), one training loop (:func:`pruning.train.train_method`) and its data (:mod:`pruning.data`,
+:mod:`pruning.distill`'s teacher caches); the application is reached only through :mod:`pruning.zoo`.
+
+SSL (Xia et al., CVPR 2023; see docs in ``shared/docs/ssl.md``) is made of these parts, which
+:class:`pruning.ssl.Ssl` puts in order:
 
 1. :mod:`pruning.gates` - learnable per-filter scales on a dense model (``add_gates``);
 2. :mod:`pruning.selection` - folded-filter-L1 importance, global selection (``select_global``);

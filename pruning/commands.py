@@ -20,17 +20,21 @@ export's hidden state is narrower than the teacher's, so it needs ``--tf-weight 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from models.contract import num_blocks
 from vsrapp.errors import UsageError
 
 from . import zoo
+from .method import PruningMethod
 from .prepare_data import DEFAULT_OUT
 from .refusal import refusing
 
-METHODS = ("ssl", "gassl", "nm", "issp")
+if TYPE_CHECKING:
+    from .distill import Anchor
+
 SSL_ITERS = 19000
 NM_ITERS = SSL_ITERS  # SLS gives no step count for video; search + fine-tuning as long as SSL's sparsity phase
 ISSP_FINETUNE_ITERS = 200_000  # the official SwinIR configs' fine-tuning stage, after the pruning stage
@@ -78,7 +82,7 @@ def _common(p: argparse.ArgumentParser, iters: int | None, lr: float, iters_help
 def add_commands(subparsers: Any) -> None:
     """Register ``prune`` and ``finetune`` on an ``argparse`` subparsers object."""
     p = subparsers.add_parser("prune", help="prune a dense model (SSL, GASSL, learned N:M or ISS-P) and export it")
-    p.add_argument("--method", default="ssl", choices=METHODS,
+    p.add_argument("--method", default="ssl", choices=list(METHODS),
                    help="ssl: scale gates + growing L2, slim export; gassl: HAIR ratios + ASSL/SSA, narrow "
                         "stream; nm: learned 2:4-or-dense per trunk conv under a MAC budget; issp: iterative "
                         "soft shrinkage to unstructured zeros (storage only) (default ssl)")
@@ -204,46 +208,69 @@ def _given(args: argparse.Namespace, **fields: str) -> dict[str, Any]:
     return {f: getattr(args, dest) for f, dest in fields.items() if getattr(args, dest) is not None}
 
 
-def make_method(args: argparse.Namespace) -> tuple[Any, int]:
-    """The method object for ``--method gassl|nm|issp`` and its default number of iterations."""
-    if args.method == "gassl":
-        from .gassl import Gassl, GasslConfig
+# ------------------------------------------------------------------------------------------ the methods
+# `vsrapp prune --method NAME`: how each method object (pruning.method.PruningMethod) is made from the options the
+# user gave, with its default number of iterations. The training loop is the same for all (train_method).
+Builder = Callable[[argparse.Namespace], tuple[PruningMethod, int]]
 
-        fields = _given(args, hair_delta="hair_delta", hair_interval="hair_interval", hair_ceiling="hair_ceiling",
-                        ssa_steps="ssa_steps", ssa_weight="ssa_weight", reg_delta="reg_delta",
-                        reg_interval="reg_interval", reg_ceiling="reg_ceiling", stabilize_steps="stabilize_steps",
-                        multiple="channel_multiple")
-        if args.no_restart:
-            fields["restart"] = False
-        ratio = 0.5 if args.ratio is None else args.ratio
-        if not 0.0 <= ratio < 1.0:
-            raise UsageError(f"--ratio {ratio} must be in [0, 1)")
-        method = Gassl(ratio, GasslConfig(**fields))
-        return method, method.total_steps()
-    if args.method == "nm":
-        from .nm import NMConfig, NMSparsity
 
-        fields = _given(args, score_lr="score_lr", anneal_every="anneal_every", rerank_every="rerank_every")
-        if args.nm_levels:
-            fields["levels"] = tuple(int(n) for n in args.nm_levels.split(","))
-        try:
-            return NMSparsity(0.75 if args.budget is None else args.budget, NMConfig(**fields)), NM_ITERS
-        except ValueError as exc:
-            raise UsageError(f"--budget: {exc}") from None
-    if args.method == "issp":
-        from .issp import Issp, IsspConfig
+def _ssl(args: argparse.Namespace) -> tuple[PruningMethod, int]:
+    from .ssl import Ssl, SslConfig
 
-        config = IsspConfig(**_given(args, ratio="sparsity", alpha="shrink", prune_steps="prune_steps"))
-        try:
-            return Issp(config), config.prune_steps + ISSP_FINETUNE_ITERS
-        except ValueError as exc:
-            raise UsageError(f"--sparsity/--shrink: {exc}") from None
-    raise ValueError(f"no method object for {args.method!r}")
+    config = SslConfig(**_given(args, ratio="ratio", normalise="normalise", gate_lr="gate_lr", reg_delta="reg_delta",
+                                reg_interval="reg_interval", reg_ceiling="reg_ceiling"))
+    return Ssl(config, _anchor(args)), SSL_ITERS
+
+
+def _gassl(args: argparse.Namespace) -> tuple[PruningMethod, int]:
+    from .gassl import Gassl, GasslConfig
+
+    fields = _given(args, hair_delta="hair_delta", hair_interval="hair_interval", hair_ceiling="hair_ceiling",
+                    ssa_steps="ssa_steps", ssa_weight="ssa_weight", reg_delta="reg_delta",
+                    reg_interval="reg_interval", reg_ceiling="reg_ceiling", stabilize_steps="stabilize_steps",
+                    multiple="channel_multiple")
+    if args.no_restart:
+        fields["restart"] = False
+    ratio = _or(args.ratio, 0.5)
+    if not 0.0 <= ratio < 1.0:
+        raise UsageError(f"--ratio {ratio} must be in [0, 1)")
+    method = Gassl(ratio, GasslConfig(**fields))
+    return method, method.total_steps()
+
+
+def _nm(args: argparse.Namespace) -> tuple[PruningMethod, int]:
+    from .nm import NMConfig, NMSparsity
+
+    fields = _given(args, score_lr="score_lr", anneal_every="anneal_every", rerank_every="rerank_every")
+    if args.nm_levels:
+        fields["levels"] = tuple(int(n) for n in args.nm_levels.split(","))
+    try:
+        return NMSparsity(_or(args.budget, 0.75), NMConfig(**fields)), NM_ITERS
+    except ValueError as exc:
+        raise UsageError(f"--budget: {exc}") from None
+
+
+def _issp(args: argparse.Namespace) -> tuple[PruningMethod, int]:
+    from .issp import Issp, IsspConfig
+
+    config = IsspConfig(**_given(args, ratio="sparsity", alpha="shrink", prune_steps="prune_steps"))
+    try:
+        return Issp(config), config.prune_steps + ISSP_FINETUNE_ITERS
+    except ValueError as exc:
+        raise UsageError(f"--sparsity/--shrink: {exc}") from None
+
+
+METHODS: dict[str, Builder] = {"ssl": _ssl, "gassl": _gassl, "nm": _nm, "issp": _issp}
+
+
+def make_method(args: argparse.Namespace) -> tuple[PruningMethod, int]:
+    """The method object of ``--method`` and its default number of iterations."""
+    return METHODS[args.method](args)
 
 
 @refusing
 def cmd_prune(args: argparse.Namespace) -> int:
-    from .train import setup_distributed, train_method, train_sparsity
+    from .train import setup_distributed, train_method
 
     _check_method_options(args)
     if args.cache is None:
@@ -254,42 +281,43 @@ def cmd_prune(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    method, default_iters = make_method(args) if args.method != "ssl" else (None, SSL_ITERS)
+    method, default_iters = make_method(args)
     if args.iters is None:
         args.iters = default_iters
     teacher = zoo.dense_teacher(args.teacher)
     dense = _dense_for_arch(teacher, args.arch)
     teacher_name = args.teacher + (" (uni init)" if args.arch == "uni" and teacher.bidirectional else "")
     env = setup_distributed(args.device)
-    if method is None:
-        cfg = _config(args, "sparsity", gate_lr=args.gate_lr, ratio=0.5 if args.ratio is None else args.ratio,
-                      normalise=args.normalise or "layer", reg_delta=_or(args.reg_delta, 1e-4),
-                      reg_interval=_or(args.reg_interval, 5), reg_ceiling=_or(args.reg_ceiling, 0.1),
-                      schedule="constant", spynet_frozen_iters=-1, warmup=args.warmup or 0,
-                      **({"frames": 0} if args.cache is not None else {}))
-        out = train_sparsity(cfg, dense, teacher_name=teacher_name, resume=args.resume, env=env,
-                             anchor=_anchor(args, dense))
-    else:
-        cfg = _config(args, args.method, schedule="constant", spynet_frozen_iters=-1)
-        out = train_method(cfg, dense, method, teacher_name=teacher_name, resume=args.resume, env=env)
+    cfg = _config(args, method.phase, schedule="constant", spynet_frozen_iters=-1, warmup=args.warmup or 0,
+                  **method.train_config(), **({"frames": 0} if args.cache is not None else {}))
+    out = train_method(cfg, dense, method, teacher_name=teacher_name, resume=args.resume, env=env)
     if env.main:
         done = (out / "model.safetensors").is_file()
         print(f"{args.method} model written to {out}" if done else f"stopped early; continue with --resume ({out})")
     return 0
 
 
-def _anchor(args: argparse.Namespace, dense: Any) -> Any:
-    """The :class:`pruning.distill.Anchor` of ``--cache`` (None without it)."""
-    if args.cache is None:
-        return None
-    from .distill import ANCHOR_KINDS, Anchor, DistillWeights, read_cache_info
+def _read_cache(args: argparse.Namespace, bidirectional: bool) -> dict[str, Any]:
+    """The info of the teacher cache ``--cache``, refused if unreadable or without the backward states that a
+    bidirectional student needs."""
+    from .distill import read_cache_info
 
     try:
         info = read_cache_info(args.cache)
     except (FileNotFoundError, ValueError) as exc:
         raise UsageError(str(exc)) from None
-    if dense.bidirectional and not info.get("bidirectional", True):
+    if bidirectional and not info.get("bidirectional", True):
         raise UsageError(f"{args.cache} was made by a forward-only teacher: it has no backward states")
+    return info
+
+
+def _anchor(args: argparse.Namespace) -> Anchor | None:
+    """The :class:`pruning.distill.Anchor` of ``prune --cache`` (None without it)."""
+    if args.cache is None:
+        return None
+    from .distill import ANCHOR_KINDS, Anchor, DistillWeights
+
+    _read_cache(args, bidirectional=args.arch == "bi")  # --arch bi trains the bidirectional model
     kinds = frozenset(k.strip() for k in args.prune_kinds.split(",")) if args.prune_kinds else ANCHOR_KINDS
     weights = DistillWeights(out=_or(args.kd_weight, 1.0), gt=_or(args.gt_weight, 0.0))
     return Anchor(str(args.cache), weights, kinds, _or(args.channel_multiple, 8))
@@ -337,24 +365,17 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
 def _finetune_distill(args: argparse.Namespace, student: Any, base_meta: dict[str, Any], env: Any) -> int:
     """``vsrapp finetune --cache DIR`` or ``--live-teacher``: teacher-anchored recovery (pruning.distill)."""
-    from .distill import DistillWeights, read_cache_info, train_distill
+    from .distill import DistillWeights, train_distill
 
     if args.cache is not None and args.live_teacher:
         raise UsageError("--cache and --live-teacher exclude each other: the cache holds the teacher's pass")
     teacher = None
     if args.cache is not None:
-        try:
-            info = read_cache_info(args.cache)
-        except (FileNotFoundError, ValueError) as exc:
-            raise UsageError(str(exc)) from None
-        if student.bidirectional and not info.get("bidirectional", True):
-            raise UsageError(f"{args.cache} was made by a forward-only teacher: it has no backward states")
+        _read_cache(args, student.bidirectional)
     else:
         teacher = zoo.dense_teacher(args.teacher)
         if student.bidirectional and not teacher.bidirectional:
             raise UsageError("a bidirectional student needs a bidirectional teacher")
-    if base_meta.get("method", "ssl") == "gassl" and args.tf_weight > 0:
-        raise UsageError("a GASSL export's hidden state is narrower than the teacher's: use --tf-weight 0")
     weights = DistillWeights(out=args.kd_weight, gt=args.gt_weight, tf=args.tf_weight)
     cfg = _config(args, "finetune", tf_weight=args.tf_weight, schedule="cosine", min_lr=args.min_lr,
                   spynet_frozen_iters=-1, warmup=args.warmup, max_seconds=args.max_seconds,

@@ -46,9 +46,9 @@ from models.contract import is_spynet
 
 from .data import ClipConfig, SyntheticClips
 from .losses import RecurrenceTrace, charbonnier_loss, run_with_states, temporal_loss
+from .method import StepHooks
 from .train import (
     Dist,
-    StepHooks,
     TrainConfig,
     Trainer,
     _next_key,
@@ -286,7 +286,7 @@ ANCHOR_KINDS = frozenset({"trunk.conv1.out", "upconv2.out", "conv_hr.out"})
 
 @dataclass(frozen=True)
 class Anchor:
-    """SSL's sparsity phase held to the teacher (``pruning.train.train_sparsity(..., anchor=)``): the gated
+    """SSL's sparsity phase held to the teacher (``pruning.ssl.Ssl(config, anchor)``): the gated
     model fits the teacher's cached outputs (``weights``) instead of the ground truth, so the entries the
     penalty does not touch stay where the teacher has them, and only the gates of ``kinds`` are selected, with
     kept widths rounded to ``multiple`` (:func:`pruning.selection.select_kinds`).

@@ -62,6 +62,7 @@ from models.gassl_slim import GASSL_PLAN_FORMAT, GASSL_PLAN_VERSION, build_gassl
 from models.pruned import META_LR_SIZE, save_pruned
 
 from .convs import require_plain_conv
+from .method import PruningMethod
 
 
 class WNConv2d(nn.Conv2d):
@@ -246,7 +247,7 @@ def _ramp(step: int, start: int, delta: float, interval: int, ceiling: float) ->
     return 0.0 if step < start else min(ceiling, delta * ((step - start) // interval))
 
 
-class Gassl:
+class Gassl(PruningMethod):
     """HAIR + ASSL + SSA as a method object for the shared training loop (see the module docstring)."""
 
     name = "gassl"
@@ -369,9 +370,6 @@ class Gassl:
                     self.cfg.ssa_form)
         return total
 
-    def after_step(self, model: nn.Module, step: int) -> None:
-        """Nothing: GASSL acts through the loss only."""
-
     def done(self, step: int) -> bool:
         return step >= self.total_steps()
 
@@ -410,6 +408,7 @@ class Gassl:
         return plan_from_pruned(model, self.pruned)
 
     def export(self, model: nn.Module, out_dir: str | Path, meta: dict[str, Any] | None = None) -> Path:
+        model = model.cpu()  # the selections are made on the CPU's copy of the scales, as they always were
         plan = self.plan(model)
         extra = {"ratio": self.ratio, "hair_counts": self.counts, "recipe_method": asdict(self.cfg)}
         extra.update(meta or {})

@@ -37,6 +37,8 @@ from models.complexity import count_macs, count_params
 from models.contract import TRUNK_INPUT, block_name, blocks_of, num_blocks, trunk_names
 from models.pruned import META_LR_SIZE, SPARSE_PLAN_FORMAT, SPARSE_PLAN_VERSION, save_pruned
 
+from .method import PruningMethod
+
 MAX_LAYER_SPARSITY = 0.995  # the official exact mode never empties a layer beyond this
 
 
@@ -76,7 +78,7 @@ class IsspConfig:
     include_input: bool = True  # also the trunks' 67 -> 64 input convs
 
 
-class Issp:
+class Issp(PruningMethod):
     name = "issp"
 
     def __init__(self, config: IsspConfig | None = None) -> None:
@@ -87,9 +89,6 @@ class Issp:
 
     def prepare(self, dense: BasicVSR | BasicVSRUni) -> BasicVSR | BasicVSRUni:
         return copy.deepcopy(dense)
-
-    def param_groups(self, model: nn.Module, base_lr: float) -> dict[str, tuple[list[nn.Parameter], float]]:
-        return {}
 
     def layers(self, model: nn.Module) -> dict[str, nn.Conv2d]:
         return trunk_convs(model, self.cfg.include_input)
@@ -111,9 +110,6 @@ class Issp:
         if step >= self.cfg.prune_steps and self.keep is None:
             self.freeze(model)
         return False
-
-    def penalty(self, model: nn.Module, step: int) -> torch.Tensor:
-        return torch.zeros((), device=next(model.parameters()).device)
 
     @torch.no_grad()
     def after_step(self, model: nn.Module, step: int) -> None:
@@ -155,6 +151,7 @@ class Issp:
     def export(self, model: nn.Module, out_dir: str | Path, meta: dict[str, Any] | None = None) -> Path:
         from models.pruned import build_dense
 
+        model = model.cpu()  # the mask is frozen on the CPU's copy of the weights, as it always was
         if self.keep is None:
             self.freeze(model)
         layers = self.layers(model)

@@ -48,6 +48,7 @@ from models.nm_sparse import M_HW, group_ranks
 from models.pruned import META_LR_SIZE, SPARSE_PLAN_FORMAT, SPARSE_PLAN_VERSION, save_pruned
 
 from .convs import copy_conv_into, require_plain_conv
+from .method import PruningMethod
 
 TAU = 0.5
 CLIP = 1.03  # SLS's headroom above 1, so a score can come back from just under the threshold
@@ -143,7 +144,7 @@ class NMConfig:
     score_lr: float = 1e-2  # scores move 1 -> 0.5 in ~50 Adam steps; at the weights' 1e-4 it would take ~5k
 
 
-class NMSparsity:
+class NMSparsity(PruningMethod):
     """Learned per-layer N:M under a MAC budget (``budget`` = kept fraction of the searched layers' MACs)."""
 
     name = "nm"
@@ -280,6 +281,7 @@ class NMSparsity:
     def export(self, model: nn.Module, out_dir: str | Path, meta: dict[str, Any] | None = None) -> Path:
         from models.pruned import build_dense
 
+        model = model.cpu()  # the searched cost below is measured on the CPU, as it always was
         state, plan = self.masked_state(model)
         dense = build_dense(plan["arch"])
         dense.load_state_dict(state, strict=True)

@@ -1,17 +1,14 @@
-"""One training loop for both SSL phases (ssl.md §7, §11, §12), single-process or DDP under ``torchrun``.
+"""One training loop for pruning and fine-tuning (ssl.md §7, §11, §12), single-process or DDP under ``torchrun``.
 
-- ``sparsity``: the dense model gets scale gates (:func:`pruning.gates.add_gates`); the lowest ``ratio`` of the
-  gate entries is marked once at the start (:func:`pruning.selection.select_global`) and a growing L2 penalty
-  (:class:`pruning.regularizer.GrowingL2`) pushes the marked scales towards zero while the Charbonnier loss lets
-  the rest of the network re-route. At the end the selection is redone on the trained gates, and the slim
-  model is exported (:func:`pruning.export.export_slim`).
+- Pruning (:func:`train_method`): a method object (:class:`pruning.method.PruningMethod`: :mod:`pruning.ssl`,
+  :mod:`pruning.gassl`, :mod:`pruning.nm`, :mod:`pruning.issp`) turns the dense model into the model to train,
+  adds its optimiser groups and loss term to the Charbonnier loss (or, held to a teacher cache, to the gap to
+  the teacher's outputs), and acts through its step hooks before and after every optimiser step; at the end it
+  exports itself.
 - ``finetune``: a pruned model (:func:`models.pruned.load_pruned`, any method) is trained with Charbonnier plus,
   optionally, the hidden-state temporal term against the frozen dense teacher
   (:class:`pruning.losses.TemporalFinetuneLoss`), with a cosine schedule; then saved in its export format.
   Dense-shaped sparse exports (N:M, ISS-P) keep their zeros (:class:`KeepZeros`).
-- ``gassl`` / ``nm`` / ``issp`` (:func:`train_method`): a method object (:mod:`pruning.gassl`, :mod:`pruning.nm`,
-  :mod:`pruning.issp`) turns the dense model into the model to train, adds its optimiser groups and loss term,
-  and acts through :class:`StepHooks` before and after every optimiser step; at the end it exports itself.
 
 Shared machinery: Adam (beta 0.9/0.99), learning rate set by hand every step (constant or cosine to
 ``min_lr``: nothing to restore on resume), SpyNet frozen for the first ``spynet_frozen_iters`` iterations
@@ -51,24 +48,20 @@ from models.pruned import META_LR_SIZE, save_pruned
 from models.slim import SlimBasicVSR, SlimBasicVSRUni
 
 from .data import ClipConfig, ResumableSampler, SyntheticClips
-from .export import build_meta, export_slim
-from .gates import GatedModel, add_gates
+from .export import build_meta
+from .gates import GatedModel
 from .losses import TemporalFinetuneLoss, charbonnier_loss
-from .plan import plan_from_masks
-from .regularizer import GrowingL2
-from .selection import importance_scores, pruned_fraction, select_global, select_kinds
+from .method import PruningMethod, StepHooks
 
 LOG = logging.getLogger("vsrapp.train")
 CKPT_NAME = "last.pt"
-# TrainConfig fields that only SSL's phases read (left out of the other methods' recipes, so as not to mislead).
-SSL_ONLY_FIELDS = ("gate_lr", "ratio", "normalise", "reg_delta", "reg_interval", "reg_ceiling", "tf_weight")
 
 
 @dataclass
 class TrainConfig:
     """Everything a run depends on (stored in checkpoints and in the export's ``meta.json`` recipe)."""
 
-    phase: str  # "sparsity" (SSL) | "finetune" | a method's name: "gassl", "nm", "issp"
+    phase: str  # a method's phase: "sparsity" (SSL), "gassl", "nm", "issp"; or "finetune"
     data: str
     out: str
     iters: int = 1000
@@ -83,7 +76,7 @@ class TrainConfig:
     schedule: str = "constant"  # "constant" (SSL's sparsity phase) | "cosine" (its fine-tuning)
     spynet_frozen_iters: int = -1  # -1: frozen throughout (SSL's sparsity phase); SSL fine-tuning: 5000
     spynet_lr_mult: float = 0.125
-    # sparsity
+    # SSL's settings (pruning.ssl.SslConfig; recorded here, as they always were)
     ratio: float = 0.5
     normalise: str = "layer"
     reg_delta: float = 1e-4
@@ -136,29 +129,6 @@ def setup_distributed(device: str | None = None) -> Dist:
 
 
 # ------------------------------------------------------------------------------------------ objectives
-class SparsityObjective(nn.Module):
-    """Charbonnier on the gated model's outputs plus the growing L2 on the marked gates (a loss term here, so
-    its gradient passes through DDP like any other). ``fit``: another fidelity objective on the same gated
-    model instead of the Charbonnier to the ground truth (``pruning.distill.DistillObjective``: the teacher's
-    cached outputs as the target)."""
-
-    def __init__(self, gated: GatedModel, reg: GrowingL2, fit: nn.Module | None = None) -> None:
-        super().__init__()
-        self.model = gated
-        self.reg = reg
-        self.fit = fit
-
-    def forward(self, lrs: torch.Tensor, gts: Any, step: int) -> tuple[torch.Tensor, dict[str, Any]]:
-        if self.fit is not None:
-            rec, parts = self.fit(lrs, gts, step)
-        else:
-            out = self.model(lrs)
-            rec = charbonnier_loss(out.float(), gts)
-            parts = {"rec": rec.detach(), "outputs": out.detach()}
-        pen = self.reg.penalty(self.model, step).to(rec.device)
-        return rec + pen, {**parts, "pen": pen.detach()}
-
-
 class FinetuneObjective(nn.Module):
     """Charbonnier (``tf_weight`` 0, no teacher pass) or Charbonnier + ``tf_weight`` * L_tf against the frozen
     teacher. Flows are shared from the teacher while the student's SpyNet is frozen (it is the teacher's)."""
@@ -180,40 +150,22 @@ class FinetuneObjective(nn.Module):
 
 class MethodObjective(FinetuneObjective):
     """Charbonnier (the fine-tuning objective without a teacher) plus ``method.penalty(model, step)``; the
-    penalty is computed inside the objective, so under DDP its gradient is reduced like any other."""
+    penalty is computed inside the objective, so under DDP its gradient is reduced like any other. ``fit``:
+    another fidelity term on the same model instead of the Charbonnier to the ground truth
+    (``pruning.distill.DistillObjective``: the teacher's cached outputs as the target)."""
 
-    def __init__(self, model: nn.Module, method: Any) -> None:
+    def __init__(self, model: nn.Module, method: PruningMethod, fit: nn.Module | None = None) -> None:
         super().__init__(model, None, 0.0)
         self.method = method
+        self.fit = fit
 
-    def forward(self, lrs: torch.Tensor, gts: torch.Tensor, step: int) -> tuple[torch.Tensor, dict[str, Any]]:
-        rec, parts = super().forward(lrs, gts, step)
+    def forward(self, lrs: torch.Tensor, gts: Any, step: int) -> tuple[torch.Tensor, dict[str, Any]]:
+        rec, parts = self.fit(lrs, gts, step) if self.fit is not None else super().forward(lrs, gts, step)
         pen = self.method.penalty(self.model, step).to(rec.device)
         return rec + pen, {**parts, "pen": pen.detach()}
 
 
 # ------------------------------------------------------------------------------------------ hooks
-class StepHooks:
-    """What the trainer calls around every optimiser step (the pruning methods in :mod:`pruning.gassl`,
-    :mod:`pruning.nm` and :mod:`pruning.issp` have the same methods). ``step`` counts the steps done before.
-    ``before_step`` returning True means the weights were reset: the optimiser state is cleared."""
-
-    def before_step(self, model: nn.Module, step: int) -> bool:
-        return False
-
-    def after_step(self, model: nn.Module, step: int) -> None:
-        pass
-
-    def log(self, model: nn.Module, step: int) -> dict[str, float]:
-        return {}
-
-    def state_dict(self) -> dict[str, Any]:
-        return {}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        pass
-
-
 class KeepZeros(StepHooks):
     """Fine-tuning a dense-shaped sparse model (N:M or ISS-P): the zeros found at the start in ``layers``
     (default: an export's ``model.plan["layers"]``) stay zero (re-applied after every step, as ISS-P's
@@ -337,30 +289,33 @@ def _psnr(out: torch.Tensor, gt: torch.Tensor) -> float:
     return float(10 * torch.log10(1 / mse.clamp_min(1e-10)))
 
 
+def network(model: nn.Module) -> nn.Module:
+    """The network inside a trained model: SSL's gated model holds it in ``net``, the others are it."""
+    return model.net if isinstance(model, GatedModel) else model
+
+
 class Trainer:
     """Runs ``objective`` (a module returning ``(loss, parts)``) for ``cfg.iters`` steps with checkpoints.
 
     ``model`` is the module being trained (inside ``objective``); ``groups`` maps an optimiser group name to
-    (parameters, base learning rate). ``extra`` is stored with every checkpoint (e.g. the marked set);
-    ``hooks`` (:class:`StepHooks`) act before and after every step, and their state is checkpointed too."""
+    (parameters, base learning rate). ``hooks`` (:class:`~pruning.method.StepHooks`: a pruning method, an EMA
+    of the weights, ...) act before and after every step, and their state is checkpointed with the model."""
 
     def __init__(self, cfg: TrainConfig, objective: nn.Module, model: nn.Module,
                  groups: dict[str, tuple[list[nn.Parameter], float]], env: Dist,
-                 extra: dict[str, Any] | None = None, hooks: StepHooks | None = None) -> None:
+                 hooks: StepHooks | None = None) -> None:
         self.cfg, self.objective, self.model, self.env = cfg, objective.to(env.device), model, env
         if cfg.channels_last:
             # Faster convolutions on both devices (docs/BENCHMARKS.md); parameters keep their values and
             # names, so checkpoints and exports do not depend on it.
             self.objective.to(memory_format=torch.channels_last)
-        self.extra = extra or {}
         self.hooks = hooks or StepHooks()
         self.out = Path(cfg.out)
         self.ckpt = self.out / "checkpoints" / CKPT_NAME
         self.optimizer = torch.optim.Adam(
             [{"params": p, "lr": lr, "base_lr": lr, "name": n} for n, (p, lr) in groups.items() if p],
             betas=(0.9, 0.99))
-        net = model.net if isinstance(model, GatedModel) else model
-        self.spynet = list(net.spynet.parameters())
+        self.spynet = list(network(model).spynet.parameters())
         self.step = 0
         self.seconds = 0.0  # wall clock spent in run() by this process (the recipe's "seconds")
         self.history: list[float] = []  # loss per step (this process), for tests and the final summary
@@ -370,7 +325,7 @@ class Trainer:
     # -------------------------------------------------------------------------------------------- state
     def state(self) -> dict[str, Any]:
         return {"step": self.step, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "rng": rng_state(), "config": dataclasses.asdict(self.cfg), "extra": self.extra,
+                "rng": rng_state(), "config": dataclasses.asdict(self.cfg),
                 "history": self.history, "hooks": self.hooks.state_dict()}
 
     def resume(self, path: Path | None = None) -> bool:
@@ -387,8 +342,8 @@ class Trainer:
         set_rng_state(state["rng"])
         self.step = state["step"]
         self.history = list(state.get("history", []))
-        self.extra.update(state.get("extra", {}))
-        self.hooks.load_state_dict(state.get("hooks", {}))
+        # SSL checkpoints from before pruning.ssl.Ssl kept its marked set under "extra" and no hook state.
+        self.hooks.load_state_dict(state.get("hooks") or state.get("extra", {}))
         LOG.info("resumed from %s at step %d", path, self.step)
         return True
 
@@ -500,10 +455,6 @@ class Trainer:
         progress = self.hooks.log(self.model, self.step)
         if progress:
             LOG.info("  %s", " ".join(f"{k} {v:.4g}" for k, v in progress.items()))
-        if hasattr(self.objective, "reg"):
-            marked_max, free_min = self.objective.reg.marked_magnitude(self.model)
-            LOG.info("  lambda %.4g  max|g| marked %.4f  min|g| free %.4f",
-                     self.objective.reg.lam(self.step), marked_max, free_min)
 
 
 # ------------------------------------------------------------------------------------------ phases
@@ -535,54 +486,6 @@ def _recipe(cfg: TrainConfig, env: Dist, trainer: Trainer, n_stills: int) -> dic
     return {"phase": cfg.phase, "config": dataclasses.asdict(cfg), "world": env.world, "device": device,
             "effective_batch": cfg.batch * env.world, "stills": n_stills, "seconds": round(trainer.seconds, 1),
             "final_loss": float(np.mean(tail)) if tail else None, "date": time.strftime("%Y-%m-%d %H:%M:%S")}
-
-
-def train_sparsity(cfg: TrainConfig, dense: BasicVSR | BasicVSRUni, teacher_name: str = "",
-                   resume: bool = False, env: Dist | None = None, anchor: Any = None) -> Path:
-    """SSL sparsity learning on a copy of ``dense``, then selection and slim export into ``cfg.out``.
-
-    ``anchor`` (:class:`pruning.distill.Anchor`): train against the teacher's cached outputs instead of the
-    ground truth, and select only some gate kinds with rounded widths; the export then removes exactly the
-    marked entries (the ones the penalty drove to zero)."""
-    env, dataset = _prepare(cfg, env)
-    gated = add_gates(dense).to(env.device)
-    scores = importance_scores(gated, cfg.normalise)
-    if anchor is None:
-        marked = select_global(scores, cfg.ratio)
-    else:
-        marked = select_kinds(scores, cfg.ratio, anchor.kinds, anchor.multiple)
-        dataset = anchor.dataset(cfg, env)
-    reg = GrowingL2(marked, cfg.reg_delta, cfg.reg_interval, cfg.reg_ceiling)
-    LOG.info("marked %d of %d gate entries (ratio %.3f); lambda reaches %.3g at step %d",
-             sum(int(m.sum()) for m in marked.values()), sum(m.numel() for m in marked.values()), cfg.ratio,
-             cfg.reg_ceiling, reg.growth_steps())
-    spynet_ids = {id(p) for p in gated.net.spynet.parameters()}
-    weights = [p for p in gated.weight_parameters() if id(p) not in spynet_ids]
-    groups = {"weights": (weights, cfg.lr), "gates": (gated.gate_parameters(), cfg.gate_lr or cfg.lr),
-              "spynet": (list(gated.net.spynet.parameters()), cfg.lr * cfg.spynet_lr_mult)}
-    objective = SparsityObjective(gated, reg, anchor.objective(gated) if anchor is not None else None)
-    trainer = Trainer(cfg, objective, gated, groups, env, extra={"marked": marked})
-    trainer.start(resume)
-    if resume:  # the marked set is the checkpoint's, not this process's fresh selection
-        reg.marked = {n: m for n, m in trainer.extra["marked"].items() if bool(m.any())}
-    trainer.run(dataset)
-    out = Path(cfg.out)
-    if trainer.finished:
-        final = select_global(importance_scores(gated, cfg.normalise), cfg.ratio) if anchor is None else \
-            {n: m.clone() for n, m in trainer.extra["marked"].items()}
-        overlap = sum(int((final[n] & marked[n]).sum()) for n in final)
-        LOG.info("re-selection: %d pruned, %d of them were marked at the start", sum(int(m.sum()) for m in
-                                                                                  final.values()), overlap)
-        fractions = pruned_fraction(final)
-        LOG.info("pruned fraction per gate: min %.2f max %.2f", min(fractions.values()), max(fractions.values()))
-        plan = plan_from_masks(gated, final)
-        sparsity = _recipe(cfg, env, trainer, len(dataset.stills))
-        if anchor is not None:
-            sparsity["anchor"] = anchor.describe()
-        meta = {"ratio": cfg.ratio, "teacher": teacher_name, "recipe": {"sparsity": sparsity}}
-        export_slim(gated.cpu(), plan, out, meta)
-        LOG.info("exported slim model to %s", out)
-    return out
 
 
 def save_slim(model: SlimBasicVSR | SlimBasicVSRUni, out_dir: str | Path, meta: dict[str, Any]) -> Path:
@@ -640,28 +543,33 @@ def train_finetune(cfg: TrainConfig, student: nn.Module, teacher: nn.Module | No
     return out
 
 
-def train_method(cfg: TrainConfig, dense: BasicVSR | BasicVSRUni, method: Any, teacher_name: str = "",
+def train_method(cfg: TrainConfig, dense: BasicVSR | BasicVSRUni, method: PruningMethod, teacher_name: str = "",
                  resume: bool = False, env: Dist | None = None) -> Path:
-    """Prune a copy of ``dense`` with a method object (:class:`pruning.gassl.Gassl`,
-    :class:`pruning.nm.NMSparsity`, :class:`pruning.issp.Issp`) for ``cfg.iters`` steps, then let it export
-    itself into ``cfg.out``.
+    """Prune a copy of ``dense`` with a method object (:class:`pruning.method.PruningMethod`) for ``cfg.iters``
+    steps, then let it export itself into ``cfg.out``.
 
-    The method makes the model (``prepare``), adds its optimiser groups (``param_groups``; every other
-    parameter trains at ``cfg.lr``, SpyNet at ``cfg.lr * cfg.spynet_lr_mult`` when unfrozen), its loss term
-    (``penalty``, added to the Charbonnier loss) and its per-step actions (``before_step``/``after_step``);
-    its state goes into every checkpoint. ``cfg.iters`` is the run's length: a fixed schedule
-    (GASSL's ``total_steps``) is the caller's default for it; N:M and ISS-P go on fine-tuning with a fixed
-    pattern once ``done``. An export made before ``done`` (schedule cut short) says so in its meta."""
-    if cfg.phase != method.name:
+    The method makes the model (``prepare``, then ``start`` on the device), adds its optimiser groups
+    (``param_groups``; every other parameter trains at ``cfg.lr``, SpyNet at ``cfg.lr * cfg.spynet_lr_mult``
+    when unfrozen), its loss term (``penalty``, added to the Charbonnier loss, or to the gap to the teacher's
+    cached outputs when it has an ``anchor``) and its per-step actions (``before_step``/``after_step``); its
+    state goes into every checkpoint. ``cfg.iters`` is the run's length: a fixed schedule (GASSL's
+    ``total_steps``) is the caller's default for it; N:M and ISS-P go on fine-tuning with a fixed pattern once
+    ``done``. An export made before ``done`` (schedule cut short) says so in its meta."""
+    if cfg.phase != method.phase:
         raise ValueError(f"config phase {cfg.phase!r} does not name the method {method.name!r}")
     env, dataset = _prepare(cfg, env)
     model = method.prepare(dense).to(env.device)
+    method.start(model)
+    anchor = method.anchor
+    if anchor is not None:
+        dataset = anchor.dataset(cfg, env)
     own = method.param_groups(model, cfg.lr)
-    spynet = list(model.spynet.parameters())
+    spynet = list(network(model).spynet.parameters())
     taken = {id(p) for p in spynet} | {id(p) for params, _ in own.values() for p in params}
     groups = {"weights": ([p for p in model.parameters() if id(p) not in taken], cfg.lr), **own,
               "spynet": (spynet, cfg.lr * cfg.spynet_lr_mult)}
-    trainer = Trainer(cfg, MethodObjective(model, method), model, groups, env, hooks=method)
+    objective = MethodObjective(model, method, anchor.objective(model) if anchor is not None else None)
+    trainer = Trainer(cfg, objective, model, groups, env, hooks=method)
     trainer.start(resume)
     trainer.run(dataset)
     out = Path(cfg.out)
@@ -670,11 +578,7 @@ def train_method(cfg: TrainConfig, dense: BasicVSR | BasicVSRUni, method: Any, t
         if not complete:
             LOG.warning("%s schedule not finished after %d steps: exporting the current selection",
                         method.name, trainer.step)
-        recipe = _recipe(cfg, env, trainer, len(dataset.stills))
-        recipe["config"] = {k: v for k, v in recipe["config"].items() if k not in SSL_ONLY_FIELDS}
-        state = method.state_dict()
-        recipe["method"] = {k: state[k] for k in ("config", "budget") if k in state}  # the JSON-able part
-        meta = {"teacher": teacher_name, "schedule_complete": complete, "recipe": {"sparsity": recipe}}
-        method.export(model.cpu(), out, meta)
+        meta = method.meta(_recipe(cfg, env, trainer, len(dataset.stills)), teacher_name, complete)
+        method.export(model, out, meta)
         LOG.info("exported %s model to %s", method.name, out)
     return out

@@ -235,13 +235,14 @@ def test_anchored_sparsity_fits_the_teacher_and_removes_exactly_the_marked_entri
     with the gates at 1, it is ~0), the stream is never pruned, widths come out rounded, and the export drops
     the entries the penalty drove down."""
     from pruning.distill import Anchor
-    from pruning.train import train_sparsity
+    from pruning.ssl import Ssl
+    from pruning.train import train_method
 
     anchor = Anchor(str(cache), DistillWeights(out=1.0), frozenset({"trunk.conv1.out", "conv_hr.out"}), 4)
     cfg = TrainConfig(phase="sparsity", data=str(data), out=str(tmp_path / "s"), iters=6, frames=0, lr=1e-3,
                       gate_lr=5e-2, ratio=0.5, reg_delta=0.5, reg_interval=1, reg_ceiling=2.0, log_every=1,
                       threads=1)
-    out = train_sparsity(cfg, tiny_dense(), teacher_name="tiny", anchor=anchor)
+    out = train_method(cfg, tiny_dense(), Ssl.from_config(cfg, anchor), teacher_name="tiny")
     log = (out / "train.log").read_text()
     first = next(line for line in log.splitlines() if " it 1/6 " in line)
     assert float(first.split(" kd ")[1].split()[0]) < 1e-3  # the unpruned start fits its own teacher

@@ -20,7 +20,8 @@ from pruning.gates import add_gates
 from pruning.losses import charbonnier_loss
 from pruning.plan import plan_from_masks
 from pruning.selection import importance_scores, select_global
-from pruning.train import Dist, TrainConfig, train_finetune, train_sparsity
+from pruning.ssl import Ssl
+from pruning.train import Dist, TrainConfig, train_finetune, train_method
 
 TINY = {"num_feat": 8, "num_block": 2}
 
@@ -54,7 +55,7 @@ def data(tmp_path_factory) -> Path:
 
 def test_sparsity_phase_exports_a_loadable_slim_model(tmp_path, data):
     cfg = config(tmp_path, data, "sparsity", iters=3, reg_delta=0.05, reg_interval=1, gate_lr=1e-2)
-    out = train_sparsity(cfg, tiny_dense(), teacher_name="tiny")
+    out = train_method(cfg, tiny_dense(), Ssl.from_config(cfg), teacher_name="tiny")
     meta = json.loads((out / "meta.json").read_text())
     assert meta["ratio"] == 0.5 and meta["teacher"] == "tiny"
     assert meta["recipe"]["sparsity"]["config"]["iters"] == 3
@@ -135,9 +136,8 @@ def _ddp_worker(rank: int, world: int, port: int, data: str, out: str) -> None:
     assert isinstance(env, Dist) and env.world == world
     root = Path(out)
     # Sparsity phase (gates + penalty through DDP), then fine-tuning with the TF term.
-    gated_out = train_sparsity(config(root, Path(data), "sparsity", iters=2, gate_lr=1e-2, reg_delta=0.05,
-                                      reg_interval=1), tiny_dense(), env=env)
-    del gated_out
+    cfg = config(root, Path(data), "sparsity", iters=2, gate_lr=1e-2, reg_delta=0.05, reg_interval=1)
+    train_method(cfg, tiny_dense(), Ssl.from_config(cfg), env=env)
     student = tiny_slim()
     train_finetune(config(root, Path(data), "finetune", iters=2, lr=1e-3, tf_weight=0.5), student, tiny_dense(),
                    env=env)
@@ -170,7 +170,8 @@ def test_uni_sparsity_from_bidirectional_init(tmp_path, data):
 
     uni = BasicVSRUni(**TINY)
     uni.load_state_dict(uni_state_from_bidirectional(tiny_dense().state_dict(), TINY["num_feat"]), strict=True)
-    out = train_sparsity(config(tmp_path, data, "sparsity", iters=2, reg_interval=1), uni, teacher_name="tiny")
+    cfg = config(tmp_path, data, "sparsity", iters=2, reg_interval=1)
+    out = train_method(cfg, uni, Ssl.from_config(cfg), teacher_name="tiny")
     slim = load_slim(out)
     assert not slim.bidirectional
     assert json.loads((out / "meta.json").read_text())["arch"] == "basicvsr-uni-slim"
