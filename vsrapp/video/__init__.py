@@ -25,12 +25,19 @@ Decisions (tested in tests/test_video*.py):
   720 lines and BT.709 otherwise, limited range (``VideoInfo.colour_used``). Conversion YUV <-> RGB always
   passes that matrix and range to swscale explicitly. The output keeps the source's colour (even when a x4 SD
   output is HD-sized: re-matrixing would be lossy, and explicit tags make players decode it correctly) and is
-  tagged with all four values. HDR transfers pass through untouched (no tone mapping).
+  tagged with all four values. HDR transfers pass through untouched (no tone mapping); HDR10 static metadata
+  (mastering display, content light level) goes into the bitstream where the encoder can write it
+  (:mod:`vsrapp.video.hdr`).
+* Codec: the one asked for must fit the output's container, else one line before any work; none asked for picks
+  one that fits (libx264, libvpx-vp9 for WebM): :mod:`vsrapp.video.codecs`.
 * 10-bit: >8-bit sources are decoded to uint16 and encoded as yuv420p10le when the encoder takes it.
 * Audio and subtitles are copied packet for packet, interleaved in the same write. Audio the container
   cannot hold (or, in mp4, that players do not take, such as PCM) is transcoded to AAC (Opus for webm). Text
   subtitles the container cannot hold are converted between subrip, mov_text and webvtt (text only, styling
-  dropped); bitmap subtitles that do not fit are dropped with a warning saying why.
+  dropped); bitmap subtitles (DVD, DVB, PGS) are copied where the muxer takes them and otherwise dropped with a
+  warning saying why.
+* Interlaced input is upscaled as woven frames, with one warning line saying how to deinterlace first
+  (:mod:`vsrapp.video.notes`).
 * Rotation (display matrix) and sample aspect ratio are copied to the output.
 * The writer writes ``.<name>.partial<ext>`` beside the target and renames it only on a successful close;
   writing over the input is refused.
