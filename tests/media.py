@@ -62,6 +62,24 @@ def _write_frames(out, stream, images, pts_list, tb: Fraction, **reformat) -> No
     out.mux(stream.encode(None))
 
 
+def write_pictures(out, stream, n: int, period: int | None = None) -> None:
+    """Frames ``0..n-1`` of :func:`picture` at the stream's size, ``1/FPS`` apart, converted to the stream's pixel
+    format, then the encoder flushed: the video of most test files. ``period``: the pictures repeat after it
+    (a picture never wraps below 50, see :func:`picture`)."""
+    images = [picture(i % (period or n), stream.width, stream.height) for i in range(n)]
+    _write_frames(out, stream, images, range(n), Fraction(1, FPS))
+
+
+def write_png_frames(folder: Path, frames) -> Path:
+    """RGB uint8 frames as ``0000.png``, ``0001.png``... in a new ``folder`` (a clip as a folder of frames)."""
+    import cv2  # only the tests that write frame folders pay for OpenCV
+
+    folder.mkdir(parents=True)
+    for i, frame in enumerate(frames):
+        cv2.imwrite(str(folder / f"{i:04d}.png"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    return folder
+
+
 def _audio_stream(out, codec: str = "aac"):
     stream = out.add_stream(codec, rate=RATE)
     stream.codec_context.layout = "mono"

@@ -18,7 +18,6 @@ import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -28,13 +27,14 @@ from media import (
     RATE,
     X264,
     _audio_stream,
+    _video_stream,
     _write_audio,
     make_h264_aac,
     make_odd_size,
     make_vfr,
     make_with_subtitles,
-    picture,
     sine,
+    write_pictures,
 )
 
 CASES = int(os.environ.get("VSRAPP_FUZZ_CASES", "16"))
@@ -52,14 +52,9 @@ pytestmark = pytest.mark.timeout(1800)
 def _make_stream_file(path: Path, fmt: str | None, vcodec: str, acodec: str, n: int = 10) -> Path:
     """``n`` frames of 64x48 video plus mono audio in the given container (FLV, MPEG-TS, AVI...)."""
     with av.open(str(path), "w", format=fmt) as out:
-        v = out.add_stream(vcodec, rate=25, options=X264 if vcodec == "libx264" else {})
-        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
+        v = _video_stream(out, vcodec, "yuv420p", options=X264 if vcodec == "libx264" else None)
         _write_audio(out, _audio_stream(out, acodec), sine(n / 25))
-        for i in range(n):
-            frame = av.VideoFrame.from_ndarray(picture(i), format="rgb24").reformat(format="yuv420p")
-            frame.pts, frame.time_base = i, Fraction(1, 25)
-            out.mux(v.encode(frame))
-        out.mux(v.encode(None))
+        write_pictures(out, v, n)
     return path
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from media import RATE, X264, H, W, _audio_stream, _write_audio, picture, sine
+from media import RATE, X264, H, W, _audio_stream, _video_stream, _write_audio, picture, sine, write_pictures
 
 from vsrapp import pipeline
 from vsrapp.cli import EXIT_INTERRUPTED, EXIT_TERMINATED, main
@@ -100,16 +100,11 @@ def make_latin1_tags(path: Path, n: int = 10) -> Path:
     title with accented letters, and an audio language and title that are not UTF-8."""
     with av.open(str(path), "w", metadata_encoding="latin-1") as out:
         out.metadata.update({"title": "Caf\xe9 \xe0 la t\xe9l\xe9", "service_name": "Cha\xeene 5"})
-        v = out.add_stream("libx264", rate=25, options=X264)
-        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
+        v = _video_stream(out, "libx264", "yuv420p", options=X264)
         a = _audio_stream(out, "mp2")
         a.metadata.update({"language": "fr\xe9", "title": "fran\xe7ais"})
         _write_audio(out, a, sine(n / 25))
-        for i in range(n):
-            frame = av.VideoFrame.from_ndarray(picture(i), format="rgb24").reformat(format="yuv420p")
-            frame.pts, frame.time_base = i, Fraction(1, 25)
-            out.mux(v.encode(frame))
-        out.mux(v.encode(None))
+        write_pictures(out, v, n)
     return path
 
 
@@ -200,14 +195,9 @@ def make_truncated_flv(path: Path, n: int = 10) -> Path:
     picture decodes, and FLV's reader takes the cut tag for a phantom 5512 Hz PCM stream without packets."""
     full = path.with_name("full.flv")
     with av.open(str(full), "w") as out:
-        v = out.add_stream("libx264", rate=25, options=X264)
-        v.width, v.height, v.pix_fmt = W, H, "yuv420p"
+        v = _video_stream(out, "libx264", "yuv420p", options=X264)
         _write_audio(out, _audio_stream(out, "aac"), sine(n / 25))
-        for i in range(n):
-            frame = av.VideoFrame.from_ndarray(picture(i), format="rgb24").reformat(format="yuv420p")
-            frame.pts, frame.time_base = i, Fraction(1, 25)
-            out.mux(v.encode(frame))
-        out.mux(v.encode(None))
+        write_pictures(out, v, n)
     with av.open(str(full)) as c:
         packets = [(p.stream.type, p.pos) for p in c.demux() if p.size]
     first_video = next(k for k, (kind, _) in enumerate(packets) if kind == "video")
@@ -507,14 +497,9 @@ def test_full_disk_keeps_finished_segments_and_resume_completes_them(media, tmp_
 def make_long(path: Path, n: int = 100, w: int = 96, h: int = 72) -> Path:
     """H.264 + AAC, 4 s of 96x72: long enough (10 segments of 10 frames) that a signal lands mid-job."""
     with av.open(str(path), "w") as out:
-        v = out.add_stream("libx264", rate=25, options=X264)
-        v.width, v.height, v.pix_fmt = w, h, "yuv420p"
+        v = _video_stream(out, "libx264", "yuv420p", w, h, options=X264)
         _write_audio(out, _audio_stream(out), sine(n / 25))
-        for i in range(n):
-            frame = av.VideoFrame.from_ndarray(picture(i % 50, w, h), format="rgb24").reformat(format="yuv420p")
-            frame.pts, frame.time_base = i, Fraction(1, 25)
-            out.mux(v.encode(frame))
-        out.mux(v.encode(None))
+        write_pictures(out, v, n, period=50)
     return path
 
 
@@ -627,8 +612,7 @@ def make_two_audio_anamorphic_ts(path: Path, n: int = 20) -> Path:
     """H.264 in MPEG-TS with a 16:11 sample aspect ratio (PAL 4:3 on a 720-wide raster) and two MP2 tracks,
     English and German, as a broadcast with a second language writes them."""
     with av.open(str(path), "w", format="mpegts") as out:
-        v = out.add_stream("libx264", rate=25, options=X264)
-        v.width, v.height, v.pix_fmt = W, H, "yuv420p"
+        v = _video_stream(out, "libx264", "yuv420p", options=X264)
         v.codec_context.sample_aspect_ratio = Fraction(16, 11)
         tracks = []
         for lang in ("eng", "deu"):
@@ -638,11 +622,7 @@ def make_two_audio_anamorphic_ts(path: Path, n: int = 20) -> Path:
             tracks.append(a)
         for a, freq in zip(tracks, (440.0, 660.0), strict=True):
             _write_audio(out, a, sine(n / 25, freq=freq))
-        for i in range(n):
-            frame = av.VideoFrame.from_ndarray(picture(i), format="rgb24").reformat(format="yuv420p")
-            frame.pts, frame.time_base = i, Fraction(1, 25)
-            out.mux(v.encode(frame))
-        out.mux(v.encode(None))
+        write_pictures(out, v, n)
     return path
 
 
@@ -740,8 +720,8 @@ def test_phone_file_keeps_rotation_timestamps_and_full_range_together(tmp_path, 
 def make_webm(path: Path, n: int = 10) -> Path:
     """VP9 + Opus in WebM, as a browser records or a site serves."""
     with av.open(str(path), "w") as out:
-        v = out.add_stream("libvpx-vp9", rate=25, options={"deadline": "realtime", "cpu-used": "8", "threads": "1"})
-        v.width, v.height, v.pix_fmt = W, H, "yuv420p"
+        vp9 = {"deadline": "realtime", "cpu-used": "8", "threads": "1"}
+        v = _video_stream(out, "libvpx-vp9", "yuv420p", options=vp9)
         a = out.add_stream("libopus", rate=RATE)
         a.codec_context.layout = "mono"
         samples = sine(n / 25)
@@ -750,11 +730,7 @@ def make_webm(path: Path, n: int = 10) -> Path:
             frame.sample_rate, frame.pts, frame.time_base = RATE, start, Fraction(1, RATE)
             out.mux(a.encode(frame))
         out.mux(a.encode(None))
-        for i in range(n):
-            frame = av.VideoFrame.from_ndarray(picture(i), format="rgb24").reformat(format="yuv420p")
-            frame.pts, frame.time_base = i, Fraction(1, 25)
-            out.mux(v.encode(frame))
-        out.mux(v.encode(None))
+        write_pictures(out, v, n)
     return path
 
 
