@@ -74,3 +74,49 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+# --- graph backends (tests/test_export.py, test_quantize.py, ...) --------------------------------------------------
+
+
+@pytest.fixture
+def private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """On-the-fly exports and int8 graphs go to a per-test cache, never the user's."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+@pytest.fixture(scope="module")
+def ort():
+    """ONNX Runtime (with onnx, which the exporter needs), or the test is skipped."""
+    pytest.importorskip("onnx")
+    return pytest.importorskip("onnxruntime")
+
+
+@pytest.fixture(scope="module")
+def ov():
+    """OpenVINO (with nncf for int8 and onnxruntime for the fp32 graphs' checks), or the test is skipped."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("nncf")
+    return pytest.importorskip("openvino")
+
+
+@pytest.fixture
+def hide_module(monkeypatch: pytest.MonkeyPatch):
+    """``hide_module("onnxruntime", ...)``: ``import`` of these fails in this test as where they are not installed."""
+    import builtins
+    import sys
+
+    real = builtins.__import__
+
+    def hide(*names: str) -> None:
+        def fake(name, *args, **kw):
+            if name.split(".")[0] in names:
+                raise ImportError(f"No module named '{name}'")
+            return real(name, *args, **kw)
+
+        monkeypatch.setattr(builtins, "__import__", fake)
+        for n in names:
+            monkeypatch.delitem(sys.modules, n, raising=False)
+
+    return hide

@@ -80,6 +80,16 @@ def write_png_frames(folder: Path, frames) -> Path:
     return folder
 
 
+def write_video(path: Path, frames, crf: int = 10) -> Path:
+    """RGB uint8 frames (of any one size) as H.264 at ``FPS``, in yuv444p (chroma at full size) at ``crf`` 10 by
+    default, so the frames survive the encode almost as they are (calibration and comparison clips)."""
+    h, w = frames[0].shape[:2]
+    with av.open(str(path), "w") as out:
+        stream = _video_stream(out, "libx264", "yuv444p", w, h, options={"crf": str(crf)})
+        _write_frames(out, stream, frames, range(len(frames)), Fraction(1, FPS))
+    return path
+
+
 def _audio_stream(out, codec: str = "aac"):
     stream = out.add_stream(codec, rate=RATE)
     stream.codec_context.layout = "mono"

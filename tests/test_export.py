@@ -5,35 +5,19 @@ missing extra is one line that says what to install."""
 
 from __future__ import annotations
 
-import builtins
 import json
 
 import numpy as np
 import pytest
 import torch
-from nets import tiny_net
+from nets import psnr, smooth_frames, tiny_net
 
 from models.slim import build_slim
 from vsrapp import Upscaler, backends, export
 from vsrapp.bench.run import random_plan
 from vsrapp.cli import main
 
-
-@pytest.fixture(autouse=True)
-def _one_thread(one_thread):
-    yield
-
-
-@pytest.fixture(autouse=True)
-def _private_cache(tmp_path, monkeypatch):
-    """On-the-fly exports go to a per-test cache, never the user's."""
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-
-
-@pytest.fixture(scope="module")
-def ort():
-    pytest.importorskip("onnx")
-    return pytest.importorskip("onnxruntime")
+pytestmark = pytest.mark.usefixtures("one_thread", "private_cache")
 
 
 def tiny_slim(seed: int = 0):
@@ -57,20 +41,6 @@ def exported(ort, tmp_path_factory):
         model = make()
         out[name] = (model, export.export_onnx(model, tmp_path_factory.mktemp("onnx") / name, name=name))
     return out
-
-
-def smooth_frames(n: int, h: int, w: int, seed: int = 0) -> list[np.ndarray]:
-    """A pan over a smooth random picture: frames with real motion, so the flow is not trivial."""
-    rng = np.random.default_rng(seed)
-    coarse = torch.from_numpy(rng.random((1, 3, h // 4 + 2, (w + 2 * n) // 4 + 2))).float()
-    big = torch.nn.functional.interpolate(coarse, size=(h, w + 2 * n), mode="bicubic", align_corners=False)
-    big = (big.clamp(0, 1)[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-    return [np.ascontiguousarray(big[:, 2 * i:2 * i + w]) for i in range(n)]
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
 
 
 # ------------------------------------------------------------------------------------------- the graphs
@@ -181,22 +151,8 @@ def test_backend_choice_and_limits(ort):
 
 
 # ------------------------------------------------------------------------------------------- CLI and errors
-def hide_module(monkeypatch, *names: str) -> None:
-    """Make ``import name`` fail as it does where the package is not installed."""
-    real = builtins.__import__
-
-    def fake(name, *args, **kw):
-        if name.split(".")[0] in names:
-            raise ImportError(f"No module named '{name}'")
-        return real(name, *args, **kw)
-
-    monkeypatch.setattr(builtins, "__import__", fake)
-    for n in names:
-        monkeypatch.delitem(__import__("sys").modules, n, raising=False)
-
-
-def test_backend_not_installed_is_one_line_naming_the_extra(tmp_path, monkeypatch, capsys):
-    hide_module(monkeypatch, "onnxruntime")
+def test_backend_not_installed_is_one_line_naming_the_extra(tmp_path, hide_module, capsys):
+    hide_module("onnxruntime")
     src = tmp_path / "in.mp4"
     src.write_bytes(b"not read: the backend is checked first")
     code = main(["upscale", str(src), str(tmp_path / "out.mp4"), "--backend", "onnxruntime", "-q"])
@@ -208,8 +164,8 @@ def test_backend_not_installed_is_one_line_naming_the_extra(tmp_path, monkeypatc
         Upscaler(tiny_net(False, num_block=1), device="cpu", backend="onnxruntime")
 
 
-def test_export_without_onnx_is_one_line(tmp_path, monkeypatch, capsys):
-    hide_module(monkeypatch, "onnx", "onnxruntime")
+def test_export_without_onnx_is_one_line(tmp_path, hide_module, capsys):
+    hide_module("onnx", "onnxruntime")
     code = main(["export", "ssl-uni", str(tmp_path / "out")])
     err = capsys.readouterr().err.strip().splitlines()
     assert code != 0 and len(err) == 1 and 'pip install "vsrapp[onnx]"' in err[0]

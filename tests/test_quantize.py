@@ -6,56 +6,23 @@ line; mistakes on the command line and a missing extra are one line and leave no
 from __future__ import annotations
 
 import av
-import cv2
 import pytest
 import torch
-from nets import tiny_net
-from test_export import hide_module, psnr, smooth_frames
+from media import write_png_frames, write_video
+from nets import psnr, smooth_frames, tiny_net
 
 from vsrapp import Upscaler, backends, export, quantize
 from vsrapp.cli import main
 
-
-@pytest.fixture(autouse=True)
-def _one_thread(one_thread):
-    yield
-
-
-@pytest.fixture(autouse=True)
-def _private_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-
-
-@pytest.fixture(scope="module")
-def ov():
-    pytest.importorskip("onnxruntime")
-    pytest.importorskip("nncf")
-    return pytest.importorskip("openvino")
-
-
-def write_frames(folder, frames) -> None:
-    folder.mkdir(parents=True)
-    for i, f in enumerate(frames):
-        cv2.imwrite(str(folder / f"{i:04d}.png"), cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
-
-
-def write_video(path, frames) -> None:
-    with av.open(str(path), "w") as out:
-        s = out.add_stream("libx264", rate=25)
-        s.height, s.width = frames[0].shape[:2]
-        s.pix_fmt = "yuv444p"  # chroma at full size, so the test's frames survive the encode almost as they are
-        s.options = {"crf": "10"}
-        for f in frames:
-            out.mux(s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")))
-        out.mux(s.encode(None))
+pytestmark = pytest.mark.usefixtures("one_thread", "private_cache")
 
 
 @pytest.fixture(scope="module")
 def calib(tmp_path_factory):
     """A calibration folder: two clips as frame folders and one as a video file."""
     root = tmp_path_factory.mktemp("calib")
-    write_frames(root / "a", smooth_frames(6, 40, 48, seed=11))
-    write_frames(root / "b", smooth_frames(6, 52, 60, seed=12))
+    write_png_frames(root / "a", smooth_frames(6, 40, 48, seed=11))
+    write_png_frames(root / "b", smooth_frames(6, 52, 60, seed=12))
     write_video(root / "c.mp4", smooth_frames(6, 48, 64, seed=13))
     (root / "ATTRIBUTION.md").write_text("made by the test\n")  # notes beside the clips are not clips
     return root
@@ -73,7 +40,7 @@ def test_calibration_clips_from_frames_and_videos(calib):
 
 def test_calibration_without_clips_is_one_line(tmp_path):
     still = tmp_path / "one"
-    write_frames(still, smooth_frames(1, 40, 40))
+    write_png_frames(still, smooth_frames(1, 40, 40))
     with pytest.raises(quantize.QuantizeError, match="no clip of at least 2 frames"):
         quantize.calibration_clips(still)
     with pytest.raises(quantize.QuantizeError, match="no such file"):
@@ -156,8 +123,8 @@ def test_export_cli_int8_mistakes_are_one_line(ov, calib, tmp_path, capsys):
     assert not out.exists() and [p.name for p in tmp_path.iterdir()] == []
 
 
-def test_openvino_not_installed_is_one_line_naming_the_extra(monkeypatch, tmp_path, capsys):
-    hide_module(monkeypatch, "openvino")
+def test_openvino_not_installed_is_one_line_naming_the_extra(hide_module, tmp_path, capsys):
+    hide_module("openvino")
     src = tmp_path / "in.mp4"
     src.write_bytes(b"not read: the backend is checked first")
     code = main(["upscale", str(src), str(tmp_path / "out.mp4"), "--backend", "openvino", "-q"])

@@ -86,13 +86,11 @@ def test_pareto_joins_bench_and_eval_into_table_and_plot(tiny_export, tmp_path):
 def _write_clip(folder: Path, frames: int = 4, h: int = 32, w: int = 48) -> Path:
     import cv2
     import numpy as np
+    from media import write_png_frames
 
-    folder.mkdir(parents=True)
     rng = np.random.default_rng(0)
     base = cv2.GaussianBlur(rng.integers(0, 256, (h, w + 3 * frames, 3), dtype=np.uint8), (5, 5), 1.5)
-    for i in range(frames):  # a pan of 3 px per frame
-        cv2.imwrite(str(folder / f"{i:03d}.png"), base[:, 3 * i:3 * i + w])
-    return folder
+    return write_png_frames(folder, [base[:, 3 * i:3 * i + w] for i in range(frames)])  # a pan of 3 px per frame
 
 
 def test_stability_plays_the_clip_ping_pong_and_scores_every_frame(tmp_path):
