@@ -15,14 +15,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .contract import ForwardState, is_backward
+from .contract import ForwardState, forward_only_step, is_backward
 from .spynet import SpyNet
 from .warp import flow_warp
 
 SCALE = 4
 # Re-exported: the engine and the backends import the forward-only state from here (defined in the contract).
-__all__ = ["SCALE", "BasicVSR", "BasicVSRUni", "ForwardState", "Reconstruction", "ResidualBlock", "ResidualTrunk",
-           "uni_state_from_bidirectional"]
+__all__ = ["SCALE", "BasicVSR", "BasicVSRUni", "ForwardState", "Reconstruction", "RecurrentSR", "ResidualBlock",
+           "ResidualTrunk", "uni_state_from_bidirectional"]
 
 
 class ResidualBlock(nn.Module):
@@ -100,7 +100,35 @@ def _propagate(trunk: nn.Module, lr: torch.Tensor, feat: torch.Tensor | None, fl
     return trunk(torch.cat([lr, feat], dim=1))
 
 
-class BasicVSR(Reconstruction, nn.Module):
+class RecurrentSR(Reconstruction):
+    """What both directions share: the contract's constants (any frame size, no padding), SpyNet's ``flow``, the
+    upsampler, and the choice between the dense layers and a pruned family's ``build`` (the same names, other
+    shapes: their ``__init__`` runs this one and allocates no dense layer)."""
+
+    # The model contract (models/contract.py).
+    bidirectional: bool
+    scale = SCALE
+    modulus = 1
+    min_size = 1
+    spynet: SpyNet
+
+    def __init__(self, num_feat: int = 64, num_block: int = 30, *,
+                 build: Callable[[nn.Module], None] | None = None) -> None:
+        super().__init__()
+        self.num_feat = num_feat
+        if build is None:
+            self._build_dense(num_feat, num_block)
+        else:
+            build(self)
+
+    def _build_dense(self, num_feat: int, num_block: int) -> None:
+        raise NotImplementedError
+
+    def flow(self, ref: torch.Tensor, supp: torch.Tensor) -> torch.Tensor:
+        return self.spynet(ref, supp)
+
+
+class BasicVSR(RecurrentSR):
     """Bidirectional BasicVSR, x4. ``forward`` takes (B, T, 3, h, w) in [0, 1] and returns (B, T, 3, 4h, 4w).
 
     Step API (used by the streaming engine, and by ``forward`` itself):
@@ -109,30 +137,16 @@ class BasicVSR(Reconstruction, nn.Module):
     - ``backward_step(lr_t, feat_next, flow_t_to_next)``; ``forward_step(lr_t, feat_prev, flow_t_to_prev)``;
     - ``reconstruct(lr_t, feat_backward, feat_forward)``.
 
-    ``build``: makes the layers on the new model instead of the dense ones (the pruned families: the same
-    names, other shapes), so that their ``__init__`` runs this one and allocates no dense layer.
+    ``build``: makes the layers on the new model instead of the dense ones (:class:`RecurrentSR`).
     """
 
-    # The model contract (models/contract.py): any frame size, no padding.
     bidirectional = True
-    scale = SCALE
-    modulus = 1
-    min_size = 1
 
-    def __init__(self, num_feat: int = 64, num_block: int = 30, *,
-                 build: Callable[[nn.Module], None] | None = None) -> None:
-        super().__init__()
-        self.num_feat = num_feat
-        if build is not None:
-            build(self)
-            return
+    def _build_dense(self, num_feat: int, num_block: int) -> None:
         self.spynet = SpyNet()
         self.backward_trunk = ResidualTrunk(num_feat + 3, num_feat, num_block)
         self.forward_trunk = ResidualTrunk(num_feat + 3, num_feat, num_block)
         self._build_upsampler(2 * num_feat, num_feat)
-
-    def flow(self, ref: torch.Tensor, supp: torch.Tensor) -> torch.Tensor:
-        return self.spynet(ref, supp)
 
     def backward_step(self, lr: torch.Tensor, feat: torch.Tensor | None,
                       flow: torch.Tensor | None = None) -> torch.Tensor:
@@ -169,7 +183,7 @@ class BasicVSR(Reconstruction, nn.Module):
         return torch.stack(outputs, dim=1)
 
 
-class BasicVSRUni(Reconstruction, nn.Module):
+class BasicVSRUni(RecurrentSR):
     """Forward-only BasicVSR for live streams: one frame in, one frame out, latency of one frame.
 
     The backward branch is gone; ``fusion`` maps the forward features (64 -> 64). Weights can be initialised
@@ -179,23 +193,11 @@ class BasicVSRUni(Reconstruction, nn.Module):
     """
 
     bidirectional = False
-    scale = SCALE
-    modulus = 1
-    min_size = 1
 
-    def __init__(self, num_feat: int = 64, num_block: int = 30, *,
-                 build: Callable[[nn.Module], None] | None = None) -> None:
-        super().__init__()
-        self.num_feat = num_feat
-        if build is not None:
-            build(self)
-            return
+    def _build_dense(self, num_feat: int, num_block: int) -> None:
         self.spynet = SpyNet()
         self.forward_trunk = ResidualTrunk(num_feat + 3, num_feat, num_block)
         self._build_upsampler(num_feat, num_feat)
-
-    def flow(self, ref: torch.Tensor, supp: torch.Tensor) -> torch.Tensor:
-        return self.spynet(ref, supp)
 
     def forward_step(self, lr: torch.Tensor, feat: torch.Tensor | None,
                      flow: torch.Tensor | None = None) -> torch.Tensor:
@@ -206,11 +208,7 @@ class BasicVSRUni(Reconstruction, nn.Module):
 
     def step(self, lr: torch.Tensor, state: ForwardState | None) -> tuple[torch.Tensor, ForwardState]:
         """Upscale one new frame ``lr`` (B, 3, h, w) given the state after the previous frame (None at start)."""
-        if state is None:
-            feat = self.forward_step(lr, None)
-        else:
-            feat = self.forward_step(lr, state.feat, self.flow(lr, state.lr))
-        return self.reconstruct(lr, feat), ForwardState(lr, feat)
+        return forward_only_step(self, lr, state)
 
     def forward(self, lrs: torch.Tensor) -> torch.Tensor:
         state = None

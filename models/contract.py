@@ -97,7 +97,19 @@ class BidirectionalNetwork(RecurrentNetwork, Protocol):
 
 @runtime_checkable
 class ForwardOnlyNetwork(RecurrentNetwork, ForwardOnlyModel, Protocol):
-    """A forward-only network: the steps, and ``step`` made of them (live streams)."""
+    """A forward-only network: the steps, and ``step`` made of them (:func:`forward_only_step`; live streams)."""
+
+
+def forward_only_step(net: RecurrentNetwork, lr: torch.Tensor,
+                      state: ForwardState | None) -> tuple[torch.Tensor, ForwardState]:
+    """``step`` of a forward-only network, made of its steps: the new frame ``lr`` (B, 3, h, w) given the state
+    after the previous one (None at the start), as one output frame and the next state. The one copy of that
+    rule: :class:`models.basicvsr.BasicVSRUni` and the graph backends' models step through it."""
+    if state is None:
+        feat = net.forward_step(lr, None)
+    else:
+        feat = net.forward_step(lr, state.feat, net.flow(lr, state.lr))
+    return net.reconstruct(lr, feat), ForwardState(lr, feat)
 
 
 @dataclass(frozen=True)
