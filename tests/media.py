@@ -70,6 +70,19 @@ def write_pictures(out, stream, n: int, period: int | None = None) -> None:
     _write_frames(out, stream, images, range(n), Fraction(1, FPS))
 
 
+def write_planes(out, stream, planes: list[np.ndarray], n: int) -> None:
+    """``n`` frames whose planes hold exactly the code values ``planes`` (one array per plane, 16-bit formats such
+    as yuv420p10le: what the encoder gets is not converted from RGB), pts ``0..n-1``, then the encoder flushed."""
+    for i in range(n):
+        frame = av.VideoFrame(stream.width, stream.height, stream.pix_fmt)
+        for plane, values in zip(frame.planes, planes, strict=True):
+            view = np.frombuffer(plane, np.uint16).reshape(plane.height, plane.line_size // 2)
+            view[:, : values.shape[1]] = values
+        frame.pts = i
+        out.mux(stream.encode(frame))
+    out.mux(stream.encode(None))
+
+
 def write_png_frames(folder: Path, frames) -> Path:
     """RGB uint8 frames as ``0000.png``, ``0001.png``... in a new ``folder`` (a clip as a folder of frames)."""
     import cv2  # only the tests that write frame folders pay for OpenCV

@@ -11,7 +11,19 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from media import RATE, X264, H, W, _audio_stream, _video_stream, _write_audio, picture, sine, write_pictures
+from media import (
+    RATE,
+    X264,
+    H,
+    W,
+    _audio_stream,
+    _video_stream,
+    _write_audio,
+    picture,
+    sine,
+    write_pictures,
+    write_planes,
+)
 
 from vsrapp import pipeline
 from vsrapp.cli import EXIT_INTERRUPTED, EXIT_TERMINATED, main
@@ -260,14 +272,7 @@ def make_hdr(path: Path, transfer: int, full_range: bool) -> Path:
         ctx = s.codec_context
         ctx.colorspace = ctx.color_primaries = BT2020
         ctx.color_trc, ctx.color_range = transfer, 2 if full_range else 1
-        for i in range(HDR_FRAMES):
-            frame = av.VideoFrame(HDR_W, HDR_H, "yuv420p10le")
-            for plane, values in zip(frame.planes, planes, strict=True):
-                view = np.frombuffer(plane, np.uint16).reshape(plane.height, plane.line_size // 2)
-                view[:, : values.shape[1]] = values
-            frame.pts = i
-            out.mux(s.encode(frame))
-        out.mux(s.encode(None))
+        write_planes(out, s, planes, HDR_FRAMES)
     return path
 
 

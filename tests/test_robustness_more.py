@@ -16,7 +16,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from media import X264, H, W, picture
+from media import X264, H, W, picture, write_planes
 from test_robustness import (
     HDR_FRAMES,
     HDR_H,
@@ -287,14 +287,7 @@ def make_hdr10(path: Path) -> Path:
         ctx = s.codec_context
         ctx.colorspace = ctx.color_primaries = 9
         ctx.color_trc, ctx.color_range = PQ, 1
-        for i in range(HDR_FRAMES):
-            frame = av.VideoFrame(HDR_W, HDR_H, "yuv420p10le")
-            for plane, values in zip(frame.planes, planes, strict=True):
-                view = np.frombuffer(plane, np.uint16).reshape(plane.height, plane.line_size // 2)
-                view[:, : values.shape[1]] = values
-            frame.pts = i
-            out.mux(s.encode(frame))
-        out.mux(s.encode(None))
+        write_planes(out, s, planes, HDR_FRAMES)
     return path
 
 
