@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from models.basicvsr import ForwardState
-from models.contract import is_network
+from models.contract import forward_only_step, is_network
 
 from . import export
 from .errors import ResourceError
@@ -43,21 +43,27 @@ BACKENDS = (TORCH, ONNXRUNTIME, OPENVINO)
 GRAPH_BACKENDS = (ONNXRUNTIME, OPENVINO)  # the ones that run exported graphs on the CPU
 CHOICES = (AUTO, *BACKENDS)
 OPENVINO_EXTRA = "openvino"  # pip install "vsrapp[openvino]"
+INT8 = "int8"  # the precision of quantized graphs (export manifests, --precision)
 
 
 class BackendError(ResourceError, RuntimeError):
     """A backend cannot be used (not installed, or not for this device or precision); one line saying why."""
 
 
-def resolve_backend(name: str, model: object = None) -> str:
-    """``auto`` -> the backend to use; others are checked against ``model``.
+def resolve_backend(name: str, model: object = None, precision: str | None = None) -> str:
+    """``auto`` -> the backend to use; others are checked against ``model`` and ``precision``.
 
     ``auto`` is ``torch`` for a network (see the module docstring for why), and for an export folder the
     runtime that runs its graphs: OpenVINO for int8 graphs, otherwise ONNX Runtime where installed, else
     OpenVINO. An export folder cannot run in torch: asking for it is one line that names the backend to use.
+    ``precision`` "int8" (graphs quantized on the fly, :mod:`vsrapp.quantize`) runs only in OpenVINO.
     """
     if name != AUTO and name not in BACKENDS:
         raise BackendError(f"unknown backend {name!r}; choose one of {', '.join(CHOICES)}")
+    if precision == INT8:
+        if name not in (AUTO, OPENVINO):
+            raise BackendError(f"--precision int8 runs in {OPENVINO} (--backend openvino or auto), not {name}")
+        return OPENVINO
     if not (isinstance(model, (str, Path)) and export.is_export_folder(model)):
         return TORCH if name == AUTO else name
     int8 = export.read_manifest(model).get("precision", "fp32") == "int8"
@@ -210,11 +216,7 @@ class GraphModel(nn.Module):
 
     def step(self, lr: torch.Tensor, state: ForwardState | None) -> tuple[torch.Tensor, ForwardState]:
         """Forward-only models: one new frame given the previous frame's state, as ``BasicVSRUni.step``."""
-        if state is None:
-            feat = self.forward_step(lr, None)
-        else:
-            feat = self.forward_step(lr, state.feat, self.flow(lr, state.lr))
-        return self.reconstruct(lr, feat), ForwardState(lr, feat)
+        return forward_only_step(self, lr, state)
 
     def forward(self, lrs: torch.Tensor) -> torch.Tensor:
         """A whole clip (B, T, 3, h, w) at once, as the torch models' ``forward`` (for tests and evaluation)."""

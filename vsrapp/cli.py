@@ -16,11 +16,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import export, zoo
+from . import zoo
 from .backends import CHOICES as BACKEND_CHOICES
 from .backends import GRAPH_BACKENDS, resolve_backend
 from .errors import UsageError, VsrappError
-from .upscaler import DEFAULT_LOOKAHEAD, DEFAULT_TILE_OVERLAP, DEFAULT_WINDOW
+from .upscaler import DEFAULT_LOOKAHEAD, DEFAULT_TILE_OVERLAP, DEFAULT_WINDOW, INT8, PRECISION_CHOICES
 from .upscaler import DEFAULT_MODEL as DEFAULT_MODEL_NAME
 
 if TYPE_CHECKING:
@@ -122,22 +122,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
                         "Vid4's ground truth inputs/G) or set VSRAPP_VID4")
     if not Path(data).is_dir():
         raise UserError(f"dataset folder {data} does not exist")
-    args.backend = resolve_backend(args.backend, args.model)
-    if args.backend in GRAPH_BACKENDS:
-        from .backends import graph_model
+    from .upscaler import load_runtime_model
 
-        device = "cpu"
-        if export.is_export_folder(args.model):
-            model = graph_model(args.model, args.backend, threads=args.threads)
-        else:
-            model = graph_model(zoo.get_model(args.model), args.backend, Path(args.model).name, args.threads)
-    else:
-        model = zoo.get_model(args.model)
-        device = resolve_device(args.device)
-        if args.threads:
-            import torch
+    if args.threads:
+        import torch
 
-            torch.set_num_threads(args.threads)
+        torch.set_num_threads(args.threads)  # torch's own pool (the graph backends get `threads` below)
+    loaded = load_runtime_model(args.model, args.device, args.precision, args.backend, args.threads)
+    model, device = loaded.model, str(loaded.device)
     result = evaluate(model, args.model, Path(data), clips=args.clips, max_frames=args.max_frames, device=device,
                       progress=not args.quiet)
     print(result.table())
@@ -201,11 +193,11 @@ def cmd_upscale(args: argparse.Namespace) -> int:
 
     jobs = _jobs(Path(args.input), Path(args.output))
     # Once, before the device: `auto` runs an export folder's graphs (on the CPU), a network in torch.
-    args.backend = resolve_backend(args.backend, args.model)
+    args.backend = resolve_backend(args.backend, args.model, args.precision)
     # The graph backends run on the CPU: there `auto` must not become cuda.
     device = "cpu" if args.backend in GRAPH_BACKENDS and args.device == "auto" else resolve_device(args.device)
     # Once, so a job's manifest names the model that ran; the device decides what `auto` is.
-    args.model = zoo.resolve_name(args.model, device)
+    args.model = zoo.resolve_name(args.model, device, args.precision)
     if args.ray is not None:
         if args.backend in GRAPH_BACKENDS:
             raise UserError(f"--backend {args.backend} does not run on Ray workers yet; drop --ray or use torch")
@@ -334,8 +326,10 @@ def build_parser() -> argparse.ArgumentParser:
                         f"the best bundled model, now {zoo.best_bundled()}; {zoo.DENSE_REFERENCE} is sharper "
                         f"and slower, after `vsrapp fetch-weights`)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
-    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"],
-                   help="auto: fp16 on CUDA, fp32 on CPU")
+    p.add_argument("--precision", default="auto", choices=list(PRECISION_CHOICES),
+                   help="auto: fp16 on CUDA, fp32 on CPU; int8: the model's int8 OpenVINO graphs on the CPU, "
+                        "quantized once on first use and cached (pip install \"vsrapp[openvino]\"); with "
+                        f"--model {zoo.AUTO} it runs {zoo.DENSE_REFERENCE} where its weights are installed")
     p.add_argument("--half", dest="precision", action="store_const", const="fp16", help="same as --precision fp16")
     p.add_argument("--window", type=int, default=DEFAULT_WINDOW, help="frames per window (bidirectional models)")
     p.add_argument("--lookahead", type=int, default=DEFAULT_LOOKAHEAD,
@@ -382,6 +376,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-frames", type=int, help="only the first N frames of each clip (quick checks)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
     p.add_argument("--json", help="write the full result (per clip, per frame) to this JSON file")
+    p.add_argument("--precision", default="fp32", choices=["fp32", INT8],
+                   help="fp32 (the papers' protocol) or int8: the model's int8 OpenVINO graphs, quantized once and "
+                        "cached as for upscale --precision int8")
     p.add_argument("--backend", default="auto", choices=list(BACKEND_CHOICES),
                    help="what runs the network (as for upscale; auto runs an export folder's graphs in their runtime)")
     p.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
@@ -411,8 +408,31 @@ def _add_training_commands(sub) -> None:
     add_commands(sub)
 
 
+def _log_notes_to_stderr() -> None:
+    """The library's notes (``logging`` under ``vsrapp``, e.g. "making the int8 graphs once") as ``vsrapp:``
+    lines on stderr, like the command's own messages; other libraries' logging is left as it is."""
+    import logging
+
+    class StderrNow(logging.StreamHandler):
+        # Whatever sys.stderr is when a note is written (a caller or a test may swap it after the first command).
+        @property
+        def stream(self):  # type: ignore[override]
+            return sys.stderr
+
+        @stream.setter
+        def stream(self, value) -> None:
+            pass
+
+    log = logging.getLogger("vsrapp")
+    if not log.handlers:
+        handler = StderrNow()
+        handler.setFormatter(logging.Formatter("vsrapp: %(message)s"))
+        log.addHandler(handler)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    _log_notes_to_stderr()
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         with _sigterm_as_interrupt():

@@ -159,7 +159,8 @@ def upscale_file(
     src, dst = os.fspath(src), os.fspath(dst)
     info = probe(src)  # raises VideoError for anything that is not a readable video
     if spec is None:
-        model, name = zoo.resolve_model(model, upscaler.device if upscaler is not None else pick_device(device))
+        model, name = zoo.resolve_model(model, upscaler.device if upscaler is not None else pick_device(device),
+                                        upscaler.precision if upscaler is not None else precision)
         spec = JobSpec(src, dst, name, EngineOptions(precision, window, lookahead, tile, tile_overlap, device),
                        EncodeOptions(codec, crf, preset, pix_fmt, out_scale), segment_frames)
     else:

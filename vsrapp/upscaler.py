@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.contract import traits
+from models.contract import is_network, traits
 
 from . import backends, zoo
 from .recurrence import StreamRunner, WindowRunner
@@ -35,7 +35,10 @@ DEFAULT_MODEL = zoo.AUTO  # the best bundled model: needs no download (zoo.resol
 DEFAULT_WINDOW = 24
 DEFAULT_LOOKAHEAD = 8
 DEFAULT_TILE_OVERLAP = 16
-PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}  # torch's arithmetic
+# int8 is not a torch dtype: the model runs as int8 OpenVINO graphs (vsrapp.quantize), fed fp32 tensors.
+INT8 = backends.INT8
+PRECISION_CHOICES = ("auto", *PRECISIONS, INT8)  # what --precision, the library and the web page accept
 
 
 def pick_device(device: str | torch.device = "auto") -> torch.device:
@@ -52,6 +55,63 @@ def set_threads(threads: int | None, device: str | torch.device = "auto") -> Non
     caller's own torch work, would silently inherit it)."""
     if pick_device(device).type == "cpu":
         torch.set_num_threads(threads or os.cpu_count() or 1)
+
+
+@dataclass(frozen=True)
+class RuntimeModel:
+    """A model ready to run: the module (torch, or a :class:`vsrapp.backends.GraphModel`), the backend, device
+    and torch dtype it runs with, and the precision that runs ("fp32", "fp16", "bf16", "int8")."""
+
+    model: nn.Module
+    backend: str
+    device: torch.device
+    dtype: torch.dtype
+    precision: str
+
+
+def load_runtime_model(model: str | nn.Module, device: str | torch.device = "auto", precision: str = "auto",
+                       backend: str = backends.AUTO, threads: int | None = None) -> RuntimeModel:
+    """Resolve a model (zoo name, ``auto``, checkpoint, pruned or export folder, or a module) with a backend,
+    device and precision into what runs: the one place where those choices meet (the Upscaler and
+    ``vsrapp eval`` both come here). Raises :class:`vsrapp.backends.BackendError` for combinations that
+    cannot run, in one line."""
+    if precision not in PRECISION_CHOICES:
+        raise ValueError(f"precision must be one of {', '.join(PRECISION_CHOICES)}; got {precision!r}")
+    int8 = precision == INT8
+    backend = backends.resolve_backend(backend, model, precision)
+    graphs = backend in backends.GRAPH_BACKENDS
+    if graphs:
+        backends.require(backend)  # before any model loads: a missing extra is the first thing said
+        if str(device) == "auto":
+            device = "cpu"
+    dev = pick_device(device)
+    dtype = pick_precision("fp32" if int8 else precision, dev)
+    if graphs and (dev.type != "cpu" or dtype != torch.float32):
+        raise backends.BackendError(f"the {backend} backend runs on the CPU (got device {dev}, precision "
+                                    f"{precision}); use --backend torch for those")
+    if graphs and isinstance(model, (str, Path)) and backends.export.is_export_folder(model):
+        net = backends.graph_model(_int8_graphs(model, None, threads) if int8 else model, backend, threads=threads)
+    else:
+        name = zoo.resolve_name(str(model), dev, precision) if isinstance(model, (str, Path)) else None
+        net = zoo.get_model(name) if name is not None else model
+        label = Path(name).name if name else None
+        if int8 and is_network(net):
+            net = backends.graph_model(_int8_graphs(net, label, threads), backend, threads=threads)
+        elif graphs:
+            net = backends.graph_model(net, backend, label, threads)
+    # What runs: a graph model says its graphs' precision; the bicubic baseline (no graphs) runs in torch.
+    ran = getattr(net, "precision", None) or next(k for k, v in PRECISIONS.items() if v == dtype)
+    return RuntimeModel(net, backend, dev, dtype, ran)
+
+
+def _int8_graphs(source: nn.Module | str, label: str | None, threads: int | None) -> Path:
+    """The cached int8 export of a network or an fp32 export folder (a missing extra is one line)."""
+    from . import quantize
+
+    try:
+        return quantize.cached_int8_export(source, label, threads)
+    except quantize.QuantizeError as exc:
+        raise backends.BackendError(str(exc)) from exc
 
 
 def pick_precision(precision: str, device: torch.device) -> torch.dtype:
@@ -131,6 +191,11 @@ class Upscaler:
     cache folder, or ``model`` names an export folder of ``vsrapp export``, whose int8 graphs only ``openvino``
     runs) or ``auto`` (:mod:`vsrapp.backends`). ``threads`` is for the graph backends' own sessions; torch's
     process-wide thread count is the entry point's to set (:func:`set_threads`).
+
+    ``precision``: ``auto`` (fp16 on CUDA, fp32 on the CPU), ``fp32``, ``fp16``, ``bf16`` (torch), or ``int8``:
+    the model's int8 OpenVINO graphs on the CPU, quantized once on first use and cached
+    (:func:`vsrapp.quantize.cached_int8_export`; needs ``pip install "vsrapp[openvino]"``). ``self.precision``
+    is what runs ("fp32", ..., "int8").
     """
 
     def __init__(
@@ -149,24 +214,12 @@ class Upscaler:
             raise ValueError(f"window must be >= 1 and lookahead >= 0 (got {window}, {lookahead})")
         if tile is not None and tile <= 2 * tile_overlap:
             raise ValueError(f"tile ({tile}) must be larger than twice the overlap ({tile_overlap})")
-        self.backend = backends.resolve_backend(backend, model)
-        graphs = self.backend in backends.GRAPH_BACKENDS
-        if graphs:
-            backends.require(self.backend)  # before any model loads: a missing extra is the first thing said
-            if str(device) == "auto":
-                device = "cpu"
-        self.device = pick_device(device)
-        self.dtype = pick_precision(precision, self.device)
-        if graphs and (self.device.type != "cpu" or self.dtype != torch.float32):
-            raise backends.BackendError(f"the {self.backend} backend runs on the CPU (got device {self.device}, "
-                                        f"precision {precision}); use --backend torch for those")
-        if graphs and isinstance(model, str) and backends.export.is_export_folder(model):
-            net = backends.graph_model(model, self.backend, threads=threads)
-        else:
-            name = zoo.resolve_name(model, self.device) if isinstance(model, str) else None
-            net = zoo.get_model(name) if name is not None else model
-            if graphs:
-                net = backends.graph_model(net, self.backend, Path(name).name if name else None, threads)
+        if precision not in PRECISION_CHOICES:
+            raise ValueError(f"precision must be one of {', '.join(PRECISION_CHOICES)}; got {precision!r}")
+        loaded = load_runtime_model(model, device, precision, backend, threads)
+        self.backend, self.device, self.dtype, self.precision = (loaded.backend, loaded.device, loaded.dtype,
+                                                                 loaded.precision)
+        net = loaded.model
         self.model = net.eval().to(self.device)
         # Channels-last on every device: on CUDA for the tensor cores; on the CPU oneDNN's convolutions skip
         # a layout reorder per call (measured 1.2x for dense BasicVSR and 1.5x for the slim ones at 180x320,

@@ -53,7 +53,7 @@ class EngineOptions:
     # recorded them for a single-process job (the resolved precision says what matters), so they do not compare.
     device: str = field(default="auto", compare=False)
     threads: int | None = field(default=None, compare=False)
-    backend: str = field(default="torch", compare=False)
+    backend: str = field(default="auto", compare=False)  # auto: torch for a network (vsrapp.backends)
 
     def upscaler_kwargs(self) -> dict[str, Any]:
         """Keyword arguments of :class:`~vsrapp.Upscaler` (all but the model)."""
@@ -64,8 +64,9 @@ class EngineOptions:
     @classmethod
     def of(cls, upscaler: Any) -> EngineOptions:
         """The options an existing Upscaler runs with (a caller may hand one in, built its own way)."""
-        return cls(precision_name(upscaler.dtype), upscaler.window, upscaler.lookahead,
-                   upscaler.tile, upscaler.tile_overlap, str(upscaler.device), None,
+        # ``precision`` says what runs ("int8" for quantized graphs, which torch's dtype cannot tell).
+        return cls(getattr(upscaler, "precision", None) or precision_name(upscaler.dtype), upscaler.window,
+                   upscaler.lookahead, upscaler.tile, upscaler.tile_overlap, str(upscaler.device), None,
                    getattr(upscaler, "backend", "torch"))
 
 

@@ -27,16 +27,23 @@ from pathlib import Path
 
 import gradio as gr
 
+from ..upscaler import INT8, PRECISION_CHOICES
 from .guard import DEFAULT_EXAMPLES, Limits, Rejected, check_video, trim_cache
 from .menu import ModelChoice, ModelMenu, UnknownModel, zoo_choices
 
 GPU = "gpu"  # the concurrency group of every event that runs a network
-PRECISIONS = ["auto", "fp32", "fp16", "bf16"]
 VIDEO_EXTS = (".mp4", ".mkv", ".mov", ".webm")
 # Gradio finds the progress tracker by its default value; one shared instance is how its docs spell it too.
 _PROGRESS = gr.Progress()
 _FOLDERS = re.compile(r"/(?:[^/\s:]+/)+")  # the directory part of an absolute path
 CACHE_TRIM_SECONDS = 30.0  # how often the running server bounds its cache by size (and at every job's start)
+
+
+def precision_choices() -> list[str]:
+    """The precisions this server offers: torch's, and int8 where the ``openvino`` extra is installed."""
+    from .. import quantize
+
+    return [p for p in PRECISION_CHOICES if p != INT8 or quantize.available()]
 
 
 def device_choices() -> list[str]:
@@ -63,6 +70,7 @@ class WebApp:
         self.examples_dir = examples_dir if examples_dir and examples_dir.is_dir() else None
         self.threads = threads
         self.devices = device_choices()
+        self.precisions = precision_choices()
         self.blocks: gr.Blocks | None = None  # set by build_app: whose cached files trim_cache bounds
         self.in_use: Counter[str] = Counter()  # inputs of the jobs running now: never trimmed
 
@@ -107,7 +115,7 @@ class WebApp:
     def _checked(self, video: str | None, model: str, device: str, precision: str):
         if device not in self.devices:
             raise _refuse(f"Unknown device {device!r}; choose one from the list.")
-        if precision not in PRECISIONS:
+        if precision not in self.precisions:
             raise _refuse(f"Unknown precision {precision!r}; choose one from the list.")
         try:
             info = check_video(video, self.roots(), self.limits)
@@ -230,7 +238,7 @@ class WebApp:
             note = f"Live input uses {model} (the selected model needs future frames). "
         key = (model, device, precision)
         if session is None or session[0] != key:
-            if device not in self.devices or precision not in PRECISIONS:
+            if device not in self.devices or precision not in self.precisions:
                 raise _refuse("Unknown device or precision; choose one from the lists.")
             try:
                 network = self.menu.network(model)
@@ -297,8 +305,10 @@ def build_app(models: Sequence[ModelChoice] | None = None, limits: Limits | None
             model = gr.Dropdown([(menu.choices[n].label(), n) for n in menu.names()], value=default, label="Model",
                                 elem_id="model")
             device = gr.Dropdown(app.devices, value="auto", label="Device", elem_id="device")
-            precision = gr.Dropdown(PRECISIONS, value="auto", label="Precision",
-                                    info="auto: fp16 on a GPU, fp32 on the CPU")
+            precision = gr.Dropdown(app.precisions, value="auto", label="Precision",
+                                    info="auto: fp16 on a GPU, fp32 on the CPU"
+                                         + ("; int8: OpenVINO on the CPU, faster (the first run with a model "
+                                            "quantizes it: minutes)" if INT8 in app.precisions else ""))
         model_info = gr.Markdown(menu.info(default), elem_id="model-info")
 
         with gr.Tab("Upscale a video"):
