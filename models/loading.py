@@ -75,9 +75,16 @@ def read_basicsr_state(path: str | Path) -> dict[str, torch.Tensor]:
 
 
 def basicsr_arch(state: dict[str, torch.Tensor]) -> BasicVSR | BasicVSRUni:
-    """The network a BasicSR state dict is for (random weights): bidirectional if it has a backward trunk;
-    BasicSR's default shape."""
-    return BasicVSR() if any(is_backward(k) for k in state) else BasicVSRUni()
+    """The network a BasicSR state dict is for (random weights): bidirectional if it has a backward trunk, with
+    the width and the number of residual blocks the keys say (BasicSR's ``BasicVSR(num_feat, num_block)``; the
+    official checkpoints are 64 and 30, a block-pruned export has fewer blocks)."""
+    prefix = "forward_trunk.main.2."
+    blocks = {int(k[len(prefix):].split(".", 1)[0]) for k in state if k.startswith(prefix)}
+    num_block = max(blocks) + 1 if blocks else 30
+    conv = state.get("forward_trunk.main.0.weight")
+    num_feat = int(conv.shape[0]) if conv is not None else 64
+    arch = BasicVSR if any(is_backward(k) for k in state) else BasicVSRUni
+    return arch(num_feat, num_block)
 
 
 def load_basicsr(path: str | Path) -> BasicVSR | BasicVSRUni:

@@ -98,3 +98,20 @@ def test_spynet_handles_frames_smaller_than_its_pyramid(dense):
     x = torch.rand(1, 3, 3, 9, 17)
     out = dense(x)
     assert out.shape == (1, 3, 3, 36, 68) and torch.isfinite(out).all()
+
+
+def test_basicsr_checkpoint_with_fewer_blocks_loads_with_its_own_shape(tmp_path):
+    """A BasicSR checkpoint of BasicVSR(num_feat, num_block) other than 64/30 (a block-pruned model, a small
+    training config) loads strictly with the shape its keys say, bidirectional or forward-only."""
+    from models.loading import load_model
+
+    for arch in (BasicVSR, BasicVSRUni):
+        torch.manual_seed(0)
+        net = arch(16, 3).eval()
+        path = tmp_path / f"{arch.__name__}.pth"
+        torch.save({"params": net.state_dict()}, path)
+        loaded = load_model(path)
+        assert type(loaded) is arch and loaded.num_feat == 16 and len(loaded.forward_trunk.main[2]) == 3
+        clip = torch.rand(1, 3, 3, 16, 20)
+        with torch.no_grad():
+            assert torch.equal(loaded(clip), net(clip))
