@@ -270,3 +270,35 @@ def test_prune_anchor_options_without_a_cache_are_one_clear_line(tmp_path, optio
     assert main(["prune", "--method", "nm", "--cache", str(tmp_path), "--out", str(tmp_path / "o")]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--cache does not apply to --method nm" in err[0]
+
+
+# ------------------------------------------------------------------------------------------ block pruning
+def test_block_pruning_keeps_the_largest_residuals_and_resumes_the_same_blocks(cache, tmp_path):
+    from models.loading import load_model
+    from pruning import blocks
+
+    teacher = tiny_dense().eval()
+    n = len(teacher.forward_trunk.main[2])
+    # Keeping every block is the teacher itself: the renumbering and the weight copy lose nothing.
+    whole = blocks.block_student(teacher, {t: list(range(n)) for t in blocks.TRUNKS}).eval()
+    lr = CachedClips(cache, length=1)[0][0][None]
+    with torch.no_grad():
+        assert torch.equal(whole(lr), teacher(lr))
+    ratios = {"backward_trunk": [0.3, 0.1, 0.2], "forward_trunk": [0.1, 0.5, 0.4]}
+    assert blocks.select_blocks(ratios, 2) == {"backward_trunk": [0, 2], "forward_trunk": [1, 2]}
+    with pytest.raises(ValueError, match="keep must be in 1..3"):
+        blocks.select_blocks(ratios, 4)
+
+    out = tmp_path / "b"
+    cfg = config(out, iters=2, stop_at=1)
+    first = blocks.prepare(teacher, cache, out, keep=n - 1)
+    selection = json.loads((out / blocks.SELECTION).read_text())
+    assert len(first.forward_trunk.main[2]) == n - 1 and all(len(v) == n - 1 for v in selection["kept"].values())
+    # The student's blocks are the teacher's kept ones, in order.
+    kept = selection["kept"]["forward_trunk"]
+    assert torch.equal(first.forward_trunk.main[2][0].conv1.weight, teacher.forward_trunk.main[2][kept[0]].conv1.weight)
+    blocks.run(teacher, cache, out, n - 1, cfg)  # stops after step 1 with a checkpoint
+    path = blocks.run(teacher, cache, out, n - 1, config(out, iters=2))  # resumes to the end
+    assert json.loads((out / blocks.SELECTION).read_text())["kept"] == selection["kept"]
+    student = load_model(path)  # a BasicSR checkpoint with the pruned shape
+    assert len(student.backward_trunk.main[2]) == n - 1 and student.num_feat == teacher.num_feat

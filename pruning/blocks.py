@@ -1,0 +1,146 @@
+"""Block pruning: drop whole residual blocks of both trunks, keep every layer's width, recover from the teacher.
+
+Why blocks and not channels (docs/RESULTS.md, "Block pruning"): every block writes a residual onto the 64-channel
+stream, so removing one leaves the stream itself intact, and what is left runs at the dense network's efficiency
+(no gather/scatter, every width 64). Measured on held-out training clips against the teacher, BasicVSR with 15 of
+its 30 blocks per trunk starts at 29 dB one-shot and passes the channel-pruned ``ssl-bi`` (34.2 dB) within 100
+distillation steps, where a one-shot channel plan of the same cost diverges.
+
+Which blocks go: the ones whose residual is smallest against the stream it is added to (``||f(x)|| / ||x||``,
+averaged over the first frames of a few cached clips). The student is a plain ``BasicVSR(num_feat, num_block)``:
+saved as a BasicSR checkpoint (``{"params": state}``), it loads anywhere the official weights load.
+
+    python -m pruning.blocks --cache runs/cache64 --keep 15 --out runs/blocks/b15 --iters 400 --threads 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from models.basicvsr import BasicVSR
+from models.loading import load_basicsr
+
+from .distill import CachedClips, DistillWeights, train_distill
+from .train import TrainConfig
+
+TRUNKS = ("backward_trunk", "forward_trunk")
+BLOCKS = ".main.2."  # BasicSR's ConvResidualBlocks: the blocks sit at main.2 of each trunk
+SELECTION = "selection.json"
+STUDENT = "model.pth"
+
+
+def residual_ratios(teacher: BasicVSR, clips: Sequence[torch.Tensor]) -> dict[str, list[float]]:
+    """Per trunk, each block's mean ``||residual|| / ||input||`` over ``clips`` ((T, 3, h, w) each)."""
+    sums: dict[str, list[float]] = {t: [0.0] * len(getattr(teacher, t).main[2]) for t in TRUNKS}
+    hooks = []
+    for trunk in TRUNKS:
+        for i, block in enumerate(getattr(teacher, trunk).main[2]):
+            def record(_module: nn.Module, args: tuple, out: torch.Tensor, trunk: str = trunk, i: int = i) -> None:
+                x = args[0]
+                sums[trunk][i] += float((out - x).norm() / x.norm().clamp_min(1e-12))
+            hooks.append(block.register_forward_hook(record))
+    try:
+        with torch.no_grad():
+            for clip in clips:
+                teacher(clip[None])
+    finally:
+        for h in hooks:
+            h.remove()
+    return {t: [v / len(clips) for v in values] for t, values in sums.items()}
+
+
+def select_blocks(ratios: dict[str, list[float]], keep: int) -> dict[str, list[int]]:
+    """The ``keep`` blocks of each trunk with the largest residual ratio, in network order."""
+    chosen = {}
+    for trunk, values in ratios.items():
+        if not 0 < keep <= len(values):
+            raise ValueError(f"keep must be in 1..{len(values)}, got {keep}")
+        chosen[trunk] = sorted(sorted(range(len(values)), key=lambda i: -values[i])[:keep])
+    return chosen
+
+
+def block_student(teacher: BasicVSR, kept: dict[str, list[int]]) -> BasicVSR:
+    """``BasicVSR`` with only the ``kept`` blocks of each trunk (renumbered), every weight the teacher's."""
+    counts = {len(v) for v in kept.values()}
+    if len(counts) != 1:
+        raise ValueError("both trunks must keep the same number of blocks (BasicSR's BasicVSR has one num_block)")
+    student = BasicVSR(teacher.num_feat, counts.pop())
+    state = {}
+    for key, value in teacher.state_dict().items():
+        trunk = next((t for t in TRUNKS if key.startswith(t + BLOCKS)), None)
+        if trunk is None:
+            state[key] = value
+            continue
+        index, rest = key[len(trunk + BLOCKS):].split(".", 1)
+        if int(index) in kept[trunk]:
+            state[f"{trunk}{BLOCKS}{kept[trunk].index(int(index))}.{rest}"] = value
+    student.load_state_dict(state, strict=True)
+    return student
+
+
+def prepare(teacher: BasicVSR, cache: str | Path, out: Path, keep: int, clips: int = 4, frames: int = 8) -> BasicVSR:
+    """The student of a run in ``out``: the selection is made once and kept (``selection.json``), so a resumed
+    run trains the same blocks."""
+    path = out / SELECTION
+    if path.is_file():
+        kept = json.loads(path.read_text())["kept"]
+    else:
+        data = CachedClips(cache, length=clips)
+        sample = [data[i][0][:frames] for i in range(min(clips, len(data.paths)))]
+        ratios = residual_ratios(teacher, sample)
+        kept = select_blocks(ratios, keep)
+        out.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"keep": keep, "kept": kept, "residual_ratios": ratios,
+                                    "clips": len(sample), "frames": frames}, indent=1))
+    return block_student(teacher, kept)
+
+
+def run(teacher: BasicVSR, cache: str | Path, out: str | Path, keep: int, cfg: TrainConfig,
+        ema: float = 0.995) -> Path:
+    """Select, distill (Charbonnier to the cached teacher output; ``cfg`` for the schedule) and save the
+    student as a BasicSR checkpoint ``out/model.pth``; resumable (re-run the same call)."""
+    out = Path(out)
+    student = prepare(teacher, cache, out, keep)
+    resume = (out / "checkpoints" / "last.pt").is_file()
+    _, trained = train_distill(cfg, student, cache, DistillWeights(out=1.0, gt=0.0, tf=0.0), {}, ema_decay=ema,
+                               resume=resume, save=False)
+    path = out / STUDENT
+    tmp = path.with_suffix(".part")
+    torch.save({"params": {k: v.detach().cpu().contiguous() for k, v in trained.state_dict().items()}}, tmp)
+    tmp.replace(path)
+    return path
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m pruning.blocks", description=__doc__.split("\n\n")[0])
+    p.add_argument("--teacher", default="", help="official dense .pth (default: the zoo's basicvsr-vimeo-bi)")
+    p.add_argument("--cache", required=True, help="teacher cache of python -m pruning.distill cache")
+    p.add_argument("--keep", type=int, required=True, help="blocks kept per trunk (of 30)")
+    p.add_argument("--out", required=True)
+    p.add_argument("--iters", type=int, default=400)
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--warmup", type=int, default=20)
+    p.add_argument("--ema", type=float, default=0.995)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int)
+    args = p.parse_args(argv)
+    if args.teacher:
+        teacher = load_basicsr(args.teacher)
+    else:
+        from .zoo import dense_teacher
+
+        teacher = dense_teacher("basicvsr-vimeo-bi")
+    cfg = TrainConfig(phase="finetune", data="", out=args.out, iters=args.iters, frames=0, lr=args.lr,
+                      warmup=args.warmup, schedule="cosine", seed=args.seed, ckpt_every=50, threads=args.threads)
+    print(f"block-pruned student written to {run(teacher, args.cache, args.out, args.keep, cfg, args.ema)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
