@@ -111,13 +111,20 @@ def test_segments_joined_equal_single_process(media, tmp_path, one_thread):
 
 # ------------------------------------------------------------------------------------------- Ray
 @pytest.fixture(scope="module")
-def ray_local():
+def worker_cache(tmp_path_factory) -> Path:
+    """The workers' own cache folder: vsrapp's exports and int8 graphs must never appear in it (the driver makes
+    the graphs), and nothing a worker caches goes into the user's."""
+    return tmp_path_factory.mktemp("worker-cache")
+
+
+@pytest.fixture(scope="module")
+def ray_local(worker_cache):
     ray = pytest.importorskip("ray")
     # Workers unpickle test-only models (tests/nets.py): give them this folder on their import path.
     tests = str(Path(__file__).resolve().parent)
     ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR",
              runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(filter(None, [tests, os.environ.get(
-                 "PYTHONPATH")]))}})
+                 "PYTHONPATH")])), "XDG_CACHE_HOME": str(worker_cache)}})
     yield ray
     ray.shutdown()
 
@@ -213,3 +220,115 @@ def test_ray_missing_gives_one_clear_line(monkeypatch, capsys, media, tmp_path):
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == EXIT_USER_ERROR and len(err) == 1 and 'pip install "vsrapp[cluster]"' in err[0]
     assert not (tmp_path / "o.mp4").exists()
+
+
+# ------------------------------------------------------------------------------------------- graph backends on Ray
+# A tiny network's fp32 export folder (seconds), upscaled by Ray workers with ONNX Runtime and in int8 (OpenVINO),
+# against the single-process run with the same backend and precision. A warm-up that reaches back to frame 0 makes
+# every segment's forward state the single-process one, so any difference would be the backend's on the workers.
+GRAPH_SEGMENTS = {"segment_frames": 13, "warmup": 40, **SMALL_WINDOWS}
+
+
+@pytest.fixture
+def small_int8(private_cache, monkeypatch):
+    """A private cache and a calibration small enough for seconds (as tests/test_int8_precision.py); every
+    quantization this process makes is counted."""
+    from vsrapp import quantize
+
+    monkeypatch.setattr(quantize, "CACHED_CALIBRATION_CLIPS", 2)
+    monkeypatch.setattr(quantize, "CACHED_SAMPLES", 12)
+    calls: list[Path] = []
+    real = quantize.quantize_export
+
+    def counted(fp32_folder, out, *args, **kwargs):
+        calls.append(Path(out))
+        return real(fp32_folder, out, *args, **kwargs)
+
+    monkeypatch.setattr(quantize, "quantize_export", counted)
+    return calls
+
+
+def _fp32_export(tmp_path: Path) -> Path:
+    from vsrapp import export
+
+    return export.export_onnx(tiny_net(), tmp_path / "fp32", name="tiny-bi")
+
+
+def _graph_reference(src: Path, dst: Path, folder: Path, **upscaler) -> Path:
+    upscale_file(src, dst, str(folder), upscaler=Upscaler(str(folder), threads=1, **SMALL_WINDOWS, **upscaler),
+                 **LOSSLESS)
+    return dst
+
+
+def test_ray_onnxruntime_equals_single_process(ort, ray_local, media, tmp_path, private_cache, worker_cache):
+    from vsrapp.cluster.driver import upscale_on_ray
+
+    fp32 = _fp32_export(tmp_path)
+    out = tmp_path / "ray.mp4"
+    [report] = upscale_on_ray([(media.gop_short, out)], str(fp32), backend="onnxruntime", **GRAPH_SEGMENTS,
+                              **LOSSLESS)
+    assert report.error is None and report.segments == 3 and report.frames == 40
+    reference = _graph_reference(media.gop_short, tmp_path / "single.mp4", fp32, backend="onnxruntime")
+    assert_same_video(out, reference, 50.0)
+    assert not (worker_cache / "vsrapp").exists(), "a worker exported the model itself"
+
+
+def test_ray_int8_quantizes_once_on_the_driver_and_equals_single_process(ov, ray_local, media, tmp_path, small_int8,
+                                                                        worker_cache, capsys):
+    from vsrapp.cli import main
+
+    fp32 = _fp32_export(tmp_path)
+    out = tmp_path / "ray.mp4"
+    rc = main(["upscale", str(media.gop_short), str(out), "--ray", "--model", str(fp32), "--precision", "int8",
+               "--crf", "0", "--segment-frames", "13", "--warmup-frames", "40", "--window", "8", "--lookahead", "4",
+               "--threads", "1", "-q"])
+    assert rc == 0, capsys.readouterr().err
+    assert len(small_int8) == 1, "the driver quantizes once, before any task"
+    assert not (worker_cache / "vsrapp").exists(), "a worker exported or quantized the model"
+    reference = _graph_reference(media.gop_short, tmp_path / "single.mp4", fp32, precision="int8")
+    assert len(small_int8) == 1  # the single-process run found the same cached int8 graphs
+    assert_same_video(out, reference, 50.0)
+
+
+def test_ray_int8_job_records_int8_and_resumes(ov, ray_local, media, tmp_path, small_int8, capsys):
+    import json
+
+    from vsrapp.cli import main
+    from vsrapp.cluster.driver import upscale_on_ray
+
+    fp32 = _fp32_export(tmp_path)
+    out = tmp_path / "resumed.mp4"
+    manifest = job_dir_for(out) / "manifest.json"
+
+    def stop_after_first_segment(status) -> None:
+        # The driver stores one segment per round before it reports, so this stops with 1 of 3 segments kept.
+        if manifest.is_file() and json.loads(manifest.read_text())["done"]:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        upscale_on_ray([(media.gop_short, out)], str(fp32), precision="int8", cpus_per_task=1,
+                       status=stop_after_first_segment, **GRAPH_SEGMENTS, **LOSSLESS)
+    recorded = json.loads(manifest.read_text())
+    assert recorded["mode"] == "ray" and recorded["settings"]["precision"] == "int8"
+    assert len(recorded["done"]) == 1 and not out.exists()
+    # The CLI describes the same job (its spec equals the manifest's), so --resume continues it.
+    rc = main(["upscale", str(media.gop_short), str(out), "--ray", "--resume", "--model", str(fp32), "--precision",
+               "int8", "--crf", "0", "--segment-frames", "13", "--warmup-frames", "40", "--window", "8",
+               "--lookahead", "4", "--threads", "1"])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    assert "resumed at" in captured.out
+    assert len(small_int8) == 1  # the resumed run found the int8 graphs in the cache
+    reference = _graph_reference(media.gop_short, tmp_path / "single.mp4", fp32, precision="int8")
+    assert_same_video(out, reference, 50.0)
+
+
+def test_ray_int8_with_torch_is_one_line(media, tmp_path, capsys):
+    from vsrapp.cli import EXIT_USER_ERROR, main
+
+    out = tmp_path / "o.mp4"
+    rc = main(["upscale", str(media.gop_short), str(out), "--ray", "--model", "bicubic", "--precision", "int8",
+               "--backend", "torch", "-q"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == EXIT_USER_ERROR and len(err) == 1 and "--precision int8 runs in openvino" in err[0], err
+    assert not out.exists() and not job_dir_for(out).exists()

@@ -198,9 +198,7 @@ def cmd_upscale(args: argparse.Namespace) -> int:
     device = "cpu" if args.backend in GRAPH_BACKENDS and args.device == "auto" else resolve_device(args.device)
     # Once, so a job's manifest names the model that ran; the device decides what `auto` is.
     args.model = zoo.resolve_name(args.model, device, args.precision)
-    if args.ray is not None:
-        if args.backend in GRAPH_BACKENDS:
-            raise UserError(f"--backend {args.backend} does not run on Ray workers yet; drop --ray or use torch")
+    if args.ray is not None:  # graph backends too: the driver makes the graphs once and ships them to the workers
         return _upscale_on_ray(args, jobs)
     spec = _job_spec(args, device)
     set_threads(args.threads, "cpu" if args.backend in GRAPH_BACKENDS else device)  # process-wide: here, once
@@ -249,6 +247,7 @@ def _upscale_on_ray(args: argparse.Namespace, jobs: list[tuple[Path, Path]]) -> 
     """``--ray``: every segment of every file is a Ray task; one progress bar for the whole job."""
     from tqdm import tqdm
 
+    from .backends import BackendError
     from .cluster.driver import ClusterError, upscale_on_ray
     from .video import VideoError
 
@@ -266,7 +265,7 @@ def _upscale_on_ray(args: argparse.Namespace, jobs: list[tuple[Path, Path]]) -> 
         reports = upscale_on_ray(jobs, address=None if args.ray == "local" else args.ray, num_cpus=args.ray_cpus,
                                  cpus_per_task=args.cpus_per_task, spec=_job_spec(args, device),
                                  resume=args.resume, overwrite=args.overwrite, progress=progress)
-    except (ClusterError, VideoError) as exc:
+    except (ClusterError, VideoError, BackendError) as exc:  # BackendError: the graphs could not be made
         bar.close()
         raise UserError(str(exc)) from exc
     except KeyboardInterrupt as exc:

@@ -75,9 +75,39 @@ def load_runtime_model(model: str | nn.Module, device: str | torch.device = "aut
     device and precision into what runs: the one place where those choices meet (the Upscaler and
     ``vsrapp eval`` both come here). Raises :class:`vsrapp.backends.BackendError` for combinations that
     cannot run, in one line."""
+    backend, dev, dtype = _choose_backend(model, device, precision, backend)
+    if backend in backends.GRAPH_BACKENDS:
+        folder, net = _graphs_of(model, dev, precision, threads)
+        if folder is not None:
+            net = backends.GraphModel(folder, backend, threads)
+    else:
+        name = zoo.resolve_name(str(model), dev, precision) if isinstance(model, (str, Path)) else None
+        net = zoo.get_model(name) if name is not None else model
+    # What runs: a graph model says its graphs' precision; the bicubic baseline (no graphs) runs in torch.
+    ran = getattr(net, "precision", None) or next(k for k, v in PRECISIONS.items() if v == dtype)
+    return RuntimeModel(net, backend, dev, dtype, ran)
+
+
+def prepare_graphs(model: str | nn.Module, device: str | torch.device = "auto", precision: str = "auto",
+                   backend: str = backends.AUTO, threads: int | None = None) -> tuple[str, Path | None]:
+    """``(backend, export folder)``: the graphs a graph backend will run, exported and (for int8) quantized into
+    the cache now, as :func:`load_runtime_model` would, but without opening them in a runtime. The folder is
+    ``None`` where the backend is torch or the model has no network (the bicubic baseline runs in torch).
+
+    For a caller that hands the graphs to other processes (the Ray driver): preparing them once, before any
+    worker starts, is what keeps N workers from quantizing the same model N times at once. Raises
+    :class:`vsrapp.backends.BackendError` for combinations that cannot run, as :func:`load_runtime_model`."""
+    backend, dev, _ = _choose_backend(model, device, precision, backend)
+    if backend not in backends.GRAPH_BACKENDS:
+        return backend, None
+    return backend, _graphs_of(model, dev, precision, threads)[0]
+
+
+def _choose_backend(model: str | nn.Module, device: str | torch.device, precision: str,
+                    backend: str) -> tuple[str, torch.device, torch.dtype]:
+    """The backend, device and torch dtype that run ``model``; one line for combinations that cannot run."""
     if precision not in PRECISION_CHOICES:
         raise ValueError(f"precision must be one of {', '.join(PRECISION_CHOICES)}; got {precision!r}")
-    int8 = precision == INT8
     backend = backends.resolve_backend(backend, model, precision)
     graphs = backend in backends.GRAPH_BACKENDS
     if graphs:
@@ -85,23 +115,31 @@ def load_runtime_model(model: str | nn.Module, device: str | torch.device = "aut
         if str(device) == "auto":
             device = "cpu"
     dev = pick_device(device)
-    dtype = pick_precision("fp32" if int8 else precision, dev)
+    dtype = pick_precision("fp32" if precision == INT8 else precision, dev)
     if graphs and (dev.type != "cpu" or dtype != torch.float32):
         raise backends.BackendError(f"the {backend} backend runs on the CPU (got device {dev}, precision "
                                     f"{precision}); use --backend torch for those")
-    if graphs and isinstance(model, (str, Path)) and backends.export.is_export_folder(model):
-        net = backends.graph_model(_int8_graphs(model, None, threads) if int8 else model, backend, threads=threads)
-    else:
-        name = zoo.resolve_name(str(model), dev, precision) if isinstance(model, (str, Path)) else None
-        net = zoo.get_model(name) if name is not None else model
-        label = Path(name).name if name else None
-        if int8 and is_network(net):
-            net = backends.graph_model(_int8_graphs(net, label, threads), backend, threads=threads)
-        elif graphs:
-            net = backends.graph_model(net, backend, label, threads)
-    # What runs: a graph model says its graphs' precision; the bicubic baseline (no graphs) runs in torch.
-    ran = getattr(net, "precision", None) or next(k for k, v in PRECISIONS.items() if v == dtype)
-    return RuntimeModel(net, backend, dev, dtype, ran)
+    return backend, dev, dtype
+
+
+def _graphs_of(model: str | nn.Module, dev: torch.device, precision: str,
+               threads: int | None) -> tuple[Path | None, nn.Module | None]:
+    """The export folder a graph backend runs for ``model`` (made once into the cache: fp32 ONNX, or int8), and
+    the torch module where one was loaded; ``(None, module)`` for a model without a network (nothing to export)."""
+    int8 = precision == INT8
+    if isinstance(model, (str, Path)) and backends.export.is_export_folder(model):
+        return (_int8_graphs(model, None, threads) if int8 else Path(model)), None
+    name = zoo.resolve_name(str(model), dev, precision) if isinstance(model, (str, Path)) else None
+    net = zoo.get_model(name) if name is not None else model
+    if not is_network(net):
+        return None, net
+    label = Path(name).name if name else None
+    if int8:
+        return _int8_graphs(net, label, threads), net
+    try:
+        return backends.export.cached_export(net, label), net
+    except backends.export.ExportError as exc:
+        raise backends.BackendError(str(exc)) from exc
 
 
 def _int8_graphs(source: nn.Module | str, label: str | None, threads: int | None) -> Path:

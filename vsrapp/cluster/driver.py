@@ -6,7 +6,11 @@ the data; vsrapp only plans segments (the job's segment plan, :mod:`vsrapp.jobs.
 comes back. The job is the same :class:`vsrapp.jobs.JobSpec` as a single-process run's, recorded with
 ``mode: "ray"``.
 
-- The driver resolves the model once and puts it in Ray's object store, so workers need no weights.
+- The driver resolves the model once and puts it in Ray's object store, so workers need no weights. With a
+  graph backend (``--backend onnxruntime|openvino``, ``--precision int8``) it first exports (and quantizes) the
+  graphs once into its cache, then puts the export folder's files in the object store
+  (:class:`~.worker.GraphFiles`: a multi-node cluster's workers do not see the driver's disk); the workers write
+  them into a temporary folder and run them on the CPU, ``cpus_per_task`` threads each.
 - Workers read the input by path (it must be on storage every node sees; ``docs/CLUSTER.md``) and return
   each encoded segment as bytes through the object store: only the driver writes, into the same job folder
   (``.<name>.vsrapp-job/``) as a single-process run, with a manifest of planned and finished segments.
@@ -29,9 +33,10 @@ from typing import Any
 
 from torch import nn
 
-from models.contract import traits
+from models.contract import Traits, traits
 
-from .. import zoo
+from .. import export, upscaler, zoo
+from ..backends import AUTO, GRAPH_BACKENDS, resolve_backend
 from ..errors import ResourceError
 from ..jobs.folder import JobFolder
 from ..jobs.segments import DEFAULT_WARMUP, Segment, SegmentPlan, default_segment_length
@@ -43,7 +48,7 @@ from ..video.codecs import choose_video_codec
 from ..video.concat import join_segments
 from ..video.limits import check_output_size
 from ..video.notes import warn_about_input
-from .worker import upscale_segment
+from .worker import GraphFiles, upscale_segment
 
 __all__ = ["ClusterError", "ClusterReport", "FileJob", "JobStatus", "connect", "upscale_on_ray"]
 
@@ -101,9 +106,10 @@ def _attempt_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{time.time_ns()}"
 
 
-def _segment_task(info: VideoInfo, segment: Segment, key: str, model: nn.Module, upscaler_options: dict,
-                  writer_options: dict, suffix: str, board: Any) -> tuple[bytes, dict]:
-    """Runs on a worker: upscale one segment into a local temporary file and return its bytes."""
+def _segment_task(info: VideoInfo, segment: Segment, key: str, model: nn.Module | GraphFiles,
+                  upscaler_options: dict, writer_options: dict, suffix: str, board: Any) -> tuple[bytes, dict]:
+    """Runs on a worker: upscale one segment into a local temporary file and return its bytes. ``model`` is a
+    torch module, or the files of an export folder for a graph backend (written out beside the segment)."""
     # The worker is an entry point: it sets its process's threads (the cores Ray gave the task), not the Upscaler.
     set_threads(upscaler_options.get("threads"), upscaler_options.get("device", "auto"))
     attempt = _attempt_id()
@@ -119,7 +125,8 @@ def _segment_task(info: VideoInfo, segment: Segment, key: str, model: nn.Module,
     post(0, force=True)
     with tempfile.TemporaryDirectory(prefix="vsrapp-seg-") as tmp:
         path = Path(tmp) / f"segment{suffix}"
-        result = upscale_segment(info, segment, path, model, upscaler_options=upscaler_options,
+        runs = str(model.write(Path(tmp) / "graphs")) if isinstance(model, GraphFiles) else model
+        result = upscale_segment(info, segment, path, runs, upscaler_options=upscaler_options,
                                  writer_options=writer_options, progress=post)
         post(result.frames, force=True)
         return path.read_bytes(), {**asdict(result), "worker": attempt.rsplit(":", 1)[0]}
@@ -254,6 +261,7 @@ def upscale_on_ray(
     cpus_per_task: int = 1,
     device: str = "auto",
     precision: str = "auto",
+    backend: str = AUTO,
     window: int = DEFAULT_WINDOW,
     lookahead: int = DEFAULT_LOOKAHEAD,
     tile: int | None = None,
@@ -278,22 +286,30 @@ def upscale_on_ray(
     counts frames over the whole job; ``status`` gets a :class:`JobStatus` about twice a second. ``spec``: the
     job as a front end already described it (:class:`vsrapp.jobs.JobSpec`, model name resolved, applied to every
     pair); the engine, segment and encode options above are then not read.
+
+    ``backend`` ``onnxruntime`` or ``openvino``, or ``precision`` ``int8``: the graphs are made once, here, before
+    any task (:func:`vsrapp.upscaler.prepare_graphs`), and every task runs them on ``cpus_per_task`` CPU cores,
+    GPUs or not. A combination that cannot run raises :class:`vsrapp.backends.BackendError` before any task.
     """
     ray = connect(address, num_cpus)
-    requested = spec.engine.device if spec is not None else device
-    gpus = ray.cluster_resources().get("GPU", 0) > 0 and requested in ("auto", "cuda")
+    engine = spec.engine if spec is not None else EngineOptions(precision, window, lookahead, tile, tile_overlap,
+                                                                device, None, backend)
+    if spec is not None and isinstance(model, str):
+        model = spec.model  # already resolved by the front end: no second look in the zoo
+    # The backend decides where tasks run: exported graphs run on the CPU (a GPU task would sit idle).
+    runs_on = resolve_backend(engine.backend, model, engine.precision)
+    gpus = (runs_on not in GRAPH_BACKENDS and ray.cluster_resources().get("GPU", 0) > 0
+            and engine.device in ("auto", "cuda"))
     task_device = "cuda" if gpus else "cpu"
     if spec is None:
-        model, name = zoo.resolve_model(model, task_device)
-        spec = JobSpec("", "", name, EngineOptions(precision, window, lookahead, tile, tile_overlap, device),
-                       EncodeOptions(codec, crf, preset, pix_fmt, out_scale), segment_frames, warmup=warmup)
-    elif isinstance(model, str):
-        model = spec.model  # already resolved by the front end: no second look in the zoo
+        model, name = zoo.resolve_model(model, task_device, engine.precision)
+        spec = JobSpec("", "", name, engine, EncodeOptions(codec, crf, preset, pix_fmt, out_scale), segment_frames,
+                       warmup=warmup)
     spec = spec.for_ray(task_device)
-    net = (zoo.get_model(model) if isinstance(model, str) else model).cpu().eval()
-    bidirectional = bool(traits(net).bidirectional)
+    payload, shape = _model_for_tasks(model, engine, runs_on)
+    bidirectional = bool(shape.bidirectional)
     workers = max(1, int(ray.cluster_resources().get("GPU" if gpus else "CPU", 1) // (1 if gpus else cpus_per_task)))
-    scale = check_out_scale(spec.encode.out_scale, traits(net).scale)
+    scale = check_out_scale(spec.encode.out_scale, shape.scale)
 
     files: list[FileJob] = []
     for src, dst in jobs:
@@ -307,11 +323,12 @@ def upscale_on_ray(
         files.append(fj)
 
     started = time.perf_counter()
-    upscaler_options = replace(spec.engine, device=task_device, threads=cpus_per_task).upscaler_kwargs()
+    upscaler_options = replace(spec.engine, device=task_device, threads=cpus_per_task,
+                               backend=runs_on).upscaler_kwargs()
     board = ray.remote(max_restarts=-1, num_cpus=0)(_ProgressBoard).remote()
     task = ray.remote(_segment_task).options(num_cpus=0 if gpus else cpus_per_task, num_gpus=1 if gpus else 0,
                                              max_retries=TASK_RETRIES, retry_exceptions=False)
-    model_ref = ray.put(net)
+    model_ref = ray.put(payload)
     pending: dict[Any, tuple[FileJob, Segment]] = {}
     for fj in files:
         if fj.error is None:
@@ -354,6 +371,27 @@ def upscale_on_ray(
     return [ClusterReport(fj.src, fj.dst, fj.frames_total if fj.error is None else 0, fj.resumed_frames,
                           len(fj.segments), seconds, fj.error, fj.reader_errors,
                           sum(1 for s in fj.segments if attempts.get(fj.key(s), 1) > 1)) for fj in files]
+
+
+def _model_for_tasks(model: str | nn.Module, engine: EngineOptions, backend: str) -> tuple[nn.Module | GraphFiles,
+                                                                                         Traits]:
+    """What the tasks get (a torch module, or an export folder's files) and the model's contract traits.
+
+    A graph backend's graphs are exported, and for int8 quantized, here, once, into the driver's cache, before
+    any task starts: N workers that each made them would quantize the same model N times at once (minutes each
+    for the dense model) and race for the same cache folder on a shared disk. The workers get the folder's files
+    (:class:`GraphFiles`), never its path: see there why."""
+    if backend in GRAPH_BACKENDS:
+        _, folder = upscaler.prepare_graphs(model, engine.device, engine.precision, backend, engine.threads)
+        if folder is not None:
+            manifest = export.read_manifest(folder)
+            return GraphFiles.read(folder), Traits(scale=int(manifest["scale"]),
+                                                   bidirectional=bool(manifest["bidirectional"]),
+                                                   modulus=int(manifest["pad_multiple"]),
+                                                   min_size=int(manifest["min_size"]))
+    # torch, or a model without a network (bicubic: nothing to export, it runs in torch whatever was asked).
+    net = (zoo.get_model(model) if isinstance(model, str) else model).cpu().eval()
+    return net, traits(net)
 
 
 def _finish(fj: FileJob, copy_streams: bool) -> None:

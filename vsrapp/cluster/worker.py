@@ -2,6 +2,8 @@
 
 It needs no Ray, so it is tested and usable on its own. Where segments are cut (warm-up, look-ahead, keyframes)
 is the job's segment plan, :mod:`vsrapp.jobs.segments`, the same one a single-process job uses.
+:class:`GraphFiles` is how an export folder (the graphs of ``--backend onnxruntime|openvino`` and
+``--precision int8``) travels from the driver to the workers.
 """
 
 from __future__ import annotations
@@ -10,15 +12,50 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from torch import nn
 
+from .. import export
 from ..jobs.segments import Segment
 from ..upscaler import Upscaler
 from ..video import Frame, VideoError, VideoInfo, VideoReader, VideoWriter
 
-__all__ = ["SegmentResult", "upscale_segment"]
+__all__ = ["GraphFiles", "SegmentResult", "upscale_segment"]
+
+
+@dataclass(frozen=True)
+class GraphFiles:
+    """The files of an export folder (manifest and graphs: a few MB to ~30 MB), by name, to be written out again
+    on a worker.
+
+    Why the bytes and not the folder's path: the driver makes the graphs in its own cache, and on a cluster of
+    several machines that path does not exist on the other nodes (nor should every node export and quantize the
+    model itself: that is what the driver does once). Ray's object store holds one copy per node, shared by all
+    the tasks there, which is what it is for; a shared file system would work too but is not required of a
+    cluster for anything else (only the inputs are read by path)."""
+
+    name: str
+    files: dict[str, bytes]
+
+    @classmethod
+    def read(cls, folder: str | os.PathLike) -> GraphFiles:
+        """The manifest and the graph files it names (nothing else in the folder travels)."""
+        folder = Path(folder)
+        manifest = export.read_manifest(folder)  # also checks that every file it names is there
+        names = [export.MANIFEST] + [f for g in manifest["graphs"].values() for f in (g["file"], g.get("weights"))
+                                     if f]
+        return cls(folder.name, {n: (folder / n).read_bytes() for n in names})
+
+    def write(self, parent: str | os.PathLike) -> Path:
+        """Write the folder under ``parent`` (a fresh directory of the task's) and return its path."""
+        folder = Path(parent) / self.name
+        for name, data in self.files.items():
+            path = folder / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+        return folder
 
 
 @dataclass
