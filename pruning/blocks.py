@@ -102,11 +102,15 @@ def prepare(teacher: BasicVSR, cache: str | Path, out: Path, keep: int, clips: i
 
 
 def run(teacher: BasicVSR, cache: str | Path, out: str | Path, keep: int, cfg: TrainConfig,
-        ema: float = 0.995) -> Path:
+        ema: float = 0.995, init: str | Path | None = None) -> Path:
     """Select, distill (Charbonnier to the cached teacher output; ``cfg`` for the schedule) and save the
-    student as a BasicSR checkpoint ``out/model.pth``; resumable (re-run the same call)."""
+    student as a BasicSR checkpoint ``out/model.pth``; resumable (re-run the same call). ``init``: start from
+    a block-pruned student saved before (a BasicSR checkpoint of ``keep`` blocks) instead of the teacher's
+    blocks: a further stretch of training with a fresh schedule."""
     out = Path(out)
     student = prepare(teacher, cache, out, keep)
+    if init is not None:
+        student.load_state_dict(load_basicsr(init).state_dict(), strict=True)
     resume = (out / "checkpoints" / "last.pt").is_file()
     _, trained = train_distill(cfg, student, cache, DistillWeights(out=1.0, gt=0.0, tf=0.0), {}, ema_decay=ema,
                                resume=resume, save=False)
@@ -128,6 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--warmup", type=int, default=20)
     p.add_argument("--ema", type=float, default=0.995)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--init", help="continue from this block-pruned student (.pth) with a fresh schedule")
     p.add_argument("--threads", type=int)
     args = p.parse_args(argv)
     if args.teacher:
@@ -138,7 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         teacher = dense_teacher("basicvsr-vimeo-bi")
     cfg = TrainConfig(phase="finetune", data="", out=args.out, iters=args.iters, frames=0, lr=args.lr,
                       warmup=args.warmup, schedule="cosine", seed=args.seed, ckpt_every=50, threads=args.threads)
-    print(f"block-pruned student written to {run(teacher, args.cache, args.out, args.keep, cfg, args.ema)}")
+    print(f"block-pruned student written to {run(teacher, args.cache, args.out, args.keep, cfg, args.ema, args.init)}")
     return 0
 
 
