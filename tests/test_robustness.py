@@ -470,6 +470,10 @@ def test_unwritable_output_folder_is_one_line_and_leaves_nothing(media, tmp_path
     assert upscale(media.h264_aac, folder / "new" / "out.mp4") == 2
     assert "cannot create the output folder" in one_error_line(capsys)
     assert list(folder.iterdir()) == []
+    # the same under --ray: refused before any Ray work starts
+    assert upscale(media.h264_aac, folder / "new" / "out.mp4", "--ray") == 2
+    assert "cannot create the output folder" in one_error_line(capsys)
+    assert list(folder.iterdir()) == []
 
 
 def test_full_disk_is_one_line_and_leaves_nothing(media, tmp_path, capsys, tmpfs):

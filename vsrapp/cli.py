@@ -168,6 +168,13 @@ def _jobs(src: Path, dst: Path) -> list[tuple[Path, Path]]:
     return [(v, dst / v.relative_to(src)) for v in videos]
 
 
+def _make_output_folder(dst: Path) -> None:
+    try:
+        dst.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a read-only or full disk, a file where a folder should be
+        raise UserError(f"{dst.parent}: cannot create the output folder ({exc.strerror or exc})") from exc
+
+
 def _print_resume_hint(src: str | Path, dst: str | Path, flags: str) -> None:
     print(f"vsrapp: interrupted; finished segments are kept: continue with\n"
           f"  vsrapp upscale {src} {dst} {flags}  (with the same options)", file=sys.stderr)
@@ -205,10 +212,7 @@ def cmd_upscale(args: argparse.Namespace) -> int:
     upscaler = Upscaler(spec.model, **spec.engine.upscaler_kwargs())  # one model, reused by every file
     failures = 0
     for src, dst in jobs:
-        try:
-            dst.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:  # a read-only or full disk, a file where a folder should be
-            raise UserError(f"{dst.parent}: cannot create the output folder ({exc.strerror or exc})") from exc
+        _make_output_folder(dst)
         bar = tqdm(unit="frame", desc=src.name, disable=args.quiet, dynamic_ncols=True, smoothing=0.1,
                    delay=0.5)  # no bar for a file that fails at once
 
@@ -252,7 +256,7 @@ def _upscale_on_ray(args: argparse.Namespace, jobs: list[tuple[Path, Path]]) -> 
     from .video import VideoError
 
     for _, dst in jobs:
-        dst.parent.mkdir(parents=True, exist_ok=True)
+        _make_output_folder(dst)
     bar = tqdm(unit="frame", desc="cluster", disable=args.quiet, dynamic_ncols=True, smoothing=0.1, delay=0.5)
 
     def progress(done: int, total: int) -> None:
