@@ -95,31 +95,28 @@ def _st2086(m: MasteringDisplay, decimal: bool = False) -> str:
     return f"G{xy(m.green)}B{xy(m.blue)}R{xy(m.red)}WP{xy(m.white)}{lum}"
 
 
+# Per encoder: its parameter string option, and its names for the mastering display (with whether it takes
+# decimal chromaticities) and the content light level.
+_HDR_PARAMS = {
+    "libx264": ("x264-params", "mastering-display", False, "cll"),
+    "libx265": ("x265-params", "master-display", False, "max-cll"),
+    "libsvtav1": ("svtav1-params", "mastering-display", True, "content-light"),
+}
+
+
 def encoder_options(codec: str, hdr: HdrMetadata | None) -> dict[str, str] | None:
     """The encoder options that write ``hdr`` into the bitstream of ``codec`` ({} when there is nothing to
     write), or None if that encoder cannot carry it."""
     if hdr is None:
         return {}
-    if codec == "libx264":
-        key, parts = "x264-params", []
-        if hdr.mastering:
-            parts.append(f"mastering-display={_st2086(hdr.mastering)}")
-        if hdr.light:
-            parts.append(f"cll={hdr.max_cll},{hdr.max_fall}")
-    elif codec == "libx265":
-        key, parts = "x265-params", []
-        if hdr.mastering:
-            parts.append(f"master-display={_st2086(hdr.mastering)}")
-        if hdr.light:
-            parts.append(f"max-cll={hdr.max_cll},{hdr.max_fall}")
-    elif codec == "libsvtav1":
-        key, parts = "svtav1-params", []
-        if hdr.mastering:
-            parts.append(f"mastering-display={_st2086(hdr.mastering, decimal=True)}")
-        if hdr.light:
-            parts.append(f"content-light={hdr.max_cll},{hdr.max_fall}")
-    else:
+    if codec not in _HDR_PARAMS:
         return None
+    key, mastering, decimal, light = _HDR_PARAMS[codec]
+    parts = []
+    if hdr.mastering:
+        parts.append(f"{mastering}={_st2086(hdr.mastering, decimal=decimal)}")
+    if hdr.light:
+        parts.append(f"{light}={hdr.max_cll},{hdr.max_fall}")
     return {key: ":".join(parts)} if parts else {}
 
 
