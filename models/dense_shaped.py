@@ -1,4 +1,5 @@
-"""Dense-shaped pruned exports: a BasicVSR of the dense shape whose weights hold zeros (N:M, ISS-P).
+"""Dense-shaped pruned exports: a BasicVSR of the dense shape whose weights hold zeros (N:M, ISS-P), or one
+with fewer residual blocks per trunk and every layer whole (block pruning).
 
 Both the N:M loader (:mod:`models.nm_sparse`) and the export-folder dispatcher (:mod:`models.pruned`) read this
 format, so it lives in its own module that imports neither of them (the two used to import each other).
@@ -7,9 +8,10 @@ Plan (``plan.json``)::
 
     {"format": "vsrapp-sparse-plan", "version": 1,
      "arch": {"bidirectional": true, "num_feat": 64, "num_block": 30, "scale": 4},
-     "pattern": "nm" | "unstructured",
+     "pattern": "nm" | "unstructured" | "blocks",
      "m": 4,                                        # nm only
-     "layers": {"backward_trunk.main.2.0.conv1": {"n": 2, "numel": 36864, "nnz": 18432}, ...}}
+     "layers": {"backward_trunk.main.2.0.conv1": {"n": 2, "numel": 36864, "nnz": 18432}, ...},  # nm, unstructured
+     "kept": {"backward_trunk": [1, 2, ...], "forward_trunk": [...]}}  # blocks only: the teacher's block indices
 
 ``n`` (N of N:M, nm only) is the count kept in every group of M consecutive input channels at a fixed
 (output, kh, kw); ``nnz``/``numel`` are the layer's non-zero and total weights at export.

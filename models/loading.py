@@ -12,9 +12,11 @@ format              on disk                                                     
 ``gassl``           the same files, GASSL's narrow-stream plan                  ``GasslBasicVSR``/``...Uni``
 ``nm``              the same files, dense-shaped N:M-masked weights             ``BasicVSR``/``...Uni`` (+ ``plan``)
 ``issp``            the same files, dense-shaped unstructured zeros             ``BasicVSR``/``...Uni`` (+ ``plan``)
+``blocks``          the same files, BasicVSR with fewer residual blocks per     ``BasicVSR``/``...Uni`` (+ ``plan``)
+                    trunk (``pruning.blocks``; the plan names the kept ones)
 ==================  ==========================================================  =================================
 
-The models bundled with vsrapp are ``ssl`` folders; a zoo name is resolved to one of these paths by
+The models bundled with vsrapp are ``ssl`` and ``blocks`` folders; a zoo name is resolved to one of these paths by
 ``vsrapp.zoo``, which adds the sha256 check and its own error messages. Export folders of ``vsrapp export``
 (ONNX graphs) are not weights: the graph backends read them (``vsrapp.backends``).
 
@@ -42,7 +44,7 @@ from .gassl_slim import build_gassl, load_gassl
 from .nm_sparse import load_nm
 from .slim import build_slim, load_slim
 
-METHODS = ("ssl", "gassl", "nm", "issp")  # the pruning methods whose export folders load here (meta.json)
+METHODS = ("ssl", "gassl", "nm", "issp", "blocks")  # the pruning methods whose export folders load here (meta.json)
 
 # The zoo's architecture names (``ModelEntry.arch``) -> the class built with its default shape.
 ARCHITECTURES: dict[str, Callable[[], nn.Module]] = {"basicvsr": BasicVSR, "basicvsr-uni": BasicVSRUni,
@@ -110,6 +112,10 @@ def _load_issp(directory: str | Path) -> nn.Module:
     return load_dense_shaped(directory, "unstructured")
 
 
+def _load_blocks(directory: str | Path) -> nn.Module:
+    return load_dense_shaped(directory, "blocks")
+
+
 def _build_dense_shaped(directory: str | Path) -> nn.Module:
     return build_dense(read_plan(directory)["arch"])
 
@@ -124,6 +130,9 @@ EXPORT_FORMATS: dict[str, WeightsFormat] = {
                         _build_dense_shaped),
     "issp": WeightsFormat("issp", "dense-shaped BasicVSR with unstructured zeros (models.dense_shaped)",
                           _load_issp, _build_dense_shaped),
+    # Every layer at full width, so it runs at the dense network's efficiency and quantizes like it.
+    "blocks": WeightsFormat("blocks", "BasicVSR with whole residual blocks removed (pruning.blocks)", _load_blocks,
+                            _build_dense_shaped),
 }
 BASICSR = WeightsFormat("basicsr", "a BasicSR checkpoint of BasicVSR (.pth)", load_basicsr,
                         lambda path: basicsr_arch(read_basicsr_state(path)))

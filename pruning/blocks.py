@@ -8,15 +8,18 @@ distillation steps, where a one-shot channel plan of the same cost diverges.
 
 Which blocks go: the ones whose residual is smallest against the stream it is added to (``||f(x)|| / ||x||``,
 averaged over the first frames of a few cached clips). The student is a plain ``BasicVSR(num_feat, num_block)``:
-saved as a BasicSR checkpoint (``{"params": state}``), it loads anywhere the official weights load.
+saved as a BasicSR checkpoint (``{"params": state}``), it loads anywhere the official weights load, and as an
+export folder (``method: blocks``, :mod:`models.dense_shaped`) that ``python -m pruning.bundle`` can ship.
 
     python -m pruning.blocks --cache runs/cache64 --keep 15 --out runs/blocks/b15 --iters 400 --threads 2
+    python -m pruning.blocks export runs/blocks/b15            # -> runs/blocks/b15/export (from model.pth)
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -24,7 +27,10 @@ import torch
 from torch import nn
 
 from models.basicvsr import BasicVSR
+from models.complexity import count_macs, count_params
+from models.dense_shaped import SPARSE_PLAN_FORMAT, SPARSE_PLAN_VERSION
 from models.loading import load_basicsr
+from models.pruned import META_LR_SIZE, save_pruned
 
 from .distill import CachedClips, DistillWeights, train_distill
 from .train import TrainConfig
@@ -33,6 +39,7 @@ TRUNKS = ("backward_trunk", "forward_trunk")
 BLOCKS = ".main.2."  # BasicSR's ConvResidualBlocks: the blocks sit at main.2 of each trunk
 SELECTION = "selection.json"
 STUDENT = "model.pth"
+EXPORT = "export"
 
 
 def residual_ratios(teacher: BasicVSR, clips: Sequence[torch.Tensor]) -> dict[str, list[float]]:
@@ -118,10 +125,61 @@ def run(teacher: BasicVSR, cache: str | Path, out: str | Path, keep: int, cfg: T
     tmp = path.with_suffix(".part")
     torch.save({"params": {k: v.detach().cpu().contiguous() for k, v in trained.state_dict().items()}}, tmp)
     tmp.replace(path)
+    export(out)
     return path
 
 
+_STAGE_KEYS = ("iters", "batch", "lr_size", "lr", "min_lr", "warmup", "schedule", "seed")
+
+
+def logged_stages(log: Path) -> list[dict]:
+    """The training stretches a run's ``train.log`` records (the trainer logs its config at every start; a
+    resumed stretch logs the same one again and counts once)."""
+    stages: list[dict] = []
+    if not log.is_file():
+        return stages
+    for line in log.read_text().splitlines():
+        _, marker, rest = line.partition(" config ")
+        if marker and rest.startswith("{"):
+            stage = {k: v for k, v in json.loads(rest).items() if k in _STAGE_KEYS}
+            if not stages or stages[-1] != stage:
+                stages.append(stage)
+    return stages
+
+
+def export(run_dir: str | Path, out: str | Path | None = None, teacher: str = "basicvsr-vimeo-bi",
+           script: str = "") -> Path:
+    """The export folder (``method: blocks``) of a run: ``run_dir/model.pth`` and the blocks its
+    ``selection.json`` kept, written to ``out`` (default ``run_dir/export``); ``script``: the recipe that
+    reproduces it, recorded in ``meta.json``."""
+    run_dir = Path(run_dir)
+    student = load_basicsr(run_dir / STUDENT)
+    selection = json.loads((run_dir / SELECTION).read_text())
+    arch = {"bidirectional": bool(student.bidirectional), "num_feat": student.num_feat,
+            "num_block": len(student.forward_trunk.main[2]), "scale": 4}
+    plan = {"format": SPARSE_PLAN_FORMAT, "version": SPARSE_PLAN_VERSION, "arch": arch, "pattern": "blocks",
+            "kept": selection["kept"]}
+    macs = count_macs(student, META_LR_SIZE)
+    meta = {"method": "blocks", "arch": "basicvsr" if arch["bidirectional"] else "basicvsr-uni",
+            "kept_blocks": arch["num_block"], "params": count_params(student),
+            "macs_per_frame": {k: macs[k] for k in ("lr_size", "total", "spynet", "without_spynet")},
+            "teacher": teacher, "recipe": {"selection": {k: selection[k] for k in ("keep", "clips", "frames") if k in selection}}}
+    meta["recipe"]["stages"] = logged_stages(run_dir / "train.log")
+    if script:
+        meta["recipe"]["script"] = script
+    return save_pruned(Path(out) if out else run_dir / EXPORT, student.state_dict(), plan, meta)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(argv) if argv is not None else sys.argv[1:]
+    if argv[:1] == ["export"]:
+        e = argparse.ArgumentParser(prog="python -m pruning.blocks export", description=export.__doc__.split("\n")[0])
+        e.add_argument("run", help="a run folder of python -m pruning.blocks (model.pth + selection.json)")
+        e.add_argument("--out", help="export folder (default RUN/export)")
+        e.add_argument("--script", default="", help="the recipe script that reproduces it (recorded in meta.json)")
+        args = e.parse_args(argv[1:])
+        print(f"export folder written to {export(args.run, args.out, script=args.script)}")
+        return 0
     p = argparse.ArgumentParser(prog="python -m pruning.blocks", description=__doc__.split("\n\n")[0])
     p.add_argument("--teacher", default="", help="official dense .pth (default: the zoo's basicvsr-vimeo-bi)")
     p.add_argument("--cache", required=True, help="teacher cache of python -m pruning.distill cache")

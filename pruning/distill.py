@@ -32,6 +32,7 @@ import copy
 import dataclasses
 import json
 import logging
+import math
 import os
 import time
 from dataclasses import asdict, dataclass
@@ -177,6 +178,22 @@ class CachedClips(Dataset):
                 value = record[key].float()
                 targets[key] = value[:t - 1] if key.startswith("to_") else value[:t]
         return lr, targets
+
+
+@torch.no_grad()
+def teacher_agreement(model: nn.Module, cache: str | Path) -> list[float]:
+    """PSNR (dB, RGB in [0, 1]) of ``model``'s output against the cached teacher output, one value per clip of
+    ``cache``. On a held-out cache (another seed than the training pool; never an evaluation set) it is the
+    cheap signal for choosing between students: how much of the teacher a student has recovered."""
+    data = CachedClips(cache, length=0)
+    model = model.eval()
+    scores = []
+    for path in data.paths:
+        record = torch.load(path, map_location="cpu", weights_only=True)
+        out = model(record["lr"].float().div(255)[None])[0].clamp(0, 1)
+        mse = float((out - record["out"].float().clamp(0, 1)).pow(2).mean())
+        scores.append(10 * math.log10(1 / max(mse, 1e-12)))
+    return scores
 
 
 # ------------------------------------------------------------------------------------------ objective
@@ -407,6 +424,18 @@ def _cache_main(args: argparse.Namespace) -> int:
     return 0
 
 
+def _agree_main(args: argparse.Namespace) -> int:
+    from . import zoo
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    for name in args.models:
+        scores = teacher_agreement(zoo.get_model(name), args.cache)
+        print(f"{name}: {sum(scores) / len(scores):.2f} dB against the teacher over {len(scores)} clips "
+              f"(min {min(scores):.2f})")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     from .prepare_data import DEFAULT_OUT
 
@@ -424,7 +453,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=defaults.seed)
     p.add_argument("--real-prob", type=float, default=defaults.real_prob)
     p.add_argument("--threads", type=int)
+    a = sub.add_parser("agree", help="how close models come to the teacher on a (held-out) cache: PSNR in dB")
+    a.add_argument("--cache", type=Path, required=True)
+    a.add_argument("models", nargs="+", help="zoo names, checkpoints or export folders")
+    a.add_argument("--threads", type=int)
     args = parser.parse_args(argv)
+    if args.command == "agree":
+        return _agree_main(args)
     from .refusal import refusing  # a --teacher that is not dense: one line and status 1, as before
 
     return refusing(_cache_main)(args)

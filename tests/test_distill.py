@@ -302,3 +302,36 @@ def test_block_pruning_keeps_the_largest_residuals_and_resumes_the_same_blocks(c
     assert json.loads((out / blocks.SELECTION).read_text())["kept"] == selection["kept"]
     student = load_model(path)  # a BasicSR checkpoint with the pruned shape
     assert len(student.backward_trunk.main[2]) == n - 1 and student.num_feat == teacher.num_feat
+
+
+def test_teacher_agreement_is_infinite_for_the_teacher_and_finite_for_a_pruned_student(cache):
+    from pruning import blocks
+    from pruning.distill import teacher_agreement
+
+    teacher = tiny_dense().eval()
+    # The cache holds fp16 outputs: the teacher agrees with itself to within that rounding (far above 60 dB).
+    assert min(teacher_agreement(teacher, cache)) > 60
+    n = len(teacher.forward_trunk.main[2])
+    student = blocks.block_student(teacher, {t: list(range(n - 1)) for t in blocks.TRUNKS})
+    scores = teacher_agreement(student, cache)
+    assert len(scores) == CACHE.clips and max(scores) < min(teacher_agreement(teacher, cache))
+
+
+def test_a_block_pruned_run_exports_a_folder_that_loads_as_the_same_network(cache, tmp_path):
+    from models.loading import load_model
+    from models.pruned import read_meta
+    from pruning import blocks
+
+    teacher = tiny_dense().eval()
+    n = len(teacher.forward_trunk.main[2])
+    out = tmp_path / "b"
+    path = blocks.run(teacher, cache, out, n - 1, config(out, iters=1))
+    folder = out / blocks.EXPORT  # written by the run itself
+    meta = read_meta(folder)
+    assert meta["method"] == "blocks" and meta["kept_blocks"] == n - 1
+    assert json.loads((folder / "plan.json").read_text())["kept"] == json.loads((out / blocks.SELECTION).read_text())["kept"]
+    lr = CachedClips(cache, length=1)[0][0][None]
+    with torch.no_grad():
+        assert torch.equal(load_model(folder)(lr), load_model(path)(lr))
+    assert blocks.main(["export", str(out), "--out", str(tmp_path / "again")]) == 0
+    assert (tmp_path / "again" / "model.safetensors").read_bytes() == (folder / "model.safetensors").read_bytes()
