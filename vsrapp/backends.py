@@ -20,10 +20,8 @@ the default install needs neither.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -33,21 +31,24 @@ from models.basicvsr import ForwardState
 from models.contract import forward_only_step, is_network
 
 from . import export
-from .errors import ResourceError
+from .runtimes import (  # noqa: F401  (BackendError and the runtime helpers are part of this module's API)
+    ONNXRUNTIME,
+    OPENVINO,
+    OPENVINO_EXTRA,
+    BackendError,
+    new_session,
+    openvino_config,
+    require,
+    require_onnxruntime,
+    require_openvino,
+)
 
 TORCH = "torch"
-ONNXRUNTIME = "onnxruntime"
-OPENVINO = "openvino"
 AUTO = "auto"
 BACKENDS = (TORCH, ONNXRUNTIME, OPENVINO)
 GRAPH_BACKENDS = (ONNXRUNTIME, OPENVINO)  # the ones that run exported graphs on the CPU
 CHOICES = (AUTO, *BACKENDS)
-OPENVINO_EXTRA = "openvino"  # pip install "vsrapp[openvino]"
 INT8 = "int8"  # the precision of quantized graphs (export manifests, --precision)
-
-
-class BackendError(ResourceError, RuntimeError):
-    """A backend cannot be used (not installed, or not for this device or precision); one line saying why."""
 
 
 def resolve_backend(name: str, model: object = None, precision: str | None = None) -> str:
@@ -80,51 +81,6 @@ def resolve_backend(name: str, model: object = None, precision: str | None = Non
         raise BackendError(f"{model} is an export folder (graphs, not torch weights): run it with --backend {runs} "
                            f"or auto")
     return name
-
-
-def require_onnxruntime() -> Any:
-    """The ``onnxruntime`` module, or a :class:`BackendError` that names the pip extra to install."""
-    try:
-        import onnxruntime
-    except ImportError:
-        raise BackendError(f"the {ONNXRUNTIME} backend is not installed: pip install \"vsrapp[{export.EXTRA}]\"") \
-            from None
-    return onnxruntime
-
-
-def require_openvino() -> Any:
-    """The ``openvino`` module, or a :class:`BackendError` that names the pip extra to install."""
-    try:
-        import openvino
-    except ImportError:
-        raise BackendError(f"the {OPENVINO} backend is not installed: pip install \"vsrapp[{OPENVINO_EXTRA}]\"") \
-            from None
-    return openvino
-
-
-def require(backend: str) -> Any:
-    """Import the runtime of a graph backend (a missing extra is the first thing a user is told)."""
-    return require_openvino() if backend == OPENVINO else require_onnxruntime()
-
-
-def new_session(path: str | Path, threads: int | None = None) -> Any:
-    """An ONNX Runtime CPU session for one graph, using ``threads`` cores (default: all)."""
-    ort = require_onnxruntime()
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads or os.cpu_count() or 1
-    # The graphs are chains of convolutions: parallelism is inside each op, never between ops.
-    opts.inter_op_num_threads = 1
-    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-
-
-def openvino_config(threads: int | None = None) -> dict[str, Any]:
-    """OpenVINO CPU settings for one graph: ``threads`` cores, latency first, and fp32 arithmetic wherever the
-    graph is not int8. OpenVINO would otherwise pick bf16 on CPUs that have it (AMX, AVX-512 BF16), a silent
-    loss of precision that is not what ``--backend openvino`` promises."""
-    return {"INFERENCE_NUM_THREADS": threads or os.cpu_count() or 1, "PERFORMANCE_HINT": "LATENCY",
-            "INFERENCE_PRECISION_HINT": "f32"}
 
 
 Runner = Callable[[dict[str, np.ndarray]], np.ndarray]

@@ -394,7 +394,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .bench.run import add_command as register_bench
 
     register_bench(sub)
-    from .export import add_command as register_export
+    from .export_command import add_command as register_export
 
     register_export(sub)
     _add_training_commands(sub)

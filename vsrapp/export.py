@@ -40,6 +40,7 @@ from torch import nn
 from models.contract import traits
 
 from .errors import ModelError
+from .runtimes import ONNX_EXTRA, new_session
 
 MANIFEST = "vsrapp-onnx.json"
 MANIFEST_FORMAT = "vsrapp-onnx"
@@ -60,7 +61,7 @@ CHECK_SIZE = (37, 70)  # a second size for the check: the graphs must really be 
 CHECK_RTOL = 1e-4
 EXPORTER = "torch.onnx.export(dynamo=False), TorchScript tracer"
 SYNTHETIC = "the synthetic scene"  # what --int8 calibrates on without --calibrate
-EXTRA = "onnx"  # the pip extra that brings onnx and onnxruntime: pip install "vsrapp[onnx]"
+EXTRA = ONNX_EXTRA  # pip install "vsrapp[onnx]": onnx and onnxruntime
 
 
 class ExportError(ModelError, RuntimeError):
@@ -258,8 +259,6 @@ def check_export(model: nn.Module, folder: Path, manifest: dict[str, Any],
     """Run every graph in ONNX Runtime at ``size`` on :func:`sample_inputs` and compare with torch; raise
     :class:`ExportError` when a graph is off by more than :data:`CHECK_RTOL` of its output's magnitude.
     Returns the size and the largest absolute difference per graph (for the manifest)."""
-    from .backends import new_session
-
     inputs = sample_inputs(model, size, seed=1)
     diffs = {}
     for graph, spec in manifest["graphs"].items():
@@ -318,80 +317,3 @@ def cached_export(model: nn.Module, name: str | None = None, opset: int = DEFAUL
         if is_export_folder(folder):  # another process finished first
             return folder
         raise
-
-
-# ------------------------------------------------------------------------------------------- CLI
-def add_command(subparsers: Any) -> None:
-    """Register ``export`` on the ``vsrapp`` sub-parsers (``func(args) -> int``)."""
-    p = subparsers.add_parser("export", help="export a model to ONNX graphs (flow, trunk steps, reconstruction) "
-                                             "with a manifest, for ONNX Runtime and OpenVINO; int8 for OpenVINO")
-    p.add_argument("model", help="zoo name, official .pth, or pruned-model folder")
-    p.add_argument("out", help="output folder (created; it appears only once the export is complete)")
-    p.add_argument("--format", default="onnx", choices=["onnx", "openvino"],
-                   help="onnx (default: fp32 graphs that ONNX Runtime and OpenVINO both run) or openvino (with "
-                        "--int8: int8 graphs for --backend openvino)")
-    p.add_argument("--int8", action="store_true", help="quantize to int8 (--format openvino; "
-                   "pip install \"vsrapp[openvino]\")")
-    p.add_argument("--calibrate", metavar="CLIPS", help="calibration video(s): a video file, a folder of frames, "
-                   "or a folder of either; video like what you will upscale (never your evaluation clips). "
-                   "Default: a synthetic scene")
-    p.add_argument("--calibration-clips", type=int, default=24, help="at most this many clips (default 24)")
-    p.add_argument("--keep-fp32", nargs="+", default=[], metavar="GRAPH",
-                   help="graphs that stay fp32 in an int8 export (flow, backward_step, forward_step, reconstruct)")
-    p.add_argument("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset (default {DEFAULT_OPSET})")
-    p.add_argument("--no-check", dest="check", action="store_false",
-                   help="skip running the graphs in ONNX Runtime against torch at a second frame size")
-    p.add_argument("--threads", type=int, help="CPU threads for calibration (default: all cores)")
-    p.add_argument("--overwrite", "-y", action="store_true", help="replace an existing output folder")
-    p.set_defaults(func=cmd_export)
-
-
-def cmd_export(args: Any) -> int:
-    import sys
-
-    from . import zoo
-
-    if args.int8 and args.format != "openvino":
-        print("vsrapp: error: --int8 needs --format openvino (int8 graphs are OpenVINO's)", file=sys.stderr)
-        return 2
-    if args.format == "openvino" and not args.int8:
-        print("vsrapp: error: --format openvino is for int8 graphs (add --int8 --calibrate CLIPS); OpenVINO runs "
-              "the fp32 --format onnx export as it is", file=sys.stderr)
-        return 2
-    try:
-        out = Path(args.out)
-        if out.exists() and not args.overwrite:
-            raise ExportError(f"{out} already exists (pass --overwrite to replace it)")
-        name = zoo.resolve_name(args.model)
-        model = zoo.get_model(name)
-        label = name if name in {e.name for e in zoo.list_models()} else Path(name).name
-        if args.int8:
-            from . import quantize
-
-            if args.calibrate:
-                clips = quantize.calibration_clips(args.calibrate, max_clips=args.calibration_clips)
-            else:  # no video of the user's: the synthetic scene (measured within 0.05 dB of fp32 on Vid4)
-                clips = quantize.synthetic_clips(min(args.calibration_clips, 16))
-            fp32 = cached_export(model, label, opset=args.opset)
-            out = quantize.quantize_export(fp32, out, clips, keep_fp32=args.keep_fp32, threads=args.threads,
-                                           calibration=Path(args.calibrate).name if args.calibrate else SYNTHETIC,
-                                           overwrite=args.overwrite)
-        else:
-            out = export_onnx(model, out, name=label, opset=args.opset, check=args.check, overwrite=args.overwrite)
-    except ExportError as exc:
-        print(f"vsrapp: error: {exc}", file=sys.stderr)
-        return 2
-    manifest = read_manifest(out)
-    if args.int8:
-        q = manifest["quantization"]
-        kept = f"; fp32: {', '.join(q['fp32_graphs'])}" if q["fp32_graphs"] else ""
-        print(f"{out}: {label} as {len(manifest['graphs'])} OpenVINO int8 graphs, calibrated on {q['clips']} clips "
-              f"of {args.calibrate or SYNTHETIC}{kept}")
-        return 0
-    print(f"{out}: {label} as {len(manifest['graphs'])} ONNX graphs (opset {args.opset}): "
-          + ", ".join(g["file"] for g in manifest["graphs"].values()))
-    if "check" in manifest:
-        c = manifest["check"]
-        worst = max(c["max_abs_diff"].values())
-        print(f"checked in ONNX Runtime at {c['size'][0]}x{c['size'][1]}: largest difference to torch {worst:.2g}")
-    return 0
