@@ -29,7 +29,7 @@ from torch import nn
 from models.basicvsr import BasicVSR
 from models.complexity import count_macs, count_params
 from models.dense_shaped import SPARSE_PLAN_FORMAT, SPARSE_PLAN_VERSION
-from models.loading import load_basicsr
+from models.loading import load_basicsr, load_model
 from models.pruned import META_LR_SIZE, save_pruned
 
 from .distill import CachedClips, DistillWeights, train_distill
@@ -117,7 +117,8 @@ def run(teacher: BasicVSR, cache: str | Path, out: str | Path, keep: int, cfg: T
     out = Path(out)
     student = prepare(teacher, cache, out, keep)
     if init is not None:
-        student.load_state_dict(load_basicsr(init).state_dict(), strict=True)
+        # fp16-stored weights (a bundled folder) come back as fp32: the student trains in fp32
+        student.load_state_dict({k: v.float() for k, v in load_model(init).state_dict().items()}, strict=True)
     resume = (out / "checkpoints" / "last.pt").is_file()
     _, trained = train_distill(cfg, student, cache, DistillWeights(out=1.0, gt=0.0, tf=0.0), {}, ema_decay=ema,
                                resume=resume, save=False)
@@ -163,7 +164,8 @@ def export(run_dir: str | Path, out: str | Path | None = None, teacher: str = "b
     meta = {"method": "blocks", "arch": "basicvsr" if arch["bidirectional"] else "basicvsr-uni",
             "kept_blocks": arch["num_block"], "params": count_params(student),
             "macs_per_frame": {k: macs[k] for k in ("lr_size", "total", "spynet", "without_spynet")},
-            "teacher": teacher, "recipe": {"selection": {k: selection[k] for k in ("keep", "clips", "frames") if k in selection}}}
+            "teacher": teacher,
+            "recipe": {"selection": {k: selection[k] for k in ("keep", "clips", "frames") if k in selection}}}
     meta["recipe"]["stages"] = logged_stages(run_dir / "train.log")
     if script:
         meta["recipe"]["script"] = script
@@ -190,7 +192,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--warmup", type=int, default=20)
     p.add_argument("--ema", type=float, default=0.995)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--init", help="continue from this block-pruned student (.pth) with a fresh schedule")
+    p.add_argument("--init", help="continue from this block-pruned student (its .pth, export folder, or the "
+                                  "bundled vsrapp/weights/basicvsr-b15) with a fresh schedule")
     p.add_argument("--threads", type=int)
     args = p.parse_args(argv)
     if args.teacher:

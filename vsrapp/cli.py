@@ -81,20 +81,22 @@ def resolve_device(name: str) -> str:
 # ---------------------------------------------------------------------------------------------- models
 def cmd_models(args: argparse.Namespace) -> int:
     print(f"weights folder: {zoo.weights_dir()}  (set {zoo.ENV_WEIGHTS} to change)")
-    print(f"{'name':<20} {'status':<10} {'Vid4 BI PSNR/SSIM (Y)':<22} {'CPU ms/frame*':>13}  description")
+    print(f"{'name':<20} {'status':<10} {'Vid4 BI PSNR/SSIM (Y)':<22} {'CPU ms/frame*':>13} {'int8 ms*':>8}  "
+          "description")
     for entry in zoo.list_models():
         m = entry.metrics
         score = f"{m['vid4_bi_psnr_y']:.2f} / {m['vid4_bi_ssim_y']:.4f}" if "vid4_bi_psnr_y" in m else "not measured"
-        speed = f"{m['cpu2_ms_per_frame_180x320']:.0f}" if "cpu2_ms_per_frame_180x320" in m else "-"
-        print(f"{entry.name:<20} {zoo.weights_status(entry):<10} {score:<22} {speed:>13}  {entry.description}")
+        speed, int8 = (f"{m[key]:.0f}" if key in m else "-" for key in (zoo.CPU_MS, zoo.CPU_INT8_MS))
+        print(f"{entry.name:<20} {zoo.weights_status(entry):<10} {score:<22} {speed:>13} {int8:>8}  "
+              f"{entry.description}")
         if args.verbose and entry.weights:
             w = entry.weights
             print(f"{'':<20} file {w.file}  sha256 {w.sha256}\n{'':<20} source {w.url}\n"
                   f"{'':<20} licence {w.licence}")
-    print("* model only, 180x320 -> 720x1280, 2 CPU threads (docs/BENCHMARKS.md)")
+    print("* model only, 180x320 -> 720x1280, 2 CPU threads, torch fp32 / OpenVINO int8 (docs/BENCHMARKS.md)")
     device = resolve_device("auto")
-    print(f"default model (--model {zoo.AUTO}) on this machine ({device}): {zoo.resolve_name(zoo.AUTO, device)}"
-          f"  [rule: {zoo.AUTO_RULE}]")
+    print(f"default model (--model {zoo.AUTO}) on this machine ({device}): {zoo.resolve_name(zoo.AUTO, device)}, "
+          f"with --precision int8: {zoo.resolve_name(zoo.AUTO, 'cpu', 'int8')}  [rule: {zoo.AUTO_RULE}]")
     return 0
 
 

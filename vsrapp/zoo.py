@@ -57,8 +57,9 @@ class ModelEntry:
     # True: ``weights.file`` is a pruned-model folder under BUNDLED_DIR, shipped with the package (no download).
     bundled: bool = False
     # Vid4 BI x4, Y channel, measured by `vsrapp eval --model NAME` (docs/RESULTS.md); speed on 2 CPU threads
-    # at 180x320 LR, model only, all from one side-by-side `vsrapp bench` run
-    # (benchmarks/results/cpu-channels-last-180x320-20261124-0523.json, docs/BENCHMARKS.md).
+    # at 180x320 LR, model only (CPU_MS: torch fp32, from one side-by-side `vsrapp bench` run,
+    # benchmarks/results/cpu-channels-last-180x320-20261124-0523.json, except where an entry says otherwise;
+    # CPU_INT8_MS: OpenVINO int8, benchmarks/results/blocks-int8-cpu-180x320-20261204.json; docs/BENCHMARKS.md).
     metrics: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -66,6 +67,8 @@ class ModelEntry:
         return self.arch == "basicvsr"
 
 
+CPU_MS = "cpu2_ms_per_frame_180x320"
+CPU_INT8_MS = "cpu2_int8_ms_per_frame_180x320"
 _ZOO: dict[str, ModelEntry] = {}
 
 
@@ -94,7 +97,8 @@ register(ModelEntry(
         licence=OFFICIAL_LICENCE,
         size=25_234_632,
     ),
-    metrics={"vid4_bi_psnr_y": 27.2383, "vid4_bi_ssim_y": 0.8251, "cpu2_ms_per_frame_180x320": 4517.2},
+    metrics={"vid4_bi_psnr_y": 27.2383, "vid4_bi_ssim_y": 0.8251, "cpu2_ms_per_frame_180x320": 4517.2,
+             "cpu2_int8_ms_per_frame_180x320": 1308},
 ))
 register(ModelEntry(
     name="basicvsr-reds4",
@@ -131,7 +135,7 @@ register_bundled(
     "(1.26 M without SpyNet); ships with vsrapp",
     sha256="9e4788cdb117cf1c12fdc8174a7fca51e29b457588db502d2517f042258d3fb6", size=5_424_402,
     metrics={"vid4_bi_psnr_y": 25.4914, "vid4_bi_ssim_y": 0.7494, "params_without_spynet": 1_255_563,
-             "cpu2_ms_per_frame_180x320": 1897.8},
+             "cpu2_ms_per_frame_180x320": 1897.8, CPU_INT8_MS: 1426},
 )
 register_bundled(
     "ssl-uni", "basicvsr-uni",
@@ -140,6 +144,17 @@ register_bundled(
     sha256="90ddd91b7e22ea3d109e49b1da7861569b2fc11ba6183ed67358541681f5d0e4", size=3_805_438,
     metrics={"vid4_bi_psnr_y": 25.0443, "vid4_bi_ssim_y": 0.7232, "params_without_spynet": 452_457,
              "cpu2_ms_per_frame_180x320": 886.3},
+)
+register_bundled(
+    "basicvsr-b15", "basicvsr",
+    "BasicVSR with 15 of its 30 residual blocks per trunk, every layer at full width, distilled from the dense "
+    "model (block pruning, docs/MODELS.md); bidirectional, 4.1 M params; the fastest bundled model in int8; "
+    "ships with vsrapp",
+    sha256="f6ff929060b1002f21fd8f42d04aa52b04f6049ec906ea580ed0887b513069fd", size=8_171_618,
+    # Speeds from benchmarks/results/blocks-int8-cpu-180x320-20261204.json (ssl-bi there: 1,907 ms in torch),
+    # measured on the first 400 steps of the same network (same shape, so the same speed).
+    metrics={"vid4_bi_psnr_y": 26.2780, "vid4_bi_ssim_y": 0.7871, "params_without_spynet": 2_635_331,
+             "cpu2_ms_per_frame_180x320": 2781, CPU_INT8_MS: 873},
 )
 DENSE_REFERENCE = "basicvsr-vimeo-bi"  # the sharpest model vsrapp knows; the bundled ones are pruned from it
 
@@ -196,10 +211,17 @@ def weights_status(entry: ModelEntry) -> str:
     return "bundled" if entry.bundled else "installed"
 
 
-def best_bundled() -> str:
-    """The bundled model with the best measured Vid4 PSNR: what a fresh install runs by default."""
-    bundled = [e for e in _ZOO.values() if e.bundled]
-    return max(bundled, key=lambda e: e.metrics.get("vid4_bi_psnr_y", 0.0)).name
+def best_bundled(precision: str | None = None, device: str | torch.device | None = None) -> str:
+    """The bundled default (part of :data:`AUTO_RULE`): among the bidirectional bundled models, the sharpest on
+    Vid4 on a CUDA device (a GPU has the speed for any of them), else the fastest measured on the CPU in this
+    ``precision`` ("int8", or fp32 for anything else): a default must keep the pace, and the sharper bundled
+    models stay one ``--model`` away. Measured: ``ssl-bi`` in fp32 (1.5x faster than ``basicvsr-b15`` in
+    torch), ``basicvsr-b15`` in int8 (1.6x faster than ``ssl-bi`` in int8 and 0.6 dB sharper)."""
+    bundled = [e for e in _ZOO.values() if e.bundled and e.bidirectional]
+    if device is not None and torch.device(device).type == "cuda":
+        return max(bundled, key=lambda e: e.metrics.get("vid4_bi_psnr_y", 0.0)).name
+    key = CPU_INT8_MS if precision == "int8" else CPU_MS
+    return min(bundled, key=lambda e: e.metrics.get(key, e.metrics.get(CPU_MS, float("inf")))).name
 
 
 def resolve_name(name: str, device: str | torch.device | None = None, precision: str | None = None) -> str:
@@ -209,19 +231,18 @@ def resolve_name(name: str, device: str | torch.device | None = None, precision:
     Where the official dense weights are installed (and verified), that is the dense model (``DENSE_REFERENCE``)
     on a CUDA device (the sharpest, and a GPU has the speed for it) and in int8 on the CPU (``precision`` "int8":
     measured 1.5x faster than the bundled ``ssl-bi`` in torch on a 2-core AMD EPYC, and 1.7 dB sharper on Vid4;
-    docs/BENCHMARKS.md). Everywhere else, and when the device is not known, it is the best bundled model
-    (``ssl-bi`` today): it ships inside the package, needs no download, and is the fastest good model on a CPU in
-    torch (docs/MODELS.md)."""
+    docs/BENCHMARKS.md). Everywhere else, and when the device is not known, it is the bundled default
+    (:func:`best_bundled`): it ships inside the package and needs no download; ``ssl-bi`` in fp32 on a CPU."""
     if name != AUTO:
         return name
     fast_enough = (device is not None and torch.device(device).type == "cuda") or precision == "int8"
     if fast_enough and weights_status(get_entry(DENSE_REFERENCE)) == "installed":
         return DENSE_REFERENCE
-    return best_bundled()
+    return best_bundled(precision, device)
 
 
 AUTO_RULE = (f"{AUTO} = {DENSE_REFERENCE} on a CUDA device or with --precision int8 when its weights are installed, "
-             "else the best bundled model")
+             "else the bundled bidirectional model that is fastest on the CPU in that precision (sharpest on CUDA)")
 
 
 def resolve_model(model: str | nn.Module, device: str | torch.device | None = None,

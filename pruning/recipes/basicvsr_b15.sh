@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Block pruning: the bundled `basicvsr-b15` (issue #17), end to end from the official weights (docs/MODELS.md,
+# "Block pruning"): BasicVSR keeping 15 of its 30 residual blocks per trunk, every layer at full width, recovered
+# by distillation to the cached teacher output. Each stage resumes when re-run and is skipped once its model
+# exists. The times are this project's 2-core AMD EPYC, two threads.
+# Usage: pruning/recipes/basicvsr_b15.sh [RUNS=runs/recipe-basicvsr-b15]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+R=${1:-runs/recipe-basicvsr-b15}
+DATA=${DATA:-$HOME/.cache/vsrapp/train}
+CACHE=${CACHE:-runs/cache64}
+export VSRAPP_WEIGHTS=${VSRAPP_WEIGHTS:-../shared/weights}
+[[ -f $DATA/manifest.tsv ]] || python -m pruning.prepare_data --out "$DATA"
+
+# 0. The teacher's pass over 108 synthetic 10-frame 64x64 clips (seed 100), cached once: 6 min (3.3 s a clip).
+python -m pruning.distill cache --out "$CACHE" --clips 108 --frames 10 --lr-size 64 --seed 100 --threads 2
+# 1. Keep the 15 blocks per trunk with the largest residual against the stream (4 cached clips x 8 frames),
+#    then 400 steps of Charbonnier to the teacher output: Adam 1e-4, 20 warm-up steps, cosine, EMA 0.995, one
+#    10-frame clip a step: 43 min alone on the machine (6.4 s/step).
+[[ -f $R/s1/model.pth ]] || python -m pruning.blocks --cache "$CACHE" --keep 15 --out "$R/s1" --iters 400 --threads 2
+# 2. The same blocks, 400 more steps from stage 1's weights with a fresh schedule (--init): 40-55 min.
+[[ -f $R/s2/model.pth ]] || python -m pruning.blocks --cache "$CACHE" --keep 15 --out "$R/s2" --iters 400 \
+    --init "$R/s1/model.pth" --threads 2
+# 3. Score: held-out teacher agreement (another seed; never Vid4) and Vid4 whole clips; export and bundle.
+python -m pruning.distill cache --out runs/cache-val --clips 8 --frames 10 --lr-size 64 --seed 777 --threads 2
+python -m pruning.distill agree --cache runs/cache-val "$R/s1/model.pth" "$R/s2/model.pth" --threads 2
+python -m pruning.blocks export "$R/s2" --script pruning/recipes/basicvsr_b15.sh
+vsrapp eval --model "$R/s2/export" --data ../shared/data/Vid4/inputs/G --threads 2 --json "$R/s2/vid4.json"
+echo "bundle with: python -m pruning.bundle $R/s2/export --name basicvsr-b15"
