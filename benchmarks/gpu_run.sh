@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The GPU measurement recorded in docs/BENCHMARKS.md, in one call on a lent CUDA machine (repo root):
-#   carry .whl (the PyAV wheel for its Python) and runs/ssl-oneshot-r05; results and log under $OUT (or ./gpu-out).
+#   carry .whl (the PyAV wheel for its Python); results and log under $OUT (or ./gpu-out). The pruned models are the
+#   bundled ones (in the repository, so nothing else travels); PRUNED="..." measures others.
 # Stage 1: every model at 180x320 and 540x960 (model-only, network-only, end to end, profile, variants);
 # stage 2 (STAGE=2): the torch.compile variants, which take minutes to compile.
 set -uo pipefail
@@ -14,7 +15,7 @@ fi
 export PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,power.limit --format=csv | tee "$OUT/nvidia-smi.txt"
 python3 -c "import torch, av; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'av', av.__version__); print('nvenc', 'h264_nvenc' in av.codecs_available)"
-PRUNED=${PRUNED:-runs/ssl-oneshot-r05}
+PRUNED=${PRUNED:-ssl-bi basicvsr-b15 ssl-uni}
 MODELS="basicvsr-vimeo-bi $PRUNED bicubic"
 ENC=${ENC:-"--preset veryfast"}
 if [ "${STAGE:-1}" = 1 ]; then
