@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from models.basicvsr import ForwardState
-from models.contract import forward_only_step, is_network
+from models.contract import forward_only_step
 
 from . import export
 from .runtimes import (  # noqa: F401  (BackendError and the runtime helpers are part of this module's API)
@@ -182,25 +182,3 @@ class GraphModel(nn.Module):
 
     def extra_repr(self) -> str:
         return f"{self.name}, {self.backend}, {self.precision}, {self.folder}"
-
-
-def graph_model(model: str | Path | nn.Module, backend: str = ONNXRUNTIME, name: str | None = None,
-                threads: int | None = None) -> nn.Module:
-    """The model to run with a graph backend: an export folder as it is, or a torch model exported on the fly
-    into :func:`vsrapp.export.cached_export` (once per model and weights; fp32).
-
-    A model without the step API (the bicubic baseline: no network, nothing to export) is returned as it is
-    and runs in torch.
-    """
-    require(backend)
-    if isinstance(model, (str, Path)):
-        if not export.is_export_folder(model):
-            raise BackendError(f"{model} is not an ONNX export folder")
-        return GraphModel(model, backend, threads)
-    if not is_network(model):
-        return model
-    try:
-        folder = export.cached_export(model, name)
-    except export.ExportError as exc:
-        raise BackendError(str(exc)) from exc
-    return GraphModel(folder, backend, threads)
