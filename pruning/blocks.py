@@ -27,13 +27,11 @@ import torch
 from torch import nn
 
 from models.basicvsr import BasicVSR
-from models.complexity import count_macs, count_params
 from models.dense_shaped import SPARSE_PLAN_FORMAT, SPARSE_PLAN_VERSION
 from models.loading import load_basicsr, load_model
-from models.pruned import META_LR_SIZE, save_pruned
 
 from .distill import CachedClips, DistillWeights, train_distill
-from .train import TrainConfig
+from .train import TrainConfig, save_pruned_model
 
 TRUNKS = ("backward_trunk", "forward_trunk")
 BLOCKS = ".main.2."  # BasicSR's ConvResidualBlocks: the blocks sit at main.2 of each trunk
@@ -117,8 +115,7 @@ def run(teacher: BasicVSR, cache: str | Path, out: str | Path, keep: int, cfg: T
     out = Path(out)
     student = prepare(teacher, cache, out, keep)
     if init is not None:
-        # fp16-stored weights (a bundled folder) come back as fp32: the student trains in fp32
-        student.load_state_dict({k: v.float() for k, v in load_model(init).state_dict().items()}, strict=True)
+        student.load_state_dict(load_model(init).state_dict(), strict=True)  # a .pth or a folder; fp32
     resume = (out / "checkpoints" / "last.pt").is_file()
     _, trained = train_distill(cfg, student, cache, DistillWeights(out=1.0, gt=0.0, tf=0.0), {}, ema_decay=ema,
                                resume=resume, save=False)
@@ -160,16 +157,14 @@ def export(run_dir: str | Path, out: str | Path | None = None, teacher: str = "b
             "num_block": len(student.forward_trunk.main[2]), "scale": 4}
     plan = {"format": SPARSE_PLAN_FORMAT, "version": SPARSE_PLAN_VERSION, "arch": arch, "pattern": "blocks",
             "kept": selection["kept"]}
-    macs = count_macs(student, META_LR_SIZE)
     meta = {"method": "blocks", "arch": "basicvsr" if arch["bidirectional"] else "basicvsr-uni",
-            "kept_blocks": arch["num_block"], "params": count_params(student),
-            "macs_per_frame": {k: macs[k] for k in ("lr_size", "total", "spynet", "without_spynet")},
-            "teacher": teacher,
-            "recipe": {"selection": {k: selection[k] for k in ("keep", "clips", "frames") if k in selection}}}
-    meta["recipe"]["stages"] = logged_stages(run_dir / "train.log")
+            "kept_blocks": arch["num_block"], "teacher": teacher,
+            "recipe": {"selection": {k: selection[k] for k in ("keep", "clips", "frames") if k in selection},
+                       "stages": logged_stages(run_dir / "train.log")}}
     if script:
         meta["recipe"]["script"] = script
-    return save_pruned(Path(out) if out else run_dir / EXPORT, student.state_dict(), plan, meta)
+    student.plan = plan
+    return save_pruned_model(student, Path(out) if out else run_dir / EXPORT, meta)  # counts params and MACs
 
 
 def main(argv: Sequence[str] | None = None) -> int:

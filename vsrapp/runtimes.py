@@ -4,6 +4,7 @@ with these sessions and the backends run them, so this module imports neither (i
 
 from __future__ import annotations
 
+import importlib
 import os
 from pathlib import Path
 from typing import Any
@@ -20,29 +21,25 @@ class BackendError(ResourceError, RuntimeError):
     """A backend cannot be used (not installed, or not for this device or precision); one line saying why."""
 
 
-def require_onnxruntime() -> Any:
-    """The ``onnxruntime`` module, or a :class:`BackendError` that names the pip extra to install."""
-    try:
-        import onnxruntime
-    except ImportError:
-        raise BackendError(f"the {ONNXRUNTIME} backend is not installed: pip install \"vsrapp[{ONNX_EXTRA}]\"") \
-            from None
-    return onnxruntime
-
-
-def require_openvino() -> Any:
-    """The ``openvino`` module, or a :class:`BackendError` that names the pip extra to install."""
-    try:
-        import openvino
-    except ImportError:
-        raise BackendError(f"the {OPENVINO} backend is not installed: pip install \"vsrapp[{OPENVINO_EXTRA}]\"") \
-            from None
-    return openvino
+EXTRAS = {ONNXRUNTIME: ONNX_EXTRA, OPENVINO: OPENVINO_EXTRA}  # each runtime's module -> the pip extra with it
 
 
 def require(backend: str) -> Any:
-    """Import the runtime of a graph backend (a missing extra is the first thing a user is told)."""
-    return require_openvino() if backend == OPENVINO else require_onnxruntime()
+    """Import the runtime of a graph backend (its module has the backend's name), or raise a
+    :class:`BackendError` that names the pip extra to install: a missing extra is the first thing a user is told."""
+    try:
+        return importlib.import_module(backend)
+    except ImportError:
+        raise BackendError(f"the {backend} backend is not installed: pip install \"vsrapp[{EXTRAS[backend]}]\"") \
+            from None
+
+
+def require_onnxruntime() -> Any:
+    return require(ONNXRUNTIME)
+
+
+def require_openvino() -> Any:
+    return require(OPENVINO)
 
 
 def new_session(path: str | Path, threads: int | None = None) -> Any:
