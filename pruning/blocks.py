@@ -106,18 +106,20 @@ def prepare(teacher: BasicVSR, cache: str | Path, out: Path, keep: int, clips: i
     return block_student(teacher, kept)
 
 
-def run(teacher: BasicVSR, cache: str | Path, out: str | Path, keep: int, cfg: TrainConfig,
+def run(teacher: BasicVSR, cache: str | Path | Sequence[str | Path], out: str | Path, keep: int, cfg: TrainConfig,
         ema: float = 0.995, init: str | Path | None = None) -> Path:
     """Select, distill (Charbonnier to the cached teacher output; ``cfg`` for the schedule) and save the
     student as a BasicSR checkpoint ``out/model.pth``; resumable (re-run the same call). ``init``: start from
     a block-pruned student saved before (a BasicSR checkpoint of ``keep`` blocks) instead of the teacher's
-    blocks: a further stretch of training with a fresh schedule."""
+    blocks: a further stretch of training with a fresh schedule. Several caches are one pool (taken in turn);
+    the blocks are ranked on the first."""
     out = Path(out)
-    student = prepare(teacher, cache, out, keep)
+    caches = [cache] if isinstance(cache, (str, Path)) else list(cache)
+    student = prepare(teacher, caches[0], out, keep)
     if init is not None:
         student.load_state_dict(load_model(init).state_dict(), strict=True)  # a .pth or a folder; fp32
     resume = (out / "checkpoints" / "last.pt").is_file()
-    _, trained = train_distill(cfg, student, cache, DistillWeights(out=1.0, gt=0.0, tf=0.0), {}, ema_decay=ema,
+    _, trained = train_distill(cfg, student, caches, DistillWeights(out=1.0, gt=0.0, tf=0.0), {}, ema_decay=ema,
                                resume=resume, save=False)
     path = out / STUDENT
     tmp = path.with_suffix(".part")
@@ -179,7 +181,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     p = argparse.ArgumentParser(prog="python -m pruning.blocks", description=__doc__.split("\n\n")[0])
     p.add_argument("--teacher", default="", help="official dense .pth (default: the zoo's basicvsr-vimeo-bi)")
-    p.add_argument("--cache", required=True, help="teacher cache of python -m pruning.distill cache")
+    p.add_argument("--cache", required=True, nargs="+",
+                   help="teacher cache(s) of python -m pruning.distill cache; several are one pool, taken in turn")
     p.add_argument("--keep", type=int, required=True, help="blocks kept per trunk (of 30)")
     p.add_argument("--out", required=True)
     p.add_argument("--iters", type=int, default=400)

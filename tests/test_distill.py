@@ -339,3 +339,20 @@ def test_a_block_pruned_run_exports_a_folder_that_loads_as_the_same_network(cach
     # A further stretch starts from the export folder as well as from the .pth (the bundled model is a folder).
     again = blocks.run(teacher, cache, tmp_path / "c", n - 1, config(tmp_path / "c", iters=1), init=folder)
     assert len(load_model(again).forward_trunk.main[2]) == n - 1
+
+
+def test_several_caches_are_one_pool_taken_in_turn(cache, data, tmp_path):
+    """Synthetic-motion and real-clip caches mix in one run: their clips alternate, so every stretch sees both."""
+    other = build_cache(tiny_dense(), data, tmp_path / "other", CacheConfig(clips=2, frames=3, lr_size=8, seed=9,
+                                                                            real_prob=0.0), teacher_name="tiny")
+    pool = CachedClips([cache, other], length=10)
+    assert pool.paths == [clip_path(cache, 0), clip_path(other, 0), clip_path(cache, 1), clip_path(other, 1),
+                          clip_path(cache, 2)]
+    lr, _ = pool[3]
+    torch.testing.assert_close(lr, torch.load(clip_path(other, 1), weights_only=True)["lr"].float() / 255)
+    assert [c["directory"] for c in pool.info["caches"]] == [str(cache), str(other)]
+    foreign = tmp_path / "foreign"
+    build_cache(tiny_dense(), data, foreign, CacheConfig(clips=1, frames=3, lr_size=8, real_prob=0.0),
+                teacher_name="another")
+    with pytest.raises(ValueError, match="different teachers"):
+        CachedClips([cache, foreign], length=1)
