@@ -190,7 +190,8 @@ def _job_spec(args: argparse.Namespace, device: str) -> JobSpec:
     engine = EngineOptions(args.precision, args.window, args.lookahead, args.tile, args.tile_overlap, device,
                            args.threads, args.backend)
     encode = EncodeOptions(args.codec, args.crf, args.preset, args.pix_fmt, args.scale)
-    return JobSpec("", "", args.model, engine, encode, args.segment_frames, warmup=args.warmup_frames)
+    return JobSpec("", "", args.model, engine, encode, args.segment_frames, warmup=args.warmup_frames,
+                   deinterlace=args.deinterlace)
 
 
 def cmd_upscale(args: argparse.Namespace) -> int:
@@ -349,6 +350,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scale", type=_positive_float, metavar="S",
                    help="output size as a multiple of the input, at most the model's 4 (e.g. 2 for 4K input: "
                         "the x4 result is resized with Lanczos before encoding)")
+    # The modes of vsrapp.video.deinterlace.MODES, spelled out: importing it would load PyAV for --help.
+    p.add_argument("--deinterlace", choices=["auto", "on", "off"], default="auto",
+                   help="run frames through FFmpeg's bwdif before upscaling: auto (default) for inputs flagged "
+                        "interlaced, on for all (flags that lie), off to upscale woven fields as they are")
     p.add_argument("--resume", action="store_true", help="continue an interrupted job for the same output")
     p.add_argument("--overwrite", "-y", action="store_true",
                    help="replace an existing output and discard an interrupted job's parts")

@@ -140,6 +140,7 @@ def upscale_file(
     overwrite: bool = False,
     segment_frames: int | None = None,
     out_scale: float | None = None,
+    deinterlace: str = "auto",
     copy_streams: bool = True,
     progress: ProgressCallback | None = None,
     upscaler: Upscaler | None = None,
@@ -150,6 +151,8 @@ def upscale_file(
     (at most the model's scale) resizes the network's output to that multiple of the input before encoding.
     ``codec``: the video encoder; None picks one the output's container holds (libx264; libvpx-vp9 for .webm),
     and one the container cannot hold is refused before any work (:func:`vsrapp.video.codecs.choose_video_codec`).
+    ``deinterlace``: "auto" runs interlaced inputs through FFmpeg's bwdif before the network, "on" every input,
+    "off" none (:mod:`vsrapp.video.deinterlace`).
 
     ``spec``: the job as a front end already described it (:class:`vsrapp.jobs.JobSpec`, model name resolved);
     the engine and encode options above are then not read, and the zoo is not consulted again. With
@@ -162,10 +165,12 @@ def upscale_file(
         model, name = zoo.resolve_model(model, upscaler.device if upscaler is not None else pick_device(device),
                                         upscaler.precision if upscaler is not None else precision)
         spec = JobSpec(src, dst, name, EngineOptions(precision, window, lookahead, tile, tile_overlap, device),
-                       EncodeOptions(codec, crf, preset, pix_fmt, out_scale), segment_frames)
+                       EncodeOptions(codec, crf, preset, pix_fmt, out_scale), segment_frames,
+                       deinterlace=deinterlace)
     else:
         spec = spec.for_file(src, dst)
         model = spec.model if isinstance(model, str) else model  # a module stays; a name is the resolved one
+    spec = spec.for_input(info)
     # The codec asked for if the output's container holds it (else one line, before any work), or with none asked
     # for, the first that fits: H.264, VP9 for WebM (issue #20).
     spec = replace(spec, encode=replace(spec.encode, codec=choose_video_codec(spec.encode.codec, dst)))
@@ -175,7 +180,7 @@ def upscale_file(
         upscaler = Upscaler(model, **spec.engine.upscaler_kwargs())
     check_output_size(src, info.width, info.height, check_out_scale(spec.encode.out_scale, upscaler.scale),
                       spec.encode.codec)
-    warn_about_input(info, spec.encode.codec)  # interlaced, HDR metadata the codec cannot carry: one line each
+    warn_about_input(info, spec.encode.codec, spec.deinterlacing)  # interlaced, lost HDR metadata: a line each
     # What runs: the Upscaler's options (precision resolved), segments of whole windows.
     job.spec = spec = spec.for_stream(EngineOptions.of(upscaler), upscaler.bidirectional)
     plan = SegmentPlan.for_stream(spec.segment_frames, upscaler.bidirectional, upscaler.window, upscaler.lookahead)
@@ -298,7 +303,7 @@ class _Run:
     # ------------------------------------------------------------------------------------------- stages
     def _decode(self) -> None:
         try:
-            with VideoReader(self.info.path) as reader:
+            with VideoReader(self.info.path, deinterlace=self.job.spec.deinterlacing) as reader:
                 for frame in reader.frames(start=self.start):
                     if not self._put(self.decoded, frame):
                         return

@@ -107,7 +107,8 @@ def _attempt_id() -> str:
 
 
 def _segment_task(info: VideoInfo, segment: Segment, key: str, model: nn.Module | GraphFiles,
-                  upscaler_options: dict, writer_options: dict, suffix: str, board: Any) -> tuple[bytes, dict]:
+                  upscaler_options: dict, writer_options: dict, suffix: str, board: Any,
+                  deinterlace: bool = False) -> tuple[bytes, dict]:
     """Runs on a worker: upscale one segment into a local temporary file and return its bytes. ``model`` is a
     torch module, or the files of an export folder for a graph backend (written out beside the segment)."""
     # The worker is an entry point: it sets its process's threads (the cores Ray gave the task), not the Upscaler.
@@ -127,7 +128,7 @@ def _segment_task(info: VideoInfo, segment: Segment, key: str, model: nn.Module 
         path = Path(tmp) / f"segment{suffix}"
         runs = str(model.write(Path(tmp) / "graphs")) if isinstance(model, GraphFiles) else model
         result = upscale_segment(info, segment, path, runs, upscaler_options=upscaler_options,
-                                 writer_options=writer_options, progress=post)
+                                 writer_options=writer_options, progress=post, deinterlace=deinterlace)
         post(result.frames, force=True)
         return path.read_bytes(), {**asdict(result), "worker": attempt.rsplit(":", 1)[0]}
 
@@ -165,12 +166,13 @@ class FileJob(JobFolder):
         """Probe the input, refuse an output too large to encode at ``scale``, plan segments (or load the plan
         of an interrupted job). Raises VideoError."""
         self.info = probe(self.src)
+        self.spec = self.spec.for_input(self.info)  # deinterlace "auto" decided for this file
         # The codec for this file's container (asked for, or chosen per file: VP9 for .webm), before any work.
         self.spec = replace(self.spec, encode=replace(self.spec.encode,
                                                       codec=choose_video_codec(self.spec.encode.codec, self.dst)))
         check_output_size(self.src, self.info.width, self.info.height, scale, self.spec.encode.codec)
         self.check_output(overwrite)
-        warn_about_input(self.info, self.spec.encode.codec)
+        warn_about_input(self.info, self.spec.encode.codec, self.spec.deinterlacing)
         manifest = self.open(resume, overwrite)
         if manifest is not None:
             self._load(manifest)
@@ -179,7 +181,7 @@ class FileJob(JobFolder):
         tl = timeline(self.src, self.info)
         engine = self.spec.engine
         plan = SegmentPlan(self.spec.segment_frames or default_segment_length(tl.frames, workers), bidirectional,
-                           engine.window, engine.lookahead, self.spec.warmup or 0)
+                           engine.window, engine.lookahead, self.spec.warmup or 0, self.spec.deinterlacing)
         self.segments = plan.cut(tl)
         self.start_fresh()
         self._save()
@@ -273,6 +275,7 @@ def upscale_on_ray(
     preset: str | None = None,
     pix_fmt: str | None = None,
     out_scale: float | None = None,
+    deinterlace: str = "auto",
     resume: bool = False,
     overwrite: bool = False,
     copy_streams: bool = True,
@@ -304,7 +307,7 @@ def upscale_on_ray(
     if spec is None:
         model, name = zoo.resolve_model(model, task_device, engine.precision)
         spec = JobSpec("", "", name, engine, EncodeOptions(codec, crf, preset, pix_fmt, out_scale), segment_frames,
-                       warmup=warmup)
+                       warmup=warmup, deinterlace=deinterlace)
     spec = spec.for_ray(task_device)
     payload, shape = _model_for_tasks(model, engine, runs_on)
     bidirectional = bool(shape.bidirectional)
@@ -336,7 +339,7 @@ def upscale_on_ray(
             writer_options = fj.spec.encode.writer_kwargs()  # the codec is the file's own (its container's)
             for seg in fj.todo:
                 ref = task.remote(info_ref, seg, fj.key(seg), model_ref, upscaler_options, writer_options,
-                                  fj.suffix, board)
+                                  fj.suffix, board, fj.spec.deinterlacing)
                 pending[ref] = (fj, seg)
     for fj in files:  # a resumed file with nothing left to do is joined at once
         if fj.error is None and not fj.todo:

@@ -68,8 +68,9 @@ class SegmentResult:
 
 def upscale_segment(info: VideoInfo, segment: Segment, out_path: str | os.PathLike, model: str | nn.Module, *,
                     upscaler_options: dict[str, Any] | None = None, writer_options: dict[str, Any] | None = None,
-                    progress: Callable[[int], None] | None = None) -> SegmentResult:
-    """Upscale ``segment`` of the video ``info.path`` into the video-only file ``out_path``.
+                    progress: Callable[[int], None] | None = None, deinterlace: bool = False) -> SegmentResult:
+    """Upscale ``segment`` of the video ``info.path`` into the video-only file ``out_path`` (its frames through
+    bwdif first when ``deinterlace``).
 
     ``progress(frames_written)`` is called as frames are written. Raises VideoError for a broken input.
     """
@@ -79,7 +80,8 @@ def upscale_segment(info: VideoInfo, segment: Segment, out_path: str | os.PathLi
     pending: list[Frame] = []  # decoded frames whose output has not come back yet, in order
     written = 0
     network = 0.0
-    with VideoReader(info.path) as reader, VideoWriter(out_path, info, copy_streams=False, **options) as writer:
+    with (VideoReader(info.path, deinterlace=deinterlace) as reader,
+          VideoWriter(out_path, info, copy_streams=False, **options) as writer):
 
         def emit(images: list) -> None:
             nonlocal written

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from ..video import Keyframe, Timeline
+from ..video.deinterlace import seek_index
 
 DEFAULT_SEGMENT_FRAMES = 480  # about 20 s of 24 fps video: what a stopped job may lose, at most
 MAX_SEGMENT = DEFAULT_SEGMENT_FRAMES  # Ray: so a lost task costs no more than a single-process segment
@@ -63,13 +64,15 @@ class Segment:
 @dataclass(frozen=True)
 class SegmentPlan:
     """Segments of about ``length`` frames for a model that is ``bidirectional`` (or not), run with ``window``
-    and ``lookahead`` (the engine's options); ``warmup`` matters only to segments that start cold (Ray)."""
+    and ``lookahead`` (the engine's options); ``warmup`` matters only to segments that start cold (Ray).
+    ``deinterlace``: segments seek one frame earlier, since bwdif reads the frame before the first."""
 
     length: int
     bidirectional: bool
     window: int
     lookahead: int
     warmup: int = DEFAULT_WARMUP
+    deinterlace: bool = False
 
     @classmethod
     def for_stream(cls, requested: int | None, bidirectional: bool, window: int, lookahead: int) -> SegmentPlan:
@@ -93,7 +96,8 @@ class SegmentPlan:
                 stop = min(n, -(-end // self.window) * self.window + self.lookahead)
             else:
                 stop = end
-            seek = tl.keyframe_at_or_before(begin) if tl.seekable and begin > 0 else None
+            seek = (tl.keyframe_at_or_before(seek_index(begin, self.deinterlace)) if tl.seekable and begin > 0
+                    else None)
             segments.append(Segment(k, first, end, begin, stop, seek))
         return segments
 

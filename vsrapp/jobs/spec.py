@@ -21,7 +21,8 @@ from typing import Any
 import torch
 
 from ..upscaler import DEFAULT_LOOKAHEAD, DEFAULT_TILE_OVERLAP, DEFAULT_WINDOW, PRECISIONS
-from ..video import VideoError
+from ..video import VideoError, VideoInfo
+from ..video.deinterlace import wanted
 from .segments import DEFAULT_WARMUP, stream_segment_length
 
 MANIFEST_VERSION = 1
@@ -91,7 +92,8 @@ class JobSpec:
     by its class). ``segment_frames`` is what was asked (``None``: the default) until :meth:`for_stream` or
     :meth:`for_ray` fixes it: whole windows for one process, the requested length or 0 ("planned per file")
     for Ray. ``mode`` is ``None`` for one process, ``"ray"`` for the Ray driver, which also records the
-    ``warmup`` of its segments and the ``device`` its workers run on ("auto" precision depends on it)."""
+    ``warmup`` of its segments and the ``device`` its workers run on ("auto" precision depends on it).
+    ``deinterlace`` is what was asked ("auto", "on", "off") until :meth:`for_input` decides it for one file."""
 
     input: str = field(compare=False)  # the input itself is checked by its signature (:func:`source_signature`)
     output: str = field(compare=False)  # the job folder sits beside it: a manifest is always its own output's
@@ -102,12 +104,23 @@ class JobSpec:
     mode: str | None = None
     warmup: int | None = None
     device: str | None = None
+    deinterlace: str = "auto"
+
+    @property
+    def deinterlacing(self) -> bool:
+        """Whether the frames go through bwdif (after :meth:`for_input`)."""
+        return self.deinterlace == "on"
 
     # ------------------------------------------------------------------------------------------ building
     def for_file(self, src: str | os.PathLike, dst: str | os.PathLike) -> JobSpec:
         """The same job for another (input, output) pair: the folder mode makes one spec and applies it to
         every file."""
         return replace(self, input=os.fspath(src), output=os.fspath(dst))
+
+    def for_input(self, info: VideoInfo) -> JobSpec:
+        """The job for the probed input ``info``: ``auto`` deinterlacing decided ("on" for an interlaced
+        input, else "off"), so that the manifest records what the frames went through."""
+        return replace(self, deinterlace="on" if wanted(self.deinterlace, info) else "off")
 
     def for_stream(self, engine: EngineOptions, bidirectional: bool) -> JobSpec:
         """The single-process job as it runs: ``engine`` with its precision resolved (the Upscaler's), and
@@ -127,7 +140,8 @@ class JobSpec:
         precision = e.precision if self.mode == RAY else _DTYPE_NAMES.get(e.precision, e.precision)
         out = {"model": self.model, "precision": precision, "window": e.window, "lookahead": e.lookahead,
                "tile": e.tile, "tile_overlap": e.tile_overlap, "codec": c.codec, "crf": c.crf, "preset": c.preset,
-               "pix_fmt": c.pix_fmt, "segment_frames": self.segment_frames, "out_scale": c.out_scale}
+               "pix_fmt": c.pix_fmt, "segment_frames": self.segment_frames, "out_scale": c.out_scale,
+               "deinterlace": self.deinterlace}
         if self.mode == RAY:
             out |= {"warmup": self.warmup, "device": self.device}
         return out
@@ -138,15 +152,18 @@ class JobSpec:
         are not vsrapp's (the caller turns that into one line)."""
         s = dict(settings)
         known = {"model", "precision", "window", "lookahead", "tile", "tile_overlap", "codec", "crf", "preset",
-                 "pix_fmt", "segment_frames", "out_scale"} | ({"warmup", "device"} if mode == RAY else set())
+                 "pix_fmt", "segment_frames", "out_scale", "deinterlace"} | ({"warmup", "device"} if mode == RAY
+                                                                             else set())
         if set(s) - known:
             raise ValueError(f"unknown settings {sorted(set(s) - known)}")
         precision = s["precision"] if mode == RAY else _SHORT_NAMES.get(s["precision"], s["precision"])
         engine = EngineOptions(precision, int(s["window"]), int(s["lookahead"]), s["tile"], int(s["tile_overlap"]))
         # `out_scale` came after the first manifests: one without it was made with the model's own scale.
         encode = EncodeOptions(s["codec"], s["crf"], s["preset"], s["pix_fmt"], s.get("out_scale"))
+        # `deinterlace` came with bwdif: a job folder made before never deinterlaced.
         return cls(input, output, str(s["model"]), engine, encode, int(s["segment_frames"]), mode,
-                   s.get("warmup") if mode == RAY else None, s.get("device") if mode == RAY else None)
+                   s.get("warmup") if mode == RAY else None, s.get("device") if mode == RAY else None,
+                   str(s.get("deinterlace", "off")))
 
     def manifest(self, **parts: Any) -> dict[str, Any]:
         """A full manifest: version, mode (Ray only), source signature, settings, then ``parts`` (the segments

@@ -36,8 +36,9 @@ Decisions (tested in tests/test_video*.py):
   subtitles the container cannot hold are converted between subrip, mov_text and webvtt (text only, styling
   dropped); bitmap subtitles (DVD, DVB, PGS) are copied where the muxer takes them and otherwise dropped with a
   warning saying why.
-* Interlaced input is upscaled as woven frames, with one warning line saying how to deinterlace first
-  (:mod:`vsrapp.video.notes`).
+* Interlaced input can be deinterlaced on decode (``VideoReader(deinterlace=True)``, FFmpeg's bwdif in
+  ``send_frame`` mode: same frames, same timestamps; :mod:`vsrapp.video.deinterlace`); the jobs do that by
+  default for inputs flagged interlaced, with one note line (:mod:`vsrapp.video.notes`).
 * Rotation (display matrix) and sample aspect ratio are copied to the output.
 * The writer writes ``.<name>.partial<ext>`` beside the target and renames it only on a successful close;
   writing over the input is refused.

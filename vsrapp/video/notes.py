@@ -10,28 +10,27 @@ from ._common import log
 from .hdr import carry_note
 from .info import VideoInfo
 
-DEINTERLACE_HINT = "ffmpeg -i IN -vf bwdif=mode=send_frame -c:a copy OUT"
 
-
-def input_notes(info: VideoInfo, codec: str) -> list[str]:
-    """One-line notes about ``info``'s input when written with the encoder ``codec``."""
+def input_notes(info: VideoInfo, codec: str, deinterlace: bool = False) -> list[str]:
+    """One-line notes about ``info``'s input when written with the encoder ``codec``, deinterlaced or not."""
     notes = []
-    if info.interlaced:
-        # Not deinterlaced here: FFmpeg's bwdif filter (bundled with PyAV) could, but it would change the frames,
-        # so it must be part of the job's identity (the manifest a --resume and the Ray workers compare), which
-        # vsrapp.jobs does not record yet. See docs/ROBUSTNESS.md.
-        notes.append(f"{info.path}: the input is interlaced ({info.interlaced}); it is upscaled as it is, both "
-                     "fields of a frame as one picture, so moving edges keep their combing (4x larger) and the "
-                     f"output is progressive; for a clean result deinterlace first, e.g. {DEINTERLACE_HINT}")
+    if info.interlaced and deinterlace:
+        notes.append(f"{info.path}: the input is interlaced ({info.interlaced}); each frame is deinterlaced "
+                     "(bwdif, one progressive frame per frame, timing unchanged) before it is upscaled; "
+                     "--deinterlace off keeps the woven fields")
+    elif info.interlaced:
+        notes.append(f"{info.path}: the input is interlaced ({info.interlaced}) and --deinterlace is off: both "
+                     "fields of a frame are upscaled as one picture, so moving edges keep their combing (4x "
+                     "larger); --deinterlace auto runs FFmpeg's bwdif first")
     hdr = carry_note(codec, info.hdr)
     if hdr:
         notes.append(f"{info.path}: {hdr}")
     return notes
 
 
-def warn_about_input(info: VideoInfo, codec: str) -> list[str]:
+def warn_about_input(info: VideoInfo, codec: str, deinterlace: bool = False) -> list[str]:
     """Log :func:`input_notes` as warnings; returns them."""
-    notes = input_notes(info, codec)
+    notes = input_notes(info, codec, deinterlace)
     for note in notes:
         log.warning("%s", note)
     return notes

@@ -11,6 +11,7 @@ import av
 
 from ._common import Frame, VideoError, _short, log, open_input
 from .colour import frame_to_rgb
+from .deinterlace import Deinterlacer
 from .info import Keyframe, VideoInfo, probe
 
 
@@ -18,12 +19,14 @@ class VideoReader:
     """Decode a file's main video stream to RGB :class:`Frame` s.
 
     ``errors`` lists, as one-line strings, every frame that could not be decoded (each was replaced by a copy
-    of the previous good frame, at its own pts) and any early end of the stream.
+    of the previous good frame, at its own pts) and any early end of the stream. ``deinterlace``: every decoded
+    frame goes through ``bwdif`` first (:mod:`vsrapp.video.deinterlace`); count and timing are unchanged.
     """
 
-    def __init__(self, path: str | os.PathLike, threads: int | None = None) -> None:
+    def __init__(self, path: str | os.PathLike, threads: int | None = None, deinterlace: bool = False) -> None:
         self.path = os.fspath(path)
         self.threads = threads
+        self.deinterlace = deinterlace
         self.info: VideoInfo = probe(self.path)
         self.errors: list[str] = []
         self._live: list[Iterator[Frame]] = []
@@ -131,7 +134,10 @@ class _Decoder:
 
     def run(self, start: int) -> Iterator[Frame]:
         self.start = start
-        for decoded in self._decoded():
+        frames = self._decoded()
+        if self.reader.deinterlace:  # before the bookkeeping: frames come out one late, pts and order as decoded
+            frames = Deinterlacer.for_input(self.info).run(frames)
+        for decoded in frames:
             yield from self._kept(self._emit(decoded))
         yield from self._kept(self._tail())
         self._check_count()
