@@ -27,6 +27,7 @@ pytestmark = pytest.mark.timeout(300)
 # job (pipeline.JobSettings) and a Ray job (the same plus warmup and device).
 LEGACY_KEYS = ["model", "precision", "window", "lookahead", "tile", "tile_overlap", "codec", "crf", "preset",
                "pix_fmt", "segment_frames", "out_scale"]
+KEYS = LEGACY_KEYS + ["deinterlace"]  # since --deinterlace; a manifest without it never deinterlaced
 
 
 def spec_for(src: Path, dst: Path, **encode) -> JobSpec:
@@ -44,7 +45,7 @@ def test_single_process_spec_round_trips_through_the_legacy_settings(tmp_path):
     spec = spec_for(tmp_path / "in.mp4", tmp_path / "out.mp4", crf=18).for_stream(
         EngineOptions("fp32", 8, 4, None, 16, "cpu"), bidirectional=True)
     settings = spec.settings()
-    assert list(settings) == LEGACY_KEYS
+    assert list(settings) == KEYS
     assert settings["precision"] == "float32" and settings["segment_frames"] == 24  # whole windows of 8
     back = JobSpec.from_settings(json.loads(json.dumps(settings)), None)
     assert back == spec and back.settings() == settings
@@ -53,7 +54,7 @@ def test_single_process_spec_round_trips_through_the_legacy_settings(tmp_path):
 def test_ray_spec_round_trips_and_records_warmup_and_device(tmp_path):
     spec = replace(spec_for(tmp_path / "in.mp4", tmp_path / "out.mp4"), segment_frames=None).for_ray("cpu")
     settings = spec.settings()
-    assert list(settings) == LEGACY_KEYS + ["warmup", "device"]
+    assert list(settings) == KEYS + ["warmup", "device"]
     assert settings["precision"] == "auto" and settings["segment_frames"] == 0 and settings["device"] == "cpu"
     assert JobSpec.from_settings(json.loads(json.dumps(settings)), "ray") == spec
 
@@ -84,8 +85,12 @@ def test_a_ray_manifest_written_before_jobspec_is_accepted(tmp_path):
                            "tile_overlap": 16, "codec": "libx264", "crf": 0, "preset": None, "pix_fmt": None,
                            "segment_frames": 30, "out_scale": None, "warmup": 24, "device": "cpu"},
               "segments": [], "done": {}}
-    spec = JobSpec(str(src), str(tmp_path / "o.mp4"), "bicubic", EngineOptions(), EncodeOptions(crf=0), 30)
+    # deinterlace as the driver decides it for a progressive file before it opens the job folder
+    spec = JobSpec(str(src), str(tmp_path / "o.mp4"), "bicubic", EngineOptions(), EncodeOptions(crf=0), 30,
+                   deinterlace="off")
     spec.for_ray("cpu").check_resume(legacy, tmp_path)
+    with pytest.raises(ManifestError, match="other settings {'deinterlace': 'off'}"):
+        replace(spec, deinterlace="on").for_ray("cpu").check_resume(legacy, tmp_path)
     with pytest.raises(ManifestError, match="other settings {'device': 'cpu'}"):
         spec.for_ray("cuda").check_resume(legacy, tmp_path)
 
