@@ -35,11 +35,16 @@ class FlowEstimator(nn.Module):
 
 
 class SpyNet(nn.Module):
-    """Flow from ``ref`` to ``supp``: ``warp(supp, flow)`` approximates ``ref``. Inputs are RGB in [0, 1]."""
+    """Flow from ``ref`` to ``supp``: ``warp(supp, flow)`` approximates ``ref``. Inputs are RGB in [0, 1].
 
-    def __init__(self) -> None:
+    ``skip_finest`` (0 by default, the network as trained) stops the coarse-to-fine refinement that many levels
+    early and upsamples the flow from there: each level has four times the pixels of the one below it, so
+    skipping the finest one leaves about a quarter of the flow's cost (issue #18, the cheaper flow)."""
+
+    def __init__(self, skip_finest: int = 0) -> None:
         super().__init__()
         self.basic_module = nn.ModuleList(FlowEstimator() for _ in range(NUM_LEVELS))
+        self.skip_finest = skip_finest  # not a weight: a setting, so checkpoints load either way
         self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
 
@@ -52,8 +57,11 @@ class SpyNet(nn.Module):
 
     def _flow_at_multiple_of_32(self, ref: torch.Tensor, supp: torch.Tensor) -> torch.Tensor:
         ref_pyr, supp_pyr = self._pyramid(ref), self._pyramid(supp)
+        levels = NUM_LEVELS - self.skip_finest
+        if not 1 <= levels <= NUM_LEVELS:
+            raise ValueError(f"skip_finest={self.skip_finest}: SpyNet has {NUM_LEVELS} levels")
         flow = None
-        for estimator, ref_l, supp_l in zip(self.basic_module, ref_pyr, supp_pyr):
+        for estimator, ref_l, supp_l in zip(self.basic_module[:levels], ref_pyr[:levels], supp_pyr[:levels]):
             if flow is None:
                 # The coarsest level starts from zero flow (also when that level is a single pixel).
                 up = ref_l.new_zeros(ref_l.shape[0], 2, *ref_l.shape[2:])
@@ -66,6 +74,9 @@ class SpyNet(nn.Module):
                     up = F.pad(up, [0, pad_w, 0, pad_h], mode="replicate")
             warped = flow_warp(supp_l, up, padding_mode="border")
             flow = estimator(torch.cat([ref_l, warped, up], dim=1)) + up
+        if levels < NUM_LEVELS:  # from the last level refined to the full size; flow is in pixels: scaled too
+            factor = 2 ** (NUM_LEVELS - levels)
+            flow = F.interpolate(flow, size=ref.shape[-2:], mode="bilinear", align_corners=True) * float(factor)
         return flow
 
     def forward(self, ref: torch.Tensor, supp: torch.Tensor) -> torch.Tensor:

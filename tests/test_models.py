@@ -115,3 +115,21 @@ def test_basicsr_checkpoint_with_fewer_blocks_loads_with_its_own_shape(tmp_path)
         clip = torch.rand(1, 3, 3, 16, 20)
         with torch.no_grad():
             assert torch.equal(loaded(clip), net(clip))
+
+
+@torch.inference_mode()
+def test_spynet_stopped_a_level_early_still_finds_a_real_shift(dense, vid4_lr_frames):
+    """skip_finest (the cheaper flow) upsamples the flow of a coarser level: on a Vid4 frame shifted by 3 px right
+    and 2 px down it still recovers the shift, and it refuses a setting with no level left."""
+    img = torch.from_numpy(vid4_lr_frames[0][0]).permute(2, 0, 1)[None].float().div(255)
+    ref, supp = img[..., 8:104, 8:136], img[..., 6:102, 5:133]  # ref(x) = supp(x + (3, 2)): flow (3, 2)
+    spynet = dense.spynet
+    for skip in (0, 1):
+        spynet.skip_finest = skip
+        flow = spynet(ref, supp)[0, :, 16:-16, 16:-16]  # the interior: borders have no match
+        assert flow.shape[0] == 2
+        assert abs(float(flow[0].median()) - 3) < 0.3 and abs(float(flow[1].median()) - 2) < 0.3, skip
+    spynet.skip_finest = 6
+    with pytest.raises(ValueError, match="6 levels"):
+        spynet(ref, supp)
+    spynet.skip_finest = 0
