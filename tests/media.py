@@ -193,6 +193,79 @@ def make_10bit(path: Path, n: int = 10) -> Path:
     return path
 
 
+def _hdr10plus_t35() -> bytes:
+    """An SMPTE ST 2094-40 (HDR10+) message as HEVC carries it in an ITU-T T.35 SEI: one window, a 400 cd/m²
+    target display, nine luminance percentiles, no tone-mapping curve."""
+    bits: list[int] = []
+
+    def put(value: int, n: int) -> None:
+        bits.extend((value >> i) & 1 for i in range(n - 1, -1, -1))
+
+    put(0xB5, 8), put(0x003C, 16), put(0x0001, 16), put(4, 8), put(1, 8)  # USA, Samsung, HDR10+, app 4 v1
+    put(1, 2), put(400, 27), put(0, 1)  # windows, targeted display max luminance, no actual-peak table
+    for _ in range(3):
+        put(40000, 17)  # maxscl R, G, B
+    put(5000, 17)  # average maxrgb
+    percentiles = [1, 5, 10, 25, 50, 75, 90, 95, 99]
+    put(len(percentiles), 4)
+    for p in percentiles:
+        put(p, 7), put(100 * p, 17)
+    put(0, 10), put(0, 1), put(0, 1), put(0, 1)  # bright pixels; no mastering peak, tone mapping, saturation
+    bits.extend([0] * (-len(bits) % 8))
+    return bytes(int("".join(map(str, bits[i:i + 8])), 2) for i in range(0, len(bits), 8))
+
+
+def _sei_nal(payload: bytes) -> bytes:
+    """A prefix SEI NAL unit (Annex B) holding one user_data_registered_itu_t_t35 message."""
+    body = bytes([4]) + b"\xff" * (len(payload) // 255) + bytes([len(payload) % 255]) + payload + b"\x80"
+    escaped, zeros = bytearray(), 0
+    for b in body:  # emulation prevention: no 00 00 0x (x <= 3) inside a NAL unit
+        if zeros >= 2 and b <= 3:
+            escaped.append(3)
+            zeros = 0
+        escaped.append(b)
+        zeros = zeros + 1 if b == 0 else 0
+    return b"\x00\x00\x00\x01" + bytes([39 << 1, 1]) + bytes(escaped)
+
+
+def make_hdr10plus(path: Path, n: int = 6) -> Path:
+    """10-bit PQ BT.2020 HEVC in Matroska whose every picture carries HDR10+ dynamic metadata (a T.35 SEI before
+    its first slice), as HDR10+ streaming and camera files do; PyAV's x265 cannot write it, so it is spliced in."""
+    import io
+    import re
+
+    raw = io.BytesIO()
+    with av.open(raw, "w", format="hevc") as out:
+        # no B-frames: the raw stream has no timestamps, so decode order must be display order
+        v = out.add_stream("libx265", rate=FPS, options={"preset": "ultrafast",
+                                                          "x265-params": "log-level=error:bframes=0"})
+        v.width, v.height, v.pix_fmt = W, H, "yuv420p10le"
+        ctx = v.codec_context
+        ctx.color_primaries, ctx.color_trc, ctx.colorspace, ctx.color_range = 9, 16, 9, 1
+        for i in range(n):
+            frame = av.VideoFrame.from_ndarray(picture(i).astype(np.uint16) * 257, format="rgb48le").reformat(
+                format="yuv420p10le")
+            frame.pts = i
+            out.mux(v.encode(frame))
+        out.mux(v.encode(None))
+    data, sei = raw.getvalue(), _sei_nal(_hdr10plus_t35())
+    starts = [m.start() for m in re.finditer(b"\x00\x00\x01", data)] + [len(data)]
+    spliced = bytearray()
+    for a, b in zip(starts, starts[1:]):
+        nal = data[a + 3:b].rstrip(b"\x00") if b < len(data) else data[a + 3:b]
+        if ((nal[0] >> 1) & 0x3F) < 32 and nal[2] & 0x80:  # a slice, the first of its picture
+            spliced += sei
+        spliced += b"\x00\x00\x00\x01" + nal
+    with av.open(io.BytesIO(bytes(spliced)), format="hevc") as src, av.open(str(path), "w") as out:
+        video = out.add_stream_from_template(src.streams.video[0])
+        video.time_base = Fraction(1, FPS)
+        for i, packet in enumerate(p for p in src.demux(video=0) if p.size):
+            packet.stream, packet.pts, packet.dts, packet.time_base = video, i, i, Fraction(1, FPS)
+            packet.duration = 1
+            out.mux(packet)
+    return path
+
+
 def make_rotated(path: Path, degrees: int = 90, sar: Fraction = Fraction(4, 3), n: int = 10) -> Path:
     """H.264 mp4 with a display matrix (rotation) and a non-square sample aspect ratio."""
     with av.open(str(path), "w") as out:

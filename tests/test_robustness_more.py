@@ -16,7 +16,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from media import X264, H, W, picture, write_planes
+from media import X264, H, W, make_hdr10plus, picture, write_planes
 from test_robustness import (
     HDR_FRAMES,
     HDR_H,
@@ -333,6 +333,28 @@ def test_hdr10_metadata_an_encoder_cannot_carry_is_one_warning_line(hdr10_source
     assert probe(out).hdr is None  # FFV1 has no place for it
     [line] = [m for m in warnings_logged if "HDR" in m]
     assert "mastering display and content light level" in line and "ffv1" in line and "libx265" in line
+
+
+def test_hdr10plus_dynamic_metadata_that_cannot_be_carried_is_one_warning_line(tmp_path, warnings_logged):
+    """HDR10+ (per-scene ST 2094-40 in every picture) is lost on encoding: the job works, keeps 10-bit PQ BT.2020,
+    and says so in one line instead of nothing."""
+    src = make_hdr10plus(tmp_path / "hdr10plus.mkv")
+    info = probe(src)
+    assert info.dynamic_hdr == "HDR10+" and info.bit_depth == 10
+    out = tmp_path / "hdr10plus-x4.mkv"
+    assert upscale(src, out, "--codec", "libx265") == 0
+    after = probe(out)
+    assert after.frame_count == 6 and after.bit_depth == 10 and after.dynamic_hdr is None
+    assert (after.colour_used.primaries, after.colour_used.transfer) == (9, 16)  # BT.2020, PQ
+    [line] = [m for m in warnings_logged if "dynamic" in m]
+    assert "HDR10+" in line and "cannot write" in line and "transfer tags" in line
+    assert probe(make_phone_hdr_free(tmp_path)).dynamic_hdr is None
+
+
+def make_phone_hdr_free(tmp_path: Path) -> Path:
+    from test_robustness import make_phone
+
+    return make_phone(tmp_path / "plain.mp4")
 
 
 def test_hdr_encoder_options_only_for_what_is_there():

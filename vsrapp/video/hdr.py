@@ -56,6 +56,31 @@ class HdrMetadata:
         return self.max_cll is not None and self.max_fall is not None
 
 
+# Per-scene (dynamic) HDR metadata by the frame side data FFmpeg's decoders attach: SMPTE ST 2094-40 from HEVC/AV1
+# T.35 messages, Dolby Vision RPUs, CUVA HDR Vivid. None of it can be written back through PyAV's encoders.
+_DYNAMIC = (("HDR10+", "DYNAMIC_HDR_PLUS"), ("Dolby Vision", "DOVI_RPU_BUFFER"), ("Dolby Vision", "DOVI_METADATA"),
+            ("HDR Vivid", "DYNAMIC_HDR_VIVID"))
+
+
+def read_dynamic_hdr(frame: av.VideoFrame) -> str | None:
+    """The kind of dynamic HDR metadata ``frame`` carries ("HDR10+", "Dolby Vision", "HDR Vivid"), or None."""
+    present = {sd.type for sd in frame.side_data}
+    for name, member in _DYNAMIC:
+        kind = getattr(_TYPES, member, None)  # older FFmpeg builds lack some types
+        if kind is not None and kind in present:
+            return name
+    return None
+
+
+def dynamic_note(kind: str | None, static: HdrMetadata | None) -> str | None:
+    """One line when the input's dynamic HDR metadata is lost; None when there is none."""
+    if kind is None:
+        return None
+    keeps = "its static HDR10 metadata and transfer tags" if static is not None else "its transfer tags only"
+    return (f"the input carries {kind} dynamic metadata (per-scene tone mapping), which vsrapp cannot write: the "
+            f"output keeps {keeps}, so HDR displays tone-map it as plain HDR10")
+
+
 def read_hdr(frame: av.VideoFrame) -> HdrMetadata | None:
     """The mastering display and content light level attached to ``frame``, or None if it has neither."""
     side = frame.side_data

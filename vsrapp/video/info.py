@@ -10,7 +10,7 @@ import av
 
 from ._common import VideoError, _short, open_input
 from .colour import ColourInfo, read_tags, resolve
-from .hdr import HdrMetadata, read_hdr
+from .hdr import HdrMetadata, read_dynamic_hdr, read_hdr
 from .tags import clean_tag, content_tags
 
 
@@ -64,6 +64,7 @@ class VideoInfo:
     video_tags: dict[str, str] = field(default_factory=dict)  # the main video stream's, cleaned
     interlaced: str | None = None  # "top field first", "bottom field first" or "interlaced"; None: progressive
     hdr: HdrMetadata | None = None  # mastering display and content light level (see vsrapp.video.hdr)
+    dynamic_hdr: str | None = None  # "HDR10+", "Dolby Vision", "HDR Vivid": per-scene metadata the output loses
 
 
 @dataclass(frozen=True)
@@ -242,6 +243,7 @@ def _build_info(name, container, stream, first: av.VideoFrame) -> VideoInfo:
         video_tags=content_tags(stream.metadata),
         interlaced=_interlacing(ctx, first),
         hdr=read_hdr(first),
+        dynamic_hdr=read_dynamic_hdr(first),
     )
 
 

@@ -7,7 +7,7 @@ which the command line prints on stderr. The single-process pipeline and the Ray
 from __future__ import annotations
 
 from ._common import log
-from .hdr import carry_note
+from .hdr import carry_note, dynamic_note
 from .info import VideoInfo
 
 
@@ -22,9 +22,9 @@ def input_notes(info: VideoInfo, codec: str, deinterlace: bool = False) -> list[
         notes.append(f"{info.path}: the input is interlaced ({info.interlaced}) and --deinterlace is off: both "
                      "fields of a frame are upscaled as one picture, so moving edges keep their combing (4x "
                      "larger); --deinterlace auto runs FFmpeg's bwdif first")
-    hdr = carry_note(codec, info.hdr)
-    if hdr:
-        notes.append(f"{info.path}: {hdr}")
+    for note in (carry_note(codec, info.hdr), dynamic_note(info.dynamic_hdr, info.hdr)):
+        if note:
+            notes.append(f"{info.path}: {note}")
     return notes
 
 
