@@ -25,8 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cluster_seams import make_clip  # noqa: E402
 
 from vsrapp.cluster.driver import upscale_on_ray  # noqa: E402
+from vsrapp.engine.upscaler import Upscaler, set_threads  # noqa: E402
 from vsrapp.pipeline import upscale_file  # noqa: E402
-from vsrapp.upscaler import Upscaler, set_threads  # noqa: E402
 
 
 def main() -> None:

@@ -21,9 +21,9 @@ from pathlib import Path
 import torch
 
 from models.spynet import SpyNet
+from vsrapp.engine.recurrence import upscale_clip
+from vsrapp.engine.upscaler import load_runtime_model
 from vsrapp.evaluation import evaluate
-from vsrapp.recurrence import upscale_clip
-from vsrapp.upscaler import load_runtime_model
 
 
 def set_skip(model: torch.nn.Module, skip: int) -> int:

@@ -19,7 +19,8 @@ import openvino as ov
 from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters
 from nncf.quantization.range_estimator import RangeEstimatorParametersSet
 
-from vsrapp import backends, quantize
+from vsrapp import quantize
+from vsrapp.engine import backends
 
 
 def ignored(names: list[str] | None = None, types: tuple[str, ...] = quantize.FP32_OP_TYPES) -> nncf.IgnoredScope:

@@ -27,8 +27,8 @@ import numpy as np
 import torch
 
 from vsrapp import zoo
+from vsrapp.engine.upscaler import Upscaler, set_threads
 from vsrapp.evaluation import bicubic_degrade, crop_to_multiple, frame_paths, read_rgb, y_psnr
-from vsrapp.upscaler import Upscaler, set_threads
 
 
 def ping_pong(n: int, length: int) -> Iterator[int]:

@@ -1,5 +1,5 @@
-"""The model contract: what the engine (``vsrapp.recurrence``, ``vsrapp.upscaler``), the exporters
-(``vsrapp.export``) and the backends (``vsrapp.backends.GraphModel``) rely on a model for, written once.
+"""The model contract: what the engine (``vsrapp.engine.recurrence``, ``vsrapp.engine.upscaler``), the exporters
+(``vsrapp.export``) and the backends (``vsrapp.engine.backends.GraphModel``) rely on a model for, written once.
 
 Every model the engine runs is a :class:`SuperResolver`:
 

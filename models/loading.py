@@ -18,7 +18,7 @@ format              on disk                                                     
 
 The models bundled with vsrapp are ``ssl`` and ``blocks`` folders; a zoo name is resolved to one of these paths by
 ``vsrapp.zoo``, which adds the sha256 check and its own error messages. Export folders of ``vsrapp export``
-(ONNX graphs) are not weights: the graph backends read them (``vsrapp.backends``).
+(ONNX graphs) are not weights: the graph backends read them (``vsrapp.engine.backends``).
 
 Every format can also *build* its architecture with random weights (:func:`build_model`; speed measurements
 that need no trained weights read only ``plan.json``). Architectures without a weights file are in

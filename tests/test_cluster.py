@@ -17,9 +17,9 @@ import pytest
 from nets import SlowBicubic, tiny_net
 
 from vsrapp.cluster.worker import upscale_segment
+from vsrapp.engine.upscaler import Upscaler
 from vsrapp.jobs.segments import plan_segments
 from vsrapp.pipeline import job_dir_for, upscale_file
-from vsrapp.upscaler import Upscaler
 from vsrapp.video import VideoReader, probe, timeline
 from vsrapp.video.concat import join_segments
 

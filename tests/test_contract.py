@@ -18,7 +18,7 @@ from models.pruned import load_pruned, save_pruned
 from models.slim import SlimBasicVSR, SlimBasicVSRUni, build_slim
 from vsrapp import zoo
 from vsrapp.bench.run import load_bench_model, random_plan
-from vsrapp.recurrence import StreamRunner, upscale_clip
+from vsrapp.engine.recurrence import StreamRunner, upscale_clip
 
 NF, NB = 8, 2  # tiny networks: fast on a shared CPU
 
@@ -121,7 +121,8 @@ def test_every_zoo_model_satisfies_the_contract():
 def test_an_exported_graph_model_satisfies_the_contract(tmp_path, bidirectional):
     pytest.importorskip("onnx")
     pytest.importorskip("onnxruntime")
-    from vsrapp import backends, export
+    from vsrapp import export
+    from vsrapp.engine import backends
 
     net = tiny_net(bidirectional, num_feat=NF, num_block=NB)
     graph = backends.GraphModel(export.export_onnx(net, tmp_path / "onnx", name="tiny"))

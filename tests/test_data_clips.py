@@ -19,7 +19,7 @@ from pruning.data import (
     render_shifted,
     render_warped,
 )
-from vsrapp.compat import basicsr
+from vsrapp.engine.compat import basicsr
 
 
 def write_stills(root: Path, n: int = 2, size: tuple[int, int] = (160, 200), seed: int = 0) -> Path:

@@ -162,8 +162,7 @@ LAYERS: dict[str, tuple[int, tuple[str, ...]]] = {
     "base": (0, ("vsrapp.errors", "vsrapp")),  # `vsrapp/__init__` imports nothing at run time (lazy facade)
     "models": (1, ("models",)),
     "video": (1, ("vsrapp.video",)),
-    "engine": (2, ("vsrapp.zoo", "vsrapp.recurrence", "vsrapp.upscaler", "vsrapp.backends", "vsrapp.export",
-                   "vsrapp.runtimes", "vsrapp.quantize", "vsrapp.compat", "vsrapp.evaluation")),
+    "engine": (2, ("vsrapp.engine", "vsrapp.zoo", "vsrapp.export", "vsrapp.quantize", "vsrapp.evaluation")),
     "jobs": (3, ("vsrapp.jobs", "vsrapp.pipeline")),
     "web": (4, ("vsrapp.web",)),
     "cluster": (4, ("vsrapp.cluster",)),
@@ -223,8 +222,8 @@ def test_pruning_uses_only_the_error_family_of_vsrapp():
 # The modules `vsrapp upscale` (also with --ray or --backend onnxruntime), the Python API (Upscaler,
 # upscale_file, get_model) and the web page's upscaling run. Everything they reach, at any depth and counting
 # function-level imports, must be free of pruning: a pruned checkpoint is self-describing.
-INFERENCE_ROOTS = ("vsrapp.upscaler", "vsrapp.jobs", "vsrapp.pipeline", "vsrapp.recurrence", "vsrapp.zoo",
-                   "vsrapp.backends", "vsrapp.cluster", "vsrapp.video", "vsrapp.web.preview", "vsrapp.web.live",
+INFERENCE_ROOTS = ("vsrapp.engine.upscaler", "vsrapp.jobs", "vsrapp.pipeline", "vsrapp.engine.recurrence", "vsrapp.zoo",
+                   "vsrapp.engine.backends", "vsrapp.cluster", "vsrapp.video", "vsrapp.web.preview", "vsrapp.web.live",
                    "vsrapp.web.compare", "vsrapp.web.ui")
 
 
@@ -268,7 +267,7 @@ def test_lazy_imports_close_no_new_cycle():
 def test_the_cycles_this_issue_removed_stay_gone():
     everything = _cycles(list(_edges()))
     for pair in ({"models.pruned", "models.nm_sparse"}, {"vsrapp.web.cli", "vsrapp.web.ui"},
-                 {"pruning.commands", "pruning.distill"}, {"vsrapp.backends", "vsrapp.export"},
+                 {"pruning.commands", "pruning.distill"}, {"vsrapp.engine.backends", "vsrapp.export"},
                  {"vsrapp.export", "vsrapp.quantize"}):
         assert not any(pair <= c for c in everything), pair
 

@@ -13,9 +13,10 @@ import torch
 from nets import psnr, smooth_frames, tiny_net
 
 from models.slim import build_slim
-from vsrapp import Upscaler, backends, export
+from vsrapp import Upscaler, export
 from vsrapp.bench.run import random_plan
 from vsrapp.cli import main
+from vsrapp.engine import backends
 
 pytestmark = pytest.mark.usefixtures("one_thread", "private_cache")
 

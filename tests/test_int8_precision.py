@@ -10,10 +10,11 @@ import pytest
 from media import write_video
 from nets import psnr, smooth_frames, tiny_net
 
-from vsrapp import Upscaler, backends, export, quantize, zoo
+from vsrapp import Upscaler, export, quantize, zoo
 from vsrapp.cli import main
+from vsrapp.engine import backends
+from vsrapp.engine.upscaler import load_runtime_model
 from vsrapp.jobs import EncodeOptions, EngineOptions, JobSpec
-from vsrapp.upscaler import load_runtime_model
 
 
 @pytest.fixture(autouse=True)

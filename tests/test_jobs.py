@@ -15,10 +15,10 @@ from nets import tiny_net
 
 from vsrapp import Upscaler, upscale_file, zoo
 from vsrapp.cli import main
+from vsrapp.engine.upscaler import set_threads
 from vsrapp.jobs import EncodeOptions, EngineOptions, JobSpec, ManifestError, SegmentPlan, job_dir_for
 from vsrapp.jobs.segments import DEFAULT_SEGMENT_FRAMES, default_segment_length, stream_segment_length
 from vsrapp.jobs.spec import read_manifest, source_signature
-from vsrapp.upscaler import set_threads
 from vsrapp.video import Timeline, VideoError, VideoReader
 
 pytestmark = pytest.mark.timeout(300)

@@ -8,8 +8,8 @@ import torch
 
 from models.basicvsr import BasicVSR, BasicVSRUni, uni_state_from_bidirectional
 from models.bicubic import Bicubic
-from vsrapp.compat import basicsr
-from vsrapp.recurrence import StreamRunner, WindowRunner, upscale_clip
+from vsrapp.engine.compat import basicsr
+from vsrapp.engine.recurrence import StreamRunner, WindowRunner, upscale_clip
 from vsrapp.zoo import load_basicsr_state
 
 

@@ -199,7 +199,7 @@ def test_penalty_drives_marked_scales_to_zero():
 
 # ------------------------------------------------------------------------------------------------------ losses
 def test_charbonnier_matches_basicsr():
-    from vsrapp.compat import basicsr
+    from vsrapp.engine.compat import basicsr
 
     losses = basicsr("losses.basic_loss")
     a, b = torch.rand(2, 3, 3, 8, 8), torch.rand(2, 3, 3, 8, 8)

@@ -11,8 +11,9 @@ import torch
 from media import write_png_frames, write_video
 from nets import psnr, smooth_frames, tiny_net
 
-from vsrapp import Upscaler, backends, export, quantize
+from vsrapp import Upscaler, export, quantize
 from vsrapp.cli import main
+from vsrapp.engine import backends
 
 pytestmark = pytest.mark.usefixtures("one_thread", "private_cache")
 

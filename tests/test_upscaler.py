@@ -13,7 +13,7 @@ import torch
 from nets import tiny_net
 
 from vsrapp import Upscaler
-from vsrapp.upscaler import DEFAULT_LOOKAHEAD, DEFAULT_WINDOW, tile_grid
+from vsrapp.engine.upscaler import DEFAULT_LOOKAHEAD, DEFAULT_WINDOW, tile_grid
 
 
 def tiny(bidirectional: bool = True, seed: int = 0):

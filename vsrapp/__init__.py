@@ -16,11 +16,11 @@ __version__ = "0.1.0"
 __all__ = ["Upscaler", "upscale_file", "UpscaleReport", "get_model", "list_models"]
 
 if TYPE_CHECKING:
+    from .engine.upscaler import Upscaler
     from .pipeline import UpscaleReport, upscale_file
-    from .upscaler import Upscaler
     from .zoo import get_model, list_models
 
-_LAZY = {"Upscaler": "upscaler", "upscale_file": "pipeline", "UpscaleReport": "pipeline", "get_model": "zoo",
+_LAZY = {"Upscaler": "engine.upscaler", "upscale_file": "pipeline", "UpscaleReport": "pipeline", "get_model": "zoo",
          "list_models": "zoo"}
 
 

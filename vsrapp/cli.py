@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import zoo
-from .backends import CHOICES as BACKEND_CHOICES
-from .backends import GRAPH_BACKENDS, resolve_backend
+from .engine.backends import CHOICES as BACKEND_CHOICES
+from .engine.backends import GRAPH_BACKENDS, resolve_backend
+from .engine.upscaler import DEFAULT_LOOKAHEAD, DEFAULT_TILE_OVERLAP, DEFAULT_WINDOW, INT8, PRECISION_CHOICES
+from .engine.upscaler import DEFAULT_MODEL as DEFAULT_MODEL_NAME
 from .errors import UsageError, VsrappError
-from .upscaler import DEFAULT_LOOKAHEAD, DEFAULT_TILE_OVERLAP, DEFAULT_WINDOW, INT8, PRECISION_CHOICES
-from .upscaler import DEFAULT_MODEL as DEFAULT_MODEL_NAME
 
 if TYPE_CHECKING:
     from .jobs import JobSpec
@@ -124,7 +124,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
                         "Vid4's ground truth inputs/G) or set VSRAPP_VID4")
     if not Path(data).is_dir():
         raise UserError(f"dataset folder {data} does not exist")
-    from .upscaler import load_runtime_model
+    from .engine.upscaler import load_runtime_model
 
     if args.threads:
         import torch
@@ -197,8 +197,8 @@ def _job_spec(args: argparse.Namespace, device: str) -> JobSpec:
 def cmd_upscale(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from .engine.upscaler import Upscaler, set_threads
     from .pipeline import upscale_file
-    from .upscaler import Upscaler, set_threads
     from .video import VideoError
 
     jobs = _jobs(Path(args.input), Path(args.output))
@@ -254,8 +254,8 @@ def _upscale_on_ray(args: argparse.Namespace, jobs: list[tuple[Path, Path]]) -> 
     """``--ray``: every segment of every file is a Ray task; one progress bar for the whole job."""
     from tqdm import tqdm
 
-    from .backends import BackendError
     from .cluster.driver import ClusterError, upscale_on_ray
+    from .engine.backends import BackendError
     from .video import VideoError
 
     for _, dst in jobs:

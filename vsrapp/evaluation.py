@@ -25,8 +25,8 @@ from tqdm import tqdm
 
 from models.contract import traits
 
-from .compat import basicsr
-from .recurrence import upscale_clip
+from .engine.compat import basicsr
+from .engine.recurrence import upscale_clip
 
 IMAGE_SUFFIXES = {".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff"}
 

@@ -1,6 +1,6 @@
 """Export a recurrent VSR model to ONNX as the few graphs its recurrence is made of.
 
-The streaming engine (:mod:`vsrapp.recurrence`) drives a model through its step API, and the export keeps that
+The streaming engine (:mod:`vsrapp.engine.recurrence`) drives a model through its step API, and the export keeps that
 split, one graph per step (batch, height and width dynamic; NCHW float32, RGB in [0, 1])::
 
     flow.onnx            ref (N,3,H,W), supp (N,3,H,W)               -> flow (N,2,H,W)    SpyNet
@@ -15,7 +15,7 @@ one, and tiles and resumed streams carry their hidden state between calls. All o
 Python, exactly as for the torch model, and each graph is a straight line that any ONNX runtime can optimise.
 A graph for "forward step + reconstruct" would save one hand-over of the hidden state per frame, which costs
 microseconds against a trunk's hundreds of milliseconds; keeping the step API one-to-one lets the ONNX Runtime
-wrapper (:mod:`vsrapp.backends`) stand in for the torch model with no change to the engine.
+wrapper (:mod:`vsrapp.engine.backends`) stand in for the torch model with no change to the engine.
 
 The first step of a branch has no previous hidden state: the graphs are fed zeros for ``feat_in`` and ``flow``,
 which is exact (warping zeros gives zeros, so the trunk sees the same input as the torch model's zero state).
@@ -39,8 +39,8 @@ from torch import nn
 
 from models.contract import traits
 
+from .engine.runtimes import ONNX_EXTRA, new_session
 from .errors import ModelError
-from .runtimes import ONNX_EXTRA, new_session
 
 MANIFEST = "vsrapp-onnx.json"
 MANIFEST_FORMAT = "vsrapp-onnx"

@@ -28,6 +28,14 @@ import torch
 from torch import nn
 
 from . import zoo
+from .engine.upscaler import (
+    DEFAULT_LOOKAHEAD,
+    DEFAULT_MODEL,
+    DEFAULT_TILE_OVERLAP,
+    DEFAULT_WINDOW,
+    Upscaler,
+    pick_device,
+)
 from .jobs.folder import JobFolder
 from .jobs.segments import DEFAULT_SEGMENT_FRAMES, SegmentPlan
 from .jobs.spec import (
@@ -39,7 +47,6 @@ from .jobs.spec import (
     read_manifest,
     write_manifest,
 )
-from .upscaler import DEFAULT_LOOKAHEAD, DEFAULT_MODEL, DEFAULT_TILE_OVERLAP, DEFAULT_WINDOW, Upscaler, pick_device
 from .video import Frame, VideoError, VideoInfo, VideoReader, VideoWriter, probe
 from .video.codecs import choose_video_codec
 from .video.concat import join_segments

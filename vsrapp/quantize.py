@@ -29,7 +29,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import backends, export
+from . import export
+from .engine import backends
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 # Defaults measured on the calibration clips of pruning/recipes/calibration_clips.py (docs/RESULTS.md): 96 px
@@ -149,7 +150,7 @@ def collect_inputs(model: backends.GraphModel, clips: Iterable[torch.Tensor],
                    samples: int = DEFAULT_SAMPLES) -> dict[str, list[dict[str, np.ndarray]]]:
     """Every graph's inputs while ``model`` (fp32 graphs) upscales ``clips`` as the engine would, at most
     ``samples`` per graph, spread over the clips rather than taken from the first ones only."""
-    from .recurrence import upscale_clip
+    from .engine.recurrence import upscale_clip
 
     clips = list(clips)
     seen: dict[str, list[dict[str, np.ndarray]]] = {g: [] for g in model.manifest["graphs"]}

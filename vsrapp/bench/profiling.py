@@ -4,7 +4,7 @@
 Everything here works on the CPU and on CUDA; nothing fails when CUDA is absent. Device work is asynchronous,
 so every timer synchronises the device before it reads the host clock.
 
-The recurrence is the engine's own schedule (:func:`vsrapp.recurrence.run_clip`: the models' step API, ``flow``,
+The recurrence is the engine's own schedule (:func:`vsrapp.engine.recurrence.run_clip`: the models' step API, ``flow``,
 ``backward_step``, ``forward_step``, ``reconstruct``; or ``step`` for stateless models such as bicubic) over a
 whole clip in one window, which is ``model(clip)`` exactly; a :class:`PartTimer` handed to it charges the time
 of each call to one of three parts:
@@ -30,7 +30,7 @@ import torch.nn.functional as F
 
 from models.contract import traits
 
-from ..recurrence import PARTS, run_clip  # the part names are the schedule's
+from ..engine.recurrence import PARTS, run_clip  # the part names are the schedule's
 
 
 def sync(device: torch.device | str) -> None:
@@ -64,7 +64,7 @@ class PartTimer:
 def run_sequence(steps: Any, lrs: Sequence[torch.Tensor], timer: PartTimer | None = None,
                  keep: bool = False) -> list[torch.Tensor]:
     """Upscale the clip ``lrs`` (frames of shape (1, 3, h, w)) with ``steps`` (a model, or anything with its
-    step API) through the engine's schedule (:func:`vsrapp.recurrence.run_clip`), charging each call to a part
+    step API) through the engine's schedule (:func:`vsrapp.engine.recurrence.run_clip`), charging each call to a part
     of ``timer``. Returns the outputs if ``keep`` (else nothing, so long clips at 4K do not hold every HR
     frame)."""
     return run_clip(steps, lrs, timer=timer or PartTimer("cpu", enabled=False), keep=keep)
@@ -330,7 +330,7 @@ class StepTable:
 
     def __init__(self, model: torch.nn.Module) -> None:
         self.model = model
-        self.bidirectional = traits(model).bidirectional  # which schedule runs it (vsrapp.recurrence)
+        self.bidirectional = traits(model).bidirectional  # which schedule runs it (vsrapp.engine.recurrence)
         for name in STEP_NAMES:
             if hasattr(model, name):
                 setattr(self, name, getattr(model, name))

@@ -32,8 +32,8 @@ from torch import nn
 
 from models.contract import block_name, is_network, traits
 
+from ..engine.upscaler import DEFAULT_LOOKAHEAD, DEFAULT_WINDOW, pick_device, pick_precision
 from ..errors import UsageError
-from ..upscaler import DEFAULT_LOOKAHEAD, DEFAULT_WINDOW, pick_device, pick_precision
 from ..video.synthetic import synthetic_frames
 from . import profiling as prof
 
@@ -250,8 +250,8 @@ def measure_model_only(model: nn.Module, frames: np.ndarray, s: Settings, varian
 def measure_end_to_end(bm: BenchModel, clip: Path, decoded: np.ndarray, s: Settings, work: Path) -> dict[str, Any]:
     """Network-only (the Upscaler on frames already decoded) and end to end (:func:`upscale_file` on the clip),
     back to back with the same Upscaler settings, and their ratio."""
+    from ..engine.upscaler import Upscaler
     from ..pipeline import upscale_file
-    from ..upscaler import Upscaler
 
     up = Upscaler(copy.deepcopy(bm.model), device=s.device, precision=s.precision, window=s.window,
                   lookahead=s.lookahead, threads=torch.get_num_threads())

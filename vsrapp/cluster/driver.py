@@ -35,14 +35,15 @@ from torch import nn
 
 from models.contract import Traits, traits
 
-from .. import export, upscaler, zoo
-from ..backends import AUTO, GRAPH_BACKENDS, resolve_backend
+from .. import export, zoo
+from ..engine import upscaler
+from ..engine.backends import AUTO, GRAPH_BACKENDS, resolve_backend
+from ..engine.upscaler import DEFAULT_LOOKAHEAD, DEFAULT_MODEL, DEFAULT_TILE_OVERLAP, DEFAULT_WINDOW, set_threads
 from ..errors import ResourceError
 from ..jobs.folder import JobFolder
 from ..jobs.segments import DEFAULT_WARMUP, Segment, SegmentPlan, default_segment_length
 from ..jobs.spec import EncodeOptions, EngineOptions, JobSpec
 from ..pipeline import check_out_scale, environment_error, environment_message
-from ..upscaler import DEFAULT_LOOKAHEAD, DEFAULT_MODEL, DEFAULT_TILE_OVERLAP, DEFAULT_WINDOW, set_threads
 from ..video import VideoError, VideoInfo, probe, timeline
 from ..video.codecs import choose_video_codec
 from ..video.concat import join_segments
@@ -291,8 +292,8 @@ def upscale_on_ray(
     pair); the engine, segment and encode options above are then not read.
 
     ``backend`` ``onnxruntime`` or ``openvino``, or ``precision`` ``int8``: the graphs are made once, here, before
-    any task (:func:`vsrapp.upscaler.prepare_graphs`), and every task runs them on ``cpus_per_task`` CPU cores,
-    GPUs or not. A combination that cannot run raises :class:`vsrapp.backends.BackendError` before any task.
+    any task (:func:`vsrapp.engine.upscaler.prepare_graphs`), and every task runs them on ``cpus_per_task`` CPU cores,
+    GPUs or not. A combination that cannot run raises :class:`vsrapp.engine.backends.BackendError` before any task.
     """
     ray = connect(address, num_cpus)
     engine = spec.engine if spec is not None else EngineOptions(precision, window, lookahead, tile, tile_overlap,

@@ -18,8 +18,8 @@ from typing import Any
 from torch import nn
 
 from .. import export
+from ..engine.upscaler import Upscaler
 from ..jobs.segments import Segment
-from ..upscaler import Upscaler
 from ..video import Frame, VideoError, VideoInfo, VideoReader, VideoWriter
 
 __all__ = ["GraphFiles", "SegmentResult", "upscale_segment"]

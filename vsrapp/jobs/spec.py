@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from ..upscaler import DEFAULT_LOOKAHEAD, DEFAULT_TILE_OVERLAP, DEFAULT_WINDOW, PRECISIONS
+from ..engine.upscaler import DEFAULT_LOOKAHEAD, DEFAULT_TILE_OVERLAP, DEFAULT_WINDOW, PRECISIONS
 from ..video import VideoError, VideoInfo
 from ..video.deinterlace import wanted
 from .segments import DEFAULT_WARMUP, stream_segment_length
@@ -54,7 +54,7 @@ class EngineOptions:
     # recorded them for a single-process job (the resolved precision says what matters), so they do not compare.
     device: str = field(default="auto", compare=False)
     threads: int | None = field(default=None, compare=False)
-    backend: str = field(default="auto", compare=False)  # auto: torch for a network (vsrapp.backends)
+    backend: str = field(default="auto", compare=False)  # auto: torch for a network (vsrapp.engine.backends)
 
     def upscaler_kwargs(self) -> dict[str, Any]:
         """Keyword arguments of :class:`~vsrapp.Upscaler` (all but the model)."""

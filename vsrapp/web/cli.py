@@ -67,7 +67,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except UsageError as exc:
         print(f"vsrapp: error: {exc}", file=sys.stderr)
         return EXIT_REFUSED
-    from ..upscaler import set_threads
+    from ..engine.upscaler import set_threads
     from .ui import build_app, launch  # Gradio loads here, once the options are known to be good
 
     # The server is the entry point: torch's threads are set here, once, for every viewer's job (an Upscaler

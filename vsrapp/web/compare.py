@@ -16,7 +16,7 @@ from torch import nn
 
 from models.bicubic import Bicubic
 
-from ..upscaler import Upscaler
+from ..engine.upscaler import Upscaler
 from ..video import VideoReader
 
 DEFAULT_CONTEXT = 7

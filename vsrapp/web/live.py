@@ -20,8 +20,8 @@ from torch import nn
 
 from models.contract import traits
 
+from ..engine.upscaler import Upscaler
 from ..errors import ModelError
-from ..upscaler import Upscaler
 
 WINDOW = 8  # frames averaged for the speed verdict
 

@@ -27,9 +27,9 @@ import numpy as np
 from torch import nn
 
 from .. import zoo
+from ..engine.upscaler import Upscaler, pick_device
 from ..jobs import EncodeOptions, EngineOptions, JobSpec
 from ..pipeline import UpscaleReport, upscale_file
-from ..upscaler import Upscaler, pick_device
 from ..video import probe
 
 DEFAULT_CHUNK_SECONDS = 2.0

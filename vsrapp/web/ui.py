@@ -27,7 +27,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from ..upscaler import INT8, PRECISION_CHOICES
+from ..engine.upscaler import INT8, PRECISION_CHOICES
 from .guard import DEFAULT_EXAMPLES, Limits, Rejected, check_video, trim_cache
 from .menu import ModelChoice, ModelMenu, UnknownModel, zoo_choices
 

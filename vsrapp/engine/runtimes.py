@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .errors import ResourceError
+from ..errors import ResourceError
 
 ONNXRUNTIME = "onnxruntime"
 OPENVINO = "openvino"

@@ -5,7 +5,7 @@ layout; the output has the input's type and dtype at ``scale`` times the size. E
 model's device: integer to float conversion, padding, tiling, the network, rounding back to integers.
 
 - Forward-only models (and bicubic) emit one frame per frame pushed.
-- Bidirectional models run on overlapping windows (:class:`vsrapp.recurrence.WindowRunner`): a window of
+- Bidirectional models run on overlapping windows (:class:`vsrapp.engine.recurrence.WindowRunner`): a window of
   ``window`` frames is emitted once ``lookahead`` more frames have arrived; memory is bounded by
   ``window + lookahead`` frames whatever the video's length.
 - Frames larger than ``tile`` (LR pixels) are cut into overlapping tiles on a grid that stays the same for every
@@ -28,7 +28,8 @@ from torch import nn
 
 from models.contract import is_network, traits
 
-from . import backends, zoo
+from .. import zoo
+from . import backends
 from .recurrence import StreamRunner, WindowRunner
 
 DEFAULT_MODEL = zoo.AUTO  # the best bundled model: needs no download (zoo.resolve_name)
@@ -59,7 +60,7 @@ def set_threads(threads: int | None, device: str | torch.device = "auto") -> Non
 
 @dataclass(frozen=True)
 class RuntimeModel:
-    """A model ready to run: the module (torch, or a :class:`vsrapp.backends.GraphModel`), the backend, device
+    """A model ready to run: the module (torch, or a :class:`vsrapp.engine.backends.GraphModel`), the backend, device
     and torch dtype it runs with, and the precision that runs ("fp32", "fp16", "bf16", "int8")."""
 
     model: nn.Module
@@ -73,7 +74,7 @@ def load_runtime_model(model: str | nn.Module, device: str | torch.device = "aut
                        backend: str = backends.AUTO, threads: int | None = None) -> RuntimeModel:
     """Resolve a model (zoo name, ``auto``, checkpoint, pruned or export folder, or a module) with a backend,
     device and precision into what runs: the one place where those choices meet (the Upscaler and
-    ``vsrapp eval`` both come here). Raises :class:`vsrapp.backends.BackendError` for combinations that
+    ``vsrapp eval`` both come here). Raises :class:`vsrapp.engine.backends.BackendError` for combinations that
     cannot run, in one line."""
     backend, dev, dtype = _choose_backend(model, device, precision, backend)
     if backend in backends.GRAPH_BACKENDS:
@@ -96,7 +97,7 @@ def prepare_graphs(model: str | nn.Module, device: str | torch.device = "auto", 
 
     For a caller that hands the graphs to other processes (the Ray driver): preparing them once, before any
     worker starts, is what keeps N workers from quantizing the same model N times at once. Raises
-    :class:`vsrapp.backends.BackendError` for combinations that cannot run, as :func:`load_runtime_model`."""
+    :class:`vsrapp.engine.backends.BackendError` for combinations that cannot run, as :func:`load_runtime_model`."""
     backend, dev, _ = _choose_backend(model, device, precision, backend)
     if backend not in backends.GRAPH_BACKENDS:
         return backend, None
@@ -144,7 +145,7 @@ def _graphs_of(model: str | nn.Module, dev: torch.device, precision: str,
 
 def _int8_graphs(source: nn.Module | str, label: str | None, threads: int | None) -> Path:
     """The cached int8 export of a network or an fp32 export folder (a missing extra is one line)."""
-    from . import quantize
+    from .. import quantize
 
     try:
         return quantize.cached_int8_export(source, label, threads)
@@ -227,7 +228,7 @@ class Upscaler:
 
     ``backend``: ``torch`` (default), ``onnxruntime`` or ``openvino`` (CPU; the model is exported once into a
     cache folder, or ``model`` names an export folder of ``vsrapp export``, whose int8 graphs only ``openvino``
-    runs) or ``auto`` (:mod:`vsrapp.backends`). ``threads`` is for the graph backends' own sessions; torch's
+    runs) or ``auto`` (:mod:`vsrapp.engine.backends`). ``threads`` is for the graph backends' own sessions; torch's
     process-wide thread count is the entry point's to set (:func:`set_threads`).
 
     ``precision``: ``auto`` (fp16 on CUDA, fp32 on the CPU), ``fp32``, ``fp16``, ``bf16`` (torch), or ``int8``:

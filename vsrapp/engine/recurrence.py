@@ -13,7 +13,7 @@ The networks in ``models/`` expose per-frame steps (``flow``, ``backward_step``,
   next window, and the forward flow into a window's first frame uses the previous window's last frame.
 
 Tensors here are (B, 3, h, w) float in [0, 1] on the model's device; conversion, padding and tiling live in
-:mod:`vsrapp.upscaler`. What a model must offer is the contract of :mod:`models.contract`.
+:mod:`vsrapp.engine.upscaler`. What a model must offer is the contract of :mod:`models.contract`.
 
 This is the one copy of the schedule: ``vsrapp bench`` times it (:mod:`vsrapp.bench.profiling`) by handing the
 runners a :data:`PartTimer`, under which every step call is charged to one of :data:`PARTS`: ``spynet``

@@ -13,7 +13,7 @@
   a calibrated export, which ``auto`` cannot make on its own.
 
 :class:`GraphModel` has the same step API as the torch models (``flow``, ``backward_step``, ``forward_step``,
-``reconstruct``, ``step``), so the engine in :mod:`vsrapp.recurrence` runs it unchanged: windows, look-ahead,
+``reconstruct``, ``step``), so the engine in :mod:`vsrapp.engine.recurrence` runs it unchanged: windows, look-ahead,
 tiles and resume state are the torch ones. The runtimes are imported only when their backend is asked for, so
 the default install needs neither.
 """
@@ -30,7 +30,7 @@ from torch import nn
 from models.basicvsr import ForwardState
 from models.contract import forward_only_step
 
-from . import export
+from .. import export
 from .runtimes import (  # noqa: F401  (BackendError and the runtime helpers are part of this module's API)
     ONNXRUNTIME,
     OPENVINO,
