@@ -11,6 +11,7 @@ import av
 import numpy as np
 import pytest
 from media import X264
+from test_robustness import field_flags
 
 from vsrapp.cli import main
 from vsrapp.jobs import EncodeOptions, EngineOptions, JobSpec
@@ -40,12 +41,7 @@ def make_combed(path: Path, n: int = N, gop: int = 4, field_order: int = 2) -> P
     """Interlaced H.264 in MPEG-TS, top field first, with real motion between the fields, a keyframe every
     ``gop`` frames; nearly lossless so the combing survives the encoder. ``field_order`` 1 writes the same
     woven frames flagged progressive (a file whose flags lie)."""
-    graph = av.filter.Graph()
-    chain = [graph.add_buffer(width=W, height=H, format="yuv444p", time_base=Fraction(1, 25)),
-             graph.add("setfield", "tff" if field_order == 2 else "prog"), graph.add("buffersink")]
-    for a, b in zip(chain, chain[1:]):
-        a.link_to(b)
-    graph.configure()
+    graph = field_flags(W, H, "yuv444p", "tff" if field_order == 2 else "prog")
     with av.open(str(path), "w", format="mpegts") as out:
         opts = {**X264, "qp": "0", "g": str(gop), "keyint_min": str(gop), "sc_threshold": "0", "bf": "0"}
         if field_order == 2:

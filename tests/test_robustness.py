@@ -649,16 +649,22 @@ def test_broadcast_with_two_audio_tracks_and_anamorphic_video_keeps_both(tmp_pat
     assert audio_samples(out) == tracks_in  # both tracks, in order, languages and every sample kept
 
 
+def field_flags(width: int, height: int, pix_fmt: str, mode: str) -> av.filter.Graph:
+    """FFmpeg's ``setfield`` (``tff``, ``bff``, ``prog``): marks the frames pushed through it, as a capture card
+    or a broadcast encoder does, so the encoder writes them as fields."""
+    graph = av.filter.Graph()
+    chain = [graph.add_buffer(width=width, height=height, format=pix_fmt, time_base=Fraction(1, 25)),
+             graph.add("setfield", mode), graph.add("buffersink")]
+    for a, b in zip(chain, chain[1:]):
+        a.link_to(b)
+    graph.configure()
+    return graph
+
+
 def make_interlaced(path: Path, n: int = 10) -> Path:
     """Interlaced H.264 (field-coded, top field first) in MPEG-TS, as a 576i broadcast: frames marked
     interlaced + TFF by FFmpeg's ``setfield`` filter, x264 in interlaced mode, the stream's field order TT."""
-    graph = av.filter.Graph()
-    source = graph.add_buffer(width=W, height=H, format="yuv420p", time_base=Fraction(1, 25))
-    fields = graph.add("setfield", "tff")
-    sink = graph.add("buffersink")
-    source.link_to(fields)
-    fields.link_to(sink)
-    graph.configure()
+    graph = field_flags(W, H, "yuv420p", "tff")
     with av.open(str(path), "w", format="mpegts") as out:
         v = out.add_stream("libx264", rate=25, options={**X264, "flags": "+ildct+ilme"})
         v.width, v.height, v.pix_fmt = W, H, "yuv420p"
