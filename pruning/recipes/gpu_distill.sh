@@ -4,7 +4,7 @@
 # equal budget on the CPU) and EMA of the weights, at SSL's batch shape: batch 8 x 14-frame clips x 64x64 LR
 # crops, bf16 autocast, the teacher run live on fresh synthetic clips (on a GPU its pass is cheap: no cache).
 #
-# Here, once:   pruning/recipes/gpu_distill.sh prepare            -> .gpu/ (fp16 teacher, stills: ~21 MB)
+# Here, once:   pruning/recipes/gpu_distill.sh prepare            -> .gpu/ (fp16 teacher, stills, real clips)
 # On the GPU:   pruning/recipes/gpu_distill.sh train [MODEL]      (device run, carry .gpu; results under $OUT)
 # Here, after:  pruning/recipes/gpu_distill.sh collect DIR        (DIR = the returned files: state for next call)
 # Tiny CPU check of the whole cycle: TINY=1 pruning/recipes/gpu_distill.sh train   (a few seconds per stage)
@@ -16,6 +16,7 @@ GPU=${GPU_DIR:-.gpu}
 OUT=${OUT:-$GPU/out}
 SECONDS_BUDGET=${SECONDS_BUDGET:-420}   # training time per call: 7 of the 9 minutes (start-up, export, copy)
 ITERS=${ITERS:-6000}                    # the whole schedule (cosine), over as many calls as it takes
+REAL_PROB=${REAL_PROB:-0.5}             # share of samples from the real clips (docs/RESULTS.md, real-motion pool)
 
 case $STAGE in
 prepare)
@@ -41,6 +42,21 @@ for i, p in enumerate(list_stills(DEFAULT_OUT)):
         img = cv2.resize(img, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)
     cv2.imwrite(str(out / f"{i:03d}.jpg"), img, [cv2.IMWRITE_JPEG_QUALITY, 92])
 PY
+    # The real-motion clips (python -m pruning.prepare_data --clips-only), at most 120 frames each as quality-92
+    # JPEG (about 21 MB): the live teacher needs no ground truth, only real motion.
+    CLIPS=${CLIPS:-$HOME/.cache/vsrapp/train-clips}
+    [[ -d $CLIPS/clips ]] || python -m pruning.prepare_data --clips-only --out "$CLIPS"
+    CLIPS=$CLIPS python - <<'PY'
+import cv2, os, pathlib
+from pruning.data import list_clips
+src = pathlib.Path(os.environ["CLIPS"])
+out = pathlib.Path(os.environ.get("GPU_DIR", ".gpu")) / "train" / "clips"
+for clip in list_clips(src):
+    dest = out / clip[0].parent.name
+    dest.mkdir(parents=True, exist_ok=True)
+    for i, frame in enumerate(clip[:120]):
+        cv2.imwrite(str(dest / f"{i:05d}.jpg"), cv2.imread(str(frame)), [cv2.IMWRITE_JPEG_QUALITY, 92])
+PY
     du -sh $GPU
     ;;
 train)
@@ -63,6 +79,7 @@ train)
     nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null | tee "$OUT/device.txt" || true
     python3 -m pruning.commands finetune --model "$SRC" --live-teacher --teacher $GPU/teacher-fp16.pth \
         --data $GPU/train --out $RUN $SHAPE --iters "$ITERS" --lr 1e-4 --warmup 200 --ema 0.999 \
+        --real-prob "$REAL_PROB" \
         --kd-weight 1 --tf-weight 0 --ckpt-every 200 --log-every 20 --seed 7 \
         --max-seconds "$SECONDS_BUDGET" $RESUME 2>&1 | grep -v "^USDT" || true
     # The checkpoint (weights, Adam state, EMA) is larger than one returned file may be: split it.
