@@ -36,6 +36,7 @@ from .train import TrainConfig, save_pruned_model
 TRUNKS = ("backward_trunk", "forward_trunk")
 BLOCKS = ".main.2."  # BasicSR's ConvResidualBlocks: the blocks sit at main.2 of each trunk
 SELECTION = "selection.json"
+INIT = "init.json"  # where a run that continued another started: that model's stages come first in the recipe
 STUDENT = "model.pth"
 EXPORT = "export"
 
@@ -118,6 +119,8 @@ def run(teacher: BasicVSR, cache: str | Path | Sequence[str | Path], out: str | 
     student = prepare(teacher, caches[0], out, keep)
     if init is not None:
         student.load_state_dict(load_model(init).state_dict(), strict=True)  # a .pth or a folder; fp32
+        if not (out / INIT).is_file():
+            (out / INIT).write_text(json.dumps({"from": str(init), "stages": stages_before(init)}, indent=1))
     resume = (out / "checkpoints" / "last.pt").is_file()
     _, trained = train_distill(cfg, student, caches, DistillWeights(out=1.0, gt=0.0, tf=0.0), {}, ema_decay=ema,
                                resume=resume, save=False)
@@ -130,18 +133,41 @@ def run(teacher: BasicVSR, cache: str | Path | Sequence[str | Path], out: str | 
 
 
 _STAGE_KEYS = ("iters", "batch", "lr_size", "lr", "min_lr", "warmup", "schedule", "seed")
+_DATA_KEYS = ("clips", "frames", "lr_size", "seed", "real_prob")
+
+
+def stages_before(init: str | Path) -> list[dict]:
+    """The training stretches that made ``init``: an export or bundled folder's recorded recipe, or for a run's
+    ``model.pth`` that run's own stages (with those it continued)."""
+    init = Path(init)
+    if init.is_dir():
+        meta = init / "meta.json"
+        return json.loads(meta.read_text()).get("recipe", {}).get("stages", []) if meta.is_file() else []
+    return run_stages(init.parent)
+
+
+def run_stages(run_dir: Path) -> list[dict]:
+    """Every stretch that made a run's model: the ones before its ``--init`` (``init.json``), then its own."""
+    before = json.loads((run_dir / INIT).read_text())["stages"] if (run_dir / INIT).is_file() else []
+    return before + logged_stages(run_dir / "train.log")
 
 
 def logged_stages(log: Path) -> list[dict]:
-    """The training stretches a run's ``train.log`` records (the trainer logs its config at every start; a
-    resumed stretch logs the same one again and counts once)."""
+    """The training stretches a run's ``train.log`` records (the trainer logs its data and config at every start;
+    a resumed stretch logs the same again and counts once), each with the teacher caches it read (``data``)."""
     stages: list[dict] = []
     if not log.is_file():
         return stages
+    data: list[dict] = []
     for line in log.read_text().splitlines():
+        _, marker, rest = line.partition(" distill from ")
+        if marker and rest.startswith("{"):
+            source = json.loads(rest[:rest.index("; weights")])
+            configs = [c["config"] for c in source["caches"]] if "caches" in source else [source.get("config", {})]
+            data = [{k: c[k] for k in _DATA_KEYS if k in c} for c in configs]
         _, marker, rest = line.partition(" config ")
         if marker and rest.startswith("{"):
-            stage = {k: v for k, v in json.loads(rest).items() if k in _STAGE_KEYS}
+            stage = {k: v for k, v in json.loads(rest).items() if k in _STAGE_KEYS} | {"data": data}
             if not stages or stages[-1] != stage:
                 stages.append(stage)
     return stages
@@ -162,7 +188,7 @@ def export(run_dir: str | Path, out: str | Path | None = None, teacher: str = "b
     meta = {"method": "blocks", "arch": "basicvsr" if arch["bidirectional"] else "basicvsr-uni",
             "kept_blocks": arch["num_block"], "teacher": teacher,
             "recipe": {"selection": {k: selection[k] for k in ("keep", "clips", "frames") if k in selection},
-                       "stages": logged_stages(run_dir / "train.log")}}
+                       "stages": run_stages(run_dir)}}
     if script:
         meta["recipe"]["script"] = script
     student.plan = plan

@@ -26,6 +26,7 @@ from pruning.losses import charbonnier_loss
 from pruning.train import TrainConfig, lr_factor
 
 CACHE = CacheConfig(clips=3, frames=3, lr_size=8, seed=5, real_prob=0.0)
+CACHE_CONFIG = {"clips": 3, "frames": 3, "lr_size": 8, "seed": 5, "real_prob": 0.0}  # as cache.json records it
 
 
 @pytest.fixture(scope="module")
@@ -339,6 +340,15 @@ def test_a_block_pruned_run_exports_a_folder_that_loads_as_the_same_network(cach
     # A further stretch starts from the export folder as well as from the .pth (the bundled model is a folder).
     again = blocks.run(teacher, cache, tmp_path / "c", n - 1, config(tmp_path / "c", iters=1), init=folder)
     assert len(load_model(again).forward_trunk.main[2]) == n - 1
+    # Its recipe is the whole chain: the first run's stretch, then its own, each with the cache it read.
+    stages = read_meta(tmp_path / "c" / blocks.EXPORT)["recipe"]["stages"]
+    assert [s["iters"] for s in stages] == [1, 1] and stages[0] == meta["recipe"]["stages"][0]
+    assert stages[1]["data"] == [{k: CACHE_CONFIG[k] for k in ("clips", "frames", "lr_size", "seed", "real_prob")}]
+    # ... also when it continues from a run's model.pth, and on several caches taken in turn.
+    third = tmp_path / "d"
+    blocks.run(teacher, [cache, cache], third, n - 1, config(third, iters=1), init=again)
+    stages = read_meta(third / blocks.EXPORT)["recipe"]["stages"]
+    assert [s["iters"] for s in stages] == [1, 1, 1] and len(stages[2]["data"]) == 2
 
 
 def test_several_caches_are_one_pool_taken_in_turn(cache, data, tmp_path):

@@ -150,10 +150,11 @@ register_bundled(
     "BasicVSR with 15 of its 30 residual blocks per trunk, every layer at full width, distilled from the dense "
     "model (block pruning, docs/MODELS.md); bidirectional, 4.1 M params; the fastest bundled model in int8; "
     "ships with vsrapp",
-    sha256="f6ff929060b1002f21fd8f42d04aa52b04f6049ec906ea580ed0887b513069fd", size=8_171_618,
+    sha256="7f52fd5cc715fc306d25eb142838bb49b16c0f147c4120c10c6a8b7e110de8d0", size=8_171_618,
     # Speeds from benchmarks/results/blocks-int8-cpu-180x320-20261204.json (ssl-bi there: 1,907 ms in torch),
-    # measured on the first 400 steps of the same network (same shape, so the same speed).
-    metrics={"vid4_bi_psnr_y": 26.2780, "vid4_bi_ssim_y": 0.7871, "params_without_spynet": 2_635_331,
+    # measured on the first 400 steps of the same network (same shape, so the same speed). Quality: after the
+    # third stretch, with real-motion clips (docs/results/vid4_basicvsr-b15.json).
+    metrics={"vid4_bi_psnr_y": 26.4420, "vid4_bi_ssim_y": 0.7922, "params_without_spynet": 2_635_331,
              "cpu2_ms_per_frame_180x320": 2781, CPU_INT8_MS: 873},
 )
 DENSE_REFERENCE = "basicvsr-vimeo-bi"  # the sharpest model vsrapp knows; the bundled ones are pruned from it

