@@ -46,12 +46,25 @@ def load_points(bench_path: Path, rows: list[tuple[str, str, str]],
         score = json.loads(Path(eval_path).read_text())
         if len(score.get("clips", [])) != 4:
             raise SystemExit(f"pareto: {eval_path} is not a whole-Vid4 result (4 clips expected)")
-        reference = model == "bicubic" or (model.startswith("basicvsr") and "/" not in model)
+        reference = _is_reference(model)
         points.append(Point(label, model, r["params"]["total"], r["params"]["without_spynet"],
                             r["macs"]["total"] / 1e9, r["model_only"]["ms_per_frame"], r["model_only"]["fps"],
                             score["psnr_y"], score["ssim_y"], _worst_frame(score),
                             "reference" if reference else "curve" if on_curve else "point"))
     return points, bench
+
+
+def _is_reference(model: str) -> bool:
+    """Bicubic and the official dense models (zoo entries that do not ship in the package) are the markers the
+    pruned models are measured against; a bundled model or a folder is a point of its own."""
+    if model == "bicubic":
+        return True
+    from vsrapp.zoo import ZooError, get_entry
+
+    try:
+        return not get_entry(model).bundled
+    except ZooError:  # a folder or a checkpoint path
+        return False
 
 
 def _worst_frame(score: dict) -> float:
@@ -60,7 +73,7 @@ def _worst_frame(score: dict) -> float:
 
 
 def markdown(points: list[Point], bench: dict) -> str:
-    dense = next((p for p in points if p.model.startswith("basicvsr")), None)
+    dense = next((p for p in points if p.kind == "reference" and p.model != "bicubic"), None)
     lines = ["| model | params M (w/o SpyNet) | GMACs / 180×320 frame | CPU ms/frame | frames/s | × dense speed "
              "| Vid4 PSNR / SSIM (Y) | worst frame dB |", "|---|---|---|---|---|---|---|---|"]
     for p in points:
@@ -75,7 +88,8 @@ def markdown(points: list[Point], bench: dict) -> str:
     return "\n".join(lines)
 
 
-def plot(points: list[Point], out: Path, threshold: float | None, paper: float | None) -> None:
+def plot(points: list[Point], out: Path, threshold: float | None, paper: float | None,
+         curve_label: str = "pruning ratios, one recipe") -> None:
     import matplotlib
 
     matplotlib.use("Agg")  # files only, no display
@@ -85,7 +99,7 @@ def plot(points: list[Point], out: Path, threshold: float | None, paper: float |
     curve = [p for p in points if p.kind == "curve"]
     if curve:
         ax.plot([p.ms_per_frame for p in curve], [p.psnr for p in curve], "o-", color="tab:blue",
-                label="pruning ratios, one recipe")
+                label=curve_label)
     markers = iter(["D", "^", "v", "P", "X"])
     for p in points:
         if p.kind == "point":
@@ -124,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--point", nargs=3, action="append", default=[], metavar=("LABEL", "MODEL", "EVAL_JSON"),
                    help="a model drawn on its own (e.g. a shipped one trained longer)")
     p.add_argument("--plot", type=Path, help="PNG to write")
+    p.add_argument("--curve-label", default="pruning ratios, one recipe", help="legend of the --row line")
     p.add_argument("--json", type=Path, help="joined table as JSON")
     p.add_argument("--threshold", type=float, default=26.5, help="quality bar drawn on the plot (dB)")
     p.add_argument("--paper", type=float, default=27.15, help="paper's SSL-bi PSNR drawn on the plot (dB)")
@@ -131,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     points, bench = load_points(args.bench, [tuple(r) for r in args.row], [tuple(r) for r in args.point])
     print(markdown(points, bench))
     if args.plot:
-        plot(points, args.plot, args.threshold, args.paper)
+        plot(points, args.plot, args.threshold, args.paper, args.curve_label)
         print(f"plot written to {args.plot}")
     if args.json:
         args.json.write_text(json.dumps({"bench": str(args.bench), "points": [asdict(q) for q in points]},
