@@ -154,7 +154,7 @@ register_bundled(
     # Speeds from benchmarks/results/blocks-int8-cpu-180x320-20261204.json (ssl-bi there: 1,907 ms in torch),
     # measured on the first 400 steps of the same network (same shape, so the same speed). Quality: after the
     # third stretch, with real-motion clips (docs/results/vid4_basicvsr-b15.json).
-    metrics={"vid4_bi_psnr_y": 26.4420, "vid4_bi_ssim_y": 0.7922, "params_without_spynet": 2_635_331,
+    metrics={"vid4_bi_psnr_y": 26.4424, "vid4_bi_ssim_y": 0.7922, "params_without_spynet": 2_635_331,
              "cpu2_ms_per_frame_180x320": 2781, CPU_INT8_MS: 873},
 )
 DENSE_REFERENCE = "basicvsr-vimeo-bi"  # the sharpest model vsrapp knows; the bundled ones are pruned from it
