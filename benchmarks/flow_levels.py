@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -21,6 +20,7 @@ from pathlib import Path
 import torch
 
 from models.spynet import SpyNet
+from vsrapp.bench.run import host_info
 from vsrapp.engine.recurrence import upscale_clip
 from vsrapp.engine.upscaler import load_runtime_model
 from vsrapp.evaluation import evaluate
@@ -32,16 +32,6 @@ def set_skip(model: torch.nn.Module, skip: int) -> int:
     for net in nets:
         net.skip_finest = skip
     return len(nets)
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 @torch.no_grad()
@@ -82,17 +72,16 @@ def main(argv: list[str] | None = None) -> int:
     if not set_skip(model, 0):
         raise SystemExit(f"{a.model} has no SpyNet")
     a.out.mkdir(parents=True, exist_ok=True)
-    rows = []
+    host = host_info(torch.device("cpu"))  # the bench's own record of the machine
     for skip in a.skip:
         set_skip(model, skip)
         row = {"model": a.model, "skip_finest": skip, **timings(model, a.frames, a.repeats, (h, w)),
-               "size": a.size, "threads": torch.get_num_threads(), "cpu": cpu_name(),
+               "size": a.size, "threads": host["torch_threads"], "cpu": host["cpu"],
                "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
         if a.data:
             result = evaluate(model, f"{a.model} skip{skip}", Path(a.data), progress=False)
             row |= {"vid4_psnr_y": round(result.psnr_y, 4), "vid4_ssim_y": round(result.ssim_y, 4),
                     "clips": {c.name: round(c.psnr_y, 3) for c in result.clips}}
-        rows.append(row)
         print(json.dumps(row), flush=True)
         (a.out / f"{a.model}_skip{skip}.json").write_text(json.dumps(row, indent=1) + "\n")
     return 0
