@@ -10,8 +10,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from media import X264
-from test_robustness import field_flags
+from test_robustness import write_field_coded
 
 from vsrapp.cli import main
 from vsrapp.jobs import EncodeOptions, EngineOptions, JobSpec
@@ -41,21 +40,9 @@ def make_combed(path: Path, n: int = N, gop: int = 4, field_order: int = 2) -> P
     """Interlaced H.264 in MPEG-TS, top field first, with real motion between the fields, a keyframe every
     ``gop`` frames; nearly lossless so the combing survives the encoder. ``field_order`` 1 writes the same
     woven frames flagged progressive (a file whose flags lie)."""
-    graph = field_flags(W, H, "yuv444p", "tff" if field_order == 2 else "prog")
-    with av.open(str(path), "w", format="mpegts") as out:
-        opts = {**X264, "qp": "0", "g": str(gop), "keyint_min": str(gop), "sc_threshold": "0", "bf": "0"}
-        if field_order == 2:
-            opts["flags"] = "+ildct+ilme"
-        v = out.add_stream("libx264", rate=25, options=opts)
-        v.width, v.height, v.pix_fmt = W, H, "yuv444p"
-        v.codec_context.field_order = field_order
-        for i in range(n):
-            frame = av.VideoFrame.from_ndarray(woven(i), format="rgb24").reformat(format="yuv444p")
-            frame.pts, frame.time_base = i, Fraction(1, 25)
-            graph.push(frame)
-            out.mux(v.encode(graph.pull()))
-        out.mux(v.encode(None))
-    return path
+    opts = {"qp": "0", "g": str(gop), "keyint_min": str(gop), "sc_threshold": "0", "bf": "0"}
+    return write_field_coded(path, (woven(i) for i in range(n)), W, H, "yuv444p",
+                             "tff" if field_order == 2 else "prog", opts)
 
 
 def combing(img: np.ndarray) -> float:

@@ -649,33 +649,38 @@ def test_broadcast_with_two_audio_tracks_and_anamorphic_video_keeps_both(tmp_pat
     assert audio_samples(out) == tracks_in  # both tracks, in order, languages and every sample kept
 
 
-def field_flags(width: int, height: int, pix_fmt: str, mode: str) -> av.filter.Graph:
-    """FFmpeg's ``setfield`` (``tff``, ``bff``, ``prog``): marks the frames pushed through it, as a capture card
-    or a broadcast encoder does, so the encoder writes them as fields."""
+FIELD_ORDERS = {"tff": 2, "bff": 3, "prog": 1}  # setfield's modes -> AVFieldOrder (TT, BB, progressive)
+
+
+def write_field_coded(path: Path, images, width: int, height: int, pix_fmt: str, mode: str,
+                      options: dict[str, str] | None = None) -> Path:
+    """H.264 in MPEG-TS at 25 fps from RGB ``images``, each frame marked by FFmpeg's ``setfield`` (``tff``,
+    ``bff`` or ``prog``), as a capture card or a broadcast encoder marks them; interlaced modes are coded as
+    fields (x264 ``+ildct+ilme``) with the stream's field order set to match."""
     graph = av.filter.Graph()
     chain = [graph.add_buffer(width=width, height=height, format=pix_fmt, time_base=Fraction(1, 25)),
              graph.add("setfield", mode), graph.add("buffersink")]
     for a, b in zip(chain, chain[1:]):
         a.link_to(b)
     graph.configure()
-    return graph
-
-
-def make_interlaced(path: Path, n: int = 10) -> Path:
-    """Interlaced H.264 (field-coded, top field first) in MPEG-TS, as a 576i broadcast: frames marked
-    interlaced + TFF by FFmpeg's ``setfield`` filter, x264 in interlaced mode, the stream's field order TT."""
-    graph = field_flags(W, H, "yuv420p", "tff")
+    opts = {**X264, **(options or {}), **({"flags": "+ildct+ilme"} if mode != "prog" else {})}
     with av.open(str(path), "w", format="mpegts") as out:
-        v = out.add_stream("libx264", rate=25, options={**X264, "flags": "+ildct+ilme"})
-        v.width, v.height, v.pix_fmt = W, H, "yuv420p"
-        v.codec_context.field_order = 2  # AV_FIELD_TT
-        for i in range(n):
-            frame = av.VideoFrame.from_ndarray(picture(i), format="rgb24").reformat(format="yuv420p")
+        v = out.add_stream("libx264", rate=25, options=opts)
+        v.width, v.height, v.pix_fmt = width, height, pix_fmt
+        v.codec_context.field_order = FIELD_ORDERS[mode]
+        for i, image in enumerate(images):
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24").reformat(format=pix_fmt)
             frame.pts, frame.time_base = i, Fraction(1, 25)
             graph.push(frame)
             out.mux(v.encode(graph.pull()))
         out.mux(v.encode(None))
     return path
+
+
+def make_interlaced(path: Path, n: int = 10) -> Path:
+    """Interlaced H.264 (field-coded, top field first) in MPEG-TS, as a 576i broadcast: frames marked
+    interlaced + TFF by FFmpeg's ``setfield`` filter, x264 in interlaced mode, the stream's field order TT."""
+    return write_field_coded(path, (picture(i) for i in range(n)), W, H, "yuv420p", "tff")
 
 
 @pytest.mark.parametrize("out_ext", [".mp4", ".mkv"])
