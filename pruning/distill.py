@@ -159,7 +159,6 @@ class CachedClips(Dataset):
         # Several caches (e.g. synthetic-motion stills and real clips) are read as one pool, their clips taken
         # in turn, so that every stretch of a run sees both kinds.
         directories = [Path(directory)] if isinstance(directory, (str, Path)) else [Path(d) for d in directory]
-        self.directory = directories[0]
         infos = [read_cache_info(d) for d in directories]
         if len({(i.get("teacher"), i.get("bidirectional", True)) for i in infos}) > 1:
             raise ValueError(f"{', '.join(map(str, directories))}: made by different teachers; mix only caches of "
