@@ -12,8 +12,9 @@ format              on disk                                                     
 ``gassl``           the same files, GASSL's narrow-stream plan                  ``GasslBasicVSR``/``...Uni``
 ``nm``              the same files, dense-shaped N:M-masked weights             ``BasicVSR``/``...Uni`` (+ ``plan``)
 ``issp``            the same files, dense-shaped unstructured zeros             ``BasicVSR``/``...Uni`` (+ ``plan``)
-``blocks``          the same files, BasicVSR with fewer residual blocks per     ``BasicVSR``/``...Uni`` (+ ``plan``)
-                    trunk (``pruning.blocks``; the plan names the kept ones)
+``blocks``          the same files, BasicVSR with fewer residual blocks per     ``BasicVSR``/``...Uni`` (+ ``plan``),
+                    trunk (``pruning.blocks``; the plan names the kept ones),   ``SlimBasicVSR`` for a slim plan
+                    or a slim plan of whole blocks when the upsampler is pruned
 ==================  ==========================================================  =================================
 
 The models bundled with vsrapp are ``ssl`` and ``blocks`` folders; a zoo name is resolved to one of these paths by
@@ -42,6 +43,7 @@ from .contract import is_backward
 from .dense_shaped import build_dense, load_dense_shaped
 from .gassl_slim import build_gassl, load_gassl
 from .nm_sparse import load_nm
+from .slim import PLAN_FORMAT as SLIM_PLAN_FORMAT
 from .slim import build_slim, load_slim
 
 METHODS = ("ssl", "gassl", "nm", "issp", "blocks")  # the pruning methods whose export folders load here (meta.json)
@@ -113,7 +115,14 @@ def _load_issp(directory: str | Path) -> nn.Module:
 
 
 def _load_blocks(directory: str | Path) -> nn.Module:
-    return load_dense_shaped(directory, "blocks")
+    # Whole blocks removed; with the upsampler's channels pruned too, a slim plan whose blocks are all whole.
+    return load_slim(directory) if read_plan(directory).get("format") == SLIM_PLAN_FORMAT \
+        else load_dense_shaped(directory, "blocks")
+
+
+def _build_blocks(directory: str | Path) -> nn.Module:
+    plan = read_plan(directory)
+    return build_slim(plan) if plan.get("format") == SLIM_PLAN_FORMAT else build_dense(plan["arch"])
 
 
 def _build_dense_shaped(directory: str | Path) -> nn.Module:
@@ -132,7 +141,7 @@ EXPORT_FORMATS: dict[str, WeightsFormat] = {
                           _load_issp, _build_dense_shaped),
     # Every layer at full width, so it runs at the dense network's efficiency and quantizes like it.
     "blocks": WeightsFormat("blocks", "BasicVSR with whole residual blocks removed (pruning.blocks)", _load_blocks,
-                            _build_dense_shaped),
+                            _build_blocks),
 }
 BASICSR = WeightsFormat("basicsr", "a BasicSR checkpoint of BasicVSR (.pth)", load_basicsr,
                         lambda path: basicsr_arch(read_basicsr_state(path)))

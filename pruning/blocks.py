@@ -11,8 +11,17 @@ averaged over the first frames of a few cached clips). The student is a plain ``
 saved as a BasicSR checkpoint (``{"params": state}``), it loads anywhere the official weights load, and as an
 export folder (``method: blocks``, :mod:`models.dense_shaped`) that ``python -m pruning.bundle`` can ship.
 
+Gradual pruning: ``--init`` a trained block-pruned model with more blocks than ``--keep`` ranks *its* blocks and
+keeps the largest (15 -> 10 starts from a recovered network, not from the teacher cut three times deeper).
+``--upsampler N`` also keeps only N of the 64 high-resolution channels (SSL's pixel-shuffle pruning: whole
+PixelShuffle groups of ``upconv2`` and the filters of ``conv_hr``, ranked by mean activation times the norm of
+the weights that read them); the student is then a slim network whose blocks are all whole
+(:mod:`models.slim`, no gather/scatter), exported as a ``blocks`` folder with a slim plan.
+
     python -m pruning.blocks --cache runs/cache64 --keep 15 --out runs/blocks/b15 --iters 400 --threads 2
     python -m pruning.blocks export runs/blocks/b15            # -> runs/blocks/b15/export (from model.pth)
+    python -m pruning.blocks --cache runs/cache64 --keep 10 --upsampler 32 --init vsrapp/weights/basicvsr-b15 \
+        --out runs/blocks/b10-u32 --iters 400 --threads 2
 """
 
 from __future__ import annotations
@@ -27,14 +36,16 @@ import torch
 from torch import nn
 
 from models.basicvsr import BasicVSR
+from models.contract import block_name, num_blocks, trunk_names
 from models.dense_shaped import SPARSE_PLAN_FORMAT, SPARSE_PLAN_VERSION
-from models.loading import load_basicsr, load_model
+from models.loading import load_basicsr, load_model, read_basicsr_state
+from models.slim import HR_FEAT, PLAN_FORMAT, PLAN_VERSION, build_slim
 
 from .distill import CachedClips, DistillWeights, train_distill
+from .export import slice_state
 from .train import TrainConfig, save_pruned_model
 
-TRUNKS = ("backward_trunk", "forward_trunk")
-BLOCKS = ".main.2."  # BasicSR's ConvResidualBlocks: the blocks sit at main.2 of each trunk
+TRUNKS = trunk_names(bidirectional=True)
 SELECTION = "selection.json"
 INIT = "init.json"  # where a run that continued another started: that model's stages come first in the recipe
 STUDENT = "model.pth"
@@ -43,14 +54,14 @@ EXPORT = "export"
 
 def residual_ratios(teacher: BasicVSR, clips: Sequence[torch.Tensor]) -> dict[str, list[float]]:
     """Per trunk, each block's mean ``||residual|| / ||input||`` over ``clips`` ((T, 3, h, w) each)."""
-    sums: dict[str, list[float]] = {t: [0.0] * len(getattr(teacher, t).main[2]) for t in TRUNKS}
+    sums: dict[str, list[float]] = {t: [0.0] * num_blocks(teacher) for t in TRUNKS}
     hooks = []
     for trunk in TRUNKS:
-        for i, block in enumerate(getattr(teacher, trunk).main[2]):
+        for i in range(num_blocks(teacher)):
             def record(_module: nn.Module, args: tuple, out: torch.Tensor, trunk: str = trunk, i: int = i) -> None:
                 x = args[0]
                 sums[trunk][i] += float((out - x).norm() / x.norm().clamp_min(1e-12))
-            hooks.append(block.register_forward_hook(record))
+            hooks.append(teacher.get_submodule(block_name(trunk, i)).register_forward_hook(record))
     try:
         with torch.no_grad():
             for clip in clips:
@@ -79,48 +90,134 @@ def block_student(teacher: BasicVSR, kept: dict[str, list[int]]) -> BasicVSR:
     student = BasicVSR(teacher.num_feat, counts.pop())
     state = {}
     for key, value in teacher.state_dict().items():
-        trunk = next((t for t in TRUNKS if key.startswith(t + BLOCKS)), None)
+        trunk = next((t for t in TRUNKS if key.startswith(block_name(t, ""))), None)
         if trunk is None:
             state[key] = value
             continue
-        index, rest = key[len(trunk + BLOCKS):].split(".", 1)
+        index, rest = key[len(block_name(trunk, "")):].split(".", 1)
         if int(index) in kept[trunk]:
-            state[f"{trunk}{BLOCKS}{kept[trunk].index(int(index))}.{rest}"] = value
+            state[f"{block_name(trunk, kept[trunk].index(int(index)))}.{rest}"] = value
     student.load_state_dict(state, strict=True)
     return student
 
 
-def prepare(teacher: BasicVSR, cache: str | Path, out: Path, keep: int, clips: int = 4, frames: int = 8) -> BasicVSR:
+def upsampler_importance(model: BasicVSR, clips: Sequence[torch.Tensor]) -> dict[str, list[float]]:
+    """Per high-resolution channel, how much the layer after it uses it: mean |activation| over ``clips`` times
+    the L2 norm of the next conv's weights that read the channel. ``upconv2``: its PixelShuffle groups (what
+    ``conv_hr`` reads); ``conv_hr``: its filters (what ``conv_last`` reads)."""
+    readers = {"upconv2": model.conv_hr, "conv_hr": model.conv_last}
+    sums = {name: torch.zeros(conv.in_channels) for name, conv in readers.items()}
+    hooks = []
+    for name, conv in readers.items():
+        def record(_module: nn.Module, args: tuple, _out: torch.Tensor, name: str = name) -> None:
+            sums[name] += args[0].detach().abs().mean(dim=(0, 2, 3)).cpu()
+        hooks.append(conv.register_forward_hook(record))
+    try:
+        with torch.no_grad():
+            for clip in clips:
+                model(clip[None])
+    finally:
+        for h in hooks:
+            h.remove()
+    return {name: (sums[name] * conv.weight.detach().transpose(0, 1).flatten(1).norm(dim=1).cpu()).tolist()
+            for name, conv in readers.items()}
+
+
+def select_upsampler(importance: dict[str, list[float]], keep: int) -> dict[str, list[int]]:
+    """The ``keep`` most used channels of each high-resolution layer, ascending (a slim plan's order)."""
+    if not 0 < keep <= HR_FEAT:
+        raise ValueError(f"upsampler channels must be in 1..{HR_FEAT}, got {keep}")
+    return {name: sorted(sorted(range(len(v)), key=lambda i: -v[i])[:keep]) for name, v in importance.items()}
+
+
+def slim_plan(num_feat: int, num_block: int, upsampler: dict[str, list[int]]) -> dict:
+    """A bidirectional slim plan (:mod:`models.slim`) that keeps every block and trunk channel whole and only
+    ``upsampler``'s channels of ``upconv2`` (PixelShuffle groups) and ``conv_hr`` (filters)."""
+    every = list(range(num_feat))
+    kept = {f"{block_name(trunk, j)}.{side}": every for trunk in TRUNKS for j in range(num_block)
+            for side in ("conv1.in", "conv1.out", "conv2.out")}
+    kept |= {"fusion.out": every, "upconv1.out": every, "upconv2.out": upsampler["upconv2"],
+             "conv_hr.out": upsampler["conv_hr"]}
+    return {"format": PLAN_FORMAT, "version": PLAN_VERSION,
+            "arch": {"bidirectional": True, "num_feat": num_feat, "num_block": num_block, "scale": 4},
+            "kept": kept}
+
+
+def slim_upsampler(model: BasicVSR, upsampler: dict[str, list[int]]) -> nn.Module:
+    """``model`` with only ``upsampler``'s high-resolution channels: a slim network with whole blocks."""
+    plan = slim_plan(model.num_feat, num_blocks(model), upsampler)
+    slim = build_slim(plan)
+    slim.load_state_dict(slice_state(model, plan), strict=True)
+    return slim
+
+
+def teacher_blocks(path: str | Path, model: nn.Module) -> dict[str, list[int]] | None:
+    """The teacher's block indices a block-pruned model at ``path`` kept: its export plan's, or for a run's
+    ``model.pth`` that run's selection; None when not recorded."""
+    plan = getattr(model, "plan", None) or {}
+    if "kept" in plan and set(plan["kept"]) == set(TRUNKS):
+        return plan["kept"]
+    if "blocks" in plan:
+        return plan["blocks"]
+    selection = Path(path).parent / SELECTION
+    return json.loads(selection.read_text())["kept"] if selection.is_file() else None
+
+
+def prepare(teacher: BasicVSR, cache: str | Path, out: Path, keep: int, upsampler: int = HR_FEAT,
+            parent: BasicVSR | None = None, parent_kept: dict[str, list[int]] | None = None,
+            clips: int = 4, frames: int = 8) -> nn.Module:
     """The student of a run in ``out``: the selection is made once and kept (``selection.json``), so a resumed
-    run trains the same blocks."""
+    run trains the same blocks and channels. ``parent``: a block-pruned model to cut further (its blocks are
+    ranked; ``parent_kept`` maps them to the teacher's), else the teacher's blocks are ranked."""
+    source = parent if parent is not None else teacher
     path = out / SELECTION
     if path.is_file():
-        kept = json.loads(path.read_text())["kept"]
+        selection = json.loads(path.read_text())
     else:
         data = CachedClips(cache, length=clips)
         sample = [data[i][0][:frames] for i in range(min(clips, len(data.paths)))]
-        ratios = residual_ratios(teacher, sample)
-        kept = select_blocks(ratios, keep)
+        ratios = residual_ratios(source, sample)
+        local = select_blocks(ratios, keep)
+        kept = local
+        if parent is not None:
+            if parent_kept is None:
+                raise ValueError("the model to prune further does not record which teacher blocks it kept")
+            kept = {t: [parent_kept[t][i] for i in local[t]] for t in TRUNKS}
+        selection = {"keep": keep, "kept": kept, "local": local, "residual_ratios": ratios,
+                     "clips": len(sample), "frames": frames}
+        if parent is not None:
+            selection["from_blocks"] = num_blocks(parent)
+        if upsampler < HR_FEAT:
+            importance = upsampler_importance(block_student(source, local), sample)
+            selection["upsampler"] = select_upsampler(importance, upsampler)
         out.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"keep": keep, "kept": kept, "residual_ratios": ratios,
-                                    "clips": len(sample), "frames": frames}, indent=1))
-    return block_student(teacher, kept)
+        path.write_text(json.dumps(selection, indent=1))
+    student = block_student(source, selection.get("local", selection["kept"]))
+    return slim_upsampler(student, selection["upsampler"]) if "upsampler" in selection else student
 
 
 def run(teacher: BasicVSR, cache: str | Path | Sequence[str | Path], out: str | Path, keep: int, cfg: TrainConfig,
-        ema: float = 0.995, init: str | Path | None = None) -> Path:
+        ema: float = 0.995, init: str | Path | None = None, upsampler: int = HR_FEAT) -> Path:
     """Select, distill (Charbonnier to the cached teacher output; ``cfg`` for the schedule) and save the
-    student as a BasicSR checkpoint ``out/model.pth``; resumable (re-run the same call). ``init``: start from
-    a block-pruned student saved before (a BasicSR checkpoint of ``keep`` blocks) instead of the teacher's
-    blocks: a further stretch of training with a fresh schedule. Several caches are one pool (taken in turn);
-    the blocks are ranked on the first."""
+    student as ``out/model.pth`` (a BasicSR checkpoint when every layer is whole); resumable (re-run the same
+    call). ``init``: start from a block-pruned student saved before (its .pth or export folder): with ``keep``
+    blocks, a further stretch of training with a fresh schedule; with more, its blocks are ranked and cut to
+    ``keep`` (gradual pruning). ``upsampler``: high-resolution channels kept (of 64). Several caches are one
+    pool (taken in turn); the selection is made on the first."""
     out = Path(out)
     caches = [cache] if isinstance(cache, (str, Path)) else list(cache)
-    student = prepare(teacher, caches[0], out, keep)
-    if init is not None:
-        student.load_state_dict(load_model(init).state_dict(), strict=True)  # a .pth or a folder; fp32
-        if not (out / INIT).is_file():
-            (out / INIT).write_text(json.dumps({"from": str(init), "stages": stages_before(init)}, indent=1))
+    start = load_model(init) if init is not None else None
+    if start is not None and num_blocks(start) > keep:
+        if getattr(start, "plan", {}).get("format") == PLAN_FORMAT:
+            raise ValueError("prune blocks before the upsampler: --init a model whose layers are all whole")
+        student = prepare(teacher, caches[0], out, keep, upsampler, parent=start,
+                          parent_kept=teacher_blocks(init, start))
+    else:
+        student = prepare(teacher, caches[0], out, keep, upsampler)
+        if start is not None:
+            student.load_state_dict(start.state_dict(), strict=True)  # a .pth or a folder; fp32
+    if init is not None and not (out / INIT).is_file():
+        (out / INIT).write_text(json.dumps({"from": str(init), "stages": stages_before(init)}, indent=1))
     resume = (out / "checkpoints" / "last.pt").is_file()
     _, trained = train_distill(cfg, student, caches, DistillWeights(out=1.0, gt=0.0, tf=0.0), {}, ema_decay=ema,
                                resume=resume, save=False)
@@ -179,16 +276,27 @@ def export(run_dir: str | Path, out: str | Path | None = None, teacher: str = "b
     ``selection.json`` kept, written to ``out`` (default ``run_dir/export``); ``script``: the recipe that
     reproduces it, recorded in ``meta.json``."""
     run_dir = Path(run_dir)
-    student = load_basicsr(run_dir / STUDENT)
     selection = json.loads((run_dir / SELECTION).read_text())
-    arch = {"bidirectional": bool(student.bidirectional), "num_feat": student.num_feat,
-            "num_block": len(student.forward_trunk.main[2]), "scale": 4}
-    plan = {"format": SPARSE_PLAN_FORMAT, "version": SPARSE_PLAN_VERSION, "arch": arch, "pattern": "blocks",
-            "kept": selection["kept"]}
+    if "upsampler" in selection:  # a slim network with whole blocks; the plan also names the teacher's blocks
+        state = read_basicsr_state(run_dir / STUDENT)
+        plan = slim_plan(state["fusion.weight"].shape[0], selection["keep"], selection["upsampler"])
+        plan["blocks"] = selection["kept"]
+        student = build_slim(plan)
+        student.load_state_dict(state, strict=True)
+    else:
+        student = load_basicsr(run_dir / STUDENT)
+        plan = {"format": SPARSE_PLAN_FORMAT, "version": SPARSE_PLAN_VERSION, "pattern": "blocks",
+                "arch": {"bidirectional": bool(student.bidirectional), "num_feat": student.num_feat,
+                         "num_block": num_blocks(student), "scale": 4},
+                "kept": selection["kept"]}
+    arch = plan["arch"]
     meta = {"method": "blocks", "arch": "basicvsr" if arch["bidirectional"] else "basicvsr-uni",
             "kept_blocks": arch["num_block"], "teacher": teacher,
-            "recipe": {"selection": {k: selection[k] for k in ("keep", "clips", "frames") if k in selection},
+            "recipe": {"selection": {k: selection[k] for k in ("keep", "from_blocks", "clips", "frames")
+                                     if k in selection},
                        "stages": run_stages(run_dir)}}
+    if "upsampler" in selection:
+        meta["upsampler_channels"] = len(selection["upsampler"]["conv_hr"])
     if script:
         meta["recipe"]["script"] = script
     student.plan = plan
@@ -209,15 +317,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--teacher", default="", help="official dense .pth (default: the zoo's basicvsr-vimeo-bi)")
     p.add_argument("--cache", required=True, nargs="+",
                    help="teacher cache(s) of python -m pruning.distill cache; several are one pool, taken in turn")
-    p.add_argument("--keep", type=int, required=True, help="blocks kept per trunk (of 30)")
+    p.add_argument("--keep", type=int, required=True,
+                   help="blocks kept per trunk (of 30, or of the --init model's to prune it further)")
+    p.add_argument("--upsampler", type=int, default=HR_FEAT,
+                   help=f"high-resolution channels kept of {HR_FEAT} (upconv2's PixelShuffle groups and conv_hr's "
+                        "filters; default all)")
     p.add_argument("--out", required=True)
     p.add_argument("--iters", type=int, default=400)
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--warmup", type=int, default=20)
     p.add_argument("--ema", type=float, default=0.995)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--init", help="continue from this block-pruned student (its .pth, export folder, or the "
-                                  "bundled vsrapp/weights/basicvsr-b15) with a fresh schedule")
+    p.add_argument("--init", help="start from this block-pruned student (its .pth, export folder, or the bundled "
+                                  "vsrapp/weights/basicvsr-b15) with a fresh schedule: with --keep blocks, further "
+                                  "training; with more, its blocks are ranked and cut to --keep")
     p.add_argument("--threads", type=int)
     args = p.parse_args(argv)
     if args.teacher:
@@ -228,7 +341,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         teacher = dense_teacher("basicvsr-vimeo-bi")
     cfg = TrainConfig(phase="finetune", data="", out=args.out, iters=args.iters, frames=0, lr=args.lr,
                       warmup=args.warmup, schedule="cosine", seed=args.seed, ckpt_every=50, threads=args.threads)
-    print(f"block-pruned student written to {run(teacher, args.cache, args.out, args.keep, cfg, args.ema, args.init)}")
+    path = run(teacher, args.cache, args.out, args.keep, cfg, args.ema, args.init, args.upsampler)
+    print(f"block-pruned student written to {path}")
     return 0
 
 

@@ -12,6 +12,7 @@ drops the (small) contribution of the pruned units, which is what fine-tuning th
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -47,22 +48,33 @@ def slim_state_dict(model: GatedModel, plan: dict[str, Any]) -> dict[str, torch.
     if plan["arch"]["bidirectional"] != model.bidirectional or plan["arch"]["num_block"] != model.num_block \
             or plan["arch"]["num_feat"] != model.num_feat:
         raise ValueError("plan arch does not match the gated model")
-    slices = layer_slices(plan)
-    state: dict[str, torch.Tensor] = {}
-    handled: set[str] = set()
-    for layer, (kept_out, group, kept_in) in slices.items():
-        conv = model.net.get_submodule(layer)
+
+    def folded(layer: str, conv: torch.nn.Module, group: int) -> tuple[torch.Tensor, torch.Tensor]:
         if isinstance(conv, GatedConv2d):
             if conv.group != group:
                 raise ValueError(f"{layer}: plan groups of {group} filters, gate groups of {conv.group}")
-            weight, bias = conv.folded()
-        else:  # conv_last: not gated, only its inputs follow conv_hr
-            weight, bias = conv.weight, conv.bias
+            return conv.folded()
+        return conv.weight, conv.bias  # conv_last: not gated, only its inputs follow conv_hr
+
+    return slice_state(model.net, plan, folded)
+
+
+@torch.no_grad()
+def slice_state(net: torch.nn.Module, plan: dict[str, Any],
+                weights: Callable[[str, torch.nn.Module, int], tuple[torch.Tensor, torch.Tensor]] | None = None,
+                ) -> dict[str, torch.Tensor]:
+    """State dict of ``models.slim.build_slim(plan)`` cut from the dense-shaped ``net`` (CPU tensors): every
+    conv the plan changes is sliced (``weights(layer, conv, group)`` gives its weight and bias; default the
+    conv's own), everything else (SpyNet, the trunks' first convs, buffers) is copied as is."""
+    state: dict[str, torch.Tensor] = {}
+    handled: set[str] = set()
+    for layer, (kept_out, group, kept_in) in layer_slices(plan).items():
+        conv = net.get_submodule(layer)
+        weight, bias = weights(layer, conv, group) if weights else (conv.weight, conv.bias)
         weight, bias = _slice_conv(weight, bias, kept_out, group, kept_in)
         state[f"{layer}.weight"], state[f"{layer}.bias"] = weight, bias
         handled.add(layer)
-    # Everything else (SpyNet, the trunks' first convs, buffers) is copied as is.
-    for name, tensor in model.net.state_dict().items():
+    for name, tensor in net.state_dict().items():
         if name.rpartition(".")[0] in handled:
             continue
         state[name] = tensor

@@ -366,3 +366,61 @@ def test_several_caches_are_one_pool_taken_in_turn(cache, data, tmp_path):
                 teacher_name="another")
     with pytest.raises(ValueError, match="different teachers"):
         CachedClips([cache, foreign], length=1)
+
+
+def test_gradual_pruning_cuts_a_trained_block_model_further_and_its_upsampler(cache, tmp_path):
+    """15 -> 10 blocks from the trained 15-block model, not from the teacher; the upsampler's high-resolution
+    channels cut to the most used ones; the result exports as a slim ``blocks`` folder that loads as itself."""
+    from models.basicvsr import BasicVSR
+    from models.loading import load_model
+    from models.pruned import read_meta
+    from models.slim import HR_FEAT, SlimBasicVSR
+    from pruning import blocks
+
+    torch.manual_seed(0)
+    teacher = BasicVSR(TINY["num_feat"], 3).eval()  # the cache's targets are another tiny model's: only the steps count
+    n = 3
+    lr = CachedClips(cache, length=1)[0][0][None]
+    # Keeping every high-resolution channel is the network itself: the slicing into a slim plan loses nothing.
+    every = {"upconv2": list(range(HR_FEAT)), "conv_hr": list(range(HR_FEAT))}
+    with torch.no_grad():
+        assert torch.allclose(blocks.slim_upsampler(teacher, every).eval()(lr), teacher(lr), atol=1e-6)
+    assert blocks.select_upsampler({"upconv2": [0.1, 0.9, 0.5], "conv_hr": [0.7, 0.2, 0.3]}, 2) == \
+        {"upconv2": [1, 2], "conv_hr": [0, 2]}
+    with pytest.raises(ValueError, match="upsampler channels must be in"):
+        blocks.select_upsampler({"conv_hr": [1.0]}, HR_FEAT + 1)
+
+    first = tmp_path / "b1"
+    blocks.run(teacher, cache, first, n - 1, config(first, iters=1))
+    parent_kept = json.loads((first / blocks.SELECTION).read_text())["kept"]
+    parent = load_model(first / blocks.EXPORT)
+
+    second = tmp_path / "b2"
+    student = blocks.prepare(teacher, cache, second, n - 2, upsampler=32, parent=parent, parent_kept=parent_kept)
+    selection = json.loads((second / blocks.SELECTION).read_text())
+    assert selection["from_blocks"] == n - 1 and all(len(v) == 32 for v in selection["upsampler"].values())
+    # The blocks are the parent's (its trained weights), named by the teacher's indices in the plan.
+    local = selection["local"]["forward_trunk"]
+    assert selection["kept"]["forward_trunk"] == [parent_kept["forward_trunk"][i] for i in local]
+    assert torch.equal(student.forward_trunk.main[2][0].conv1.weight,
+                       parent.forward_trunk.main[2][local[0]].conv1.weight)
+    kept_hr = selection["upsampler"]["conv_hr"]
+    groups = selection["upsampler"]["upconv2"]
+    assert isinstance(student, SlimBasicVSR)
+    assert torch.equal(student.conv_hr.weight, parent.conv_hr.weight[kept_hr][:, groups])
+
+    path = blocks.run(teacher, cache, second, n - 2, config(second, iters=1), init=first / blocks.EXPORT, upsampler=32)
+    folder = second / blocks.EXPORT
+    meta, plan = read_meta(folder), json.loads((folder / "plan.json").read_text())
+    assert meta["method"] == "blocks" and meta["kept_blocks"] == n - 2 and meta["upsampler_channels"] == 32
+    assert plan["blocks"] == selection["kept"] and meta["recipe"]["selection"]["from_blocks"] == n - 1
+    model = load_model(folder)
+    assert isinstance(model, SlimBasicVSR) and model.conv_hr.out_channels == 32
+    assert meta["macs_per_frame"]["total"] < read_meta(first / blocks.EXPORT)["macs_per_frame"]["total"]
+    trained = blocks.slim_upsampler(blocks.block_student(parent, selection["local"]), selection["upsampler"])
+    trained.load_state_dict(torch.load(path)["params"])
+    with torch.no_grad():
+        assert torch.equal(model(lr), trained.eval()(lr))
+    # A slim model's blocks are not cut further: the upsampler is pruned last.
+    with pytest.raises(ValueError, match="prune blocks before the upsampler"):
+        blocks.run(teacher, cache, tmp_path / "b3", n - 3, config(tmp_path / "b3", iters=1), init=folder)
