@@ -152,10 +152,11 @@ def add_commands(subparsers: Any) -> None:
     p.add_argument("--min-lr", type=float, default=1e-7, help="cosine schedule floor (default 1e-7)")
     p.add_argument("--warmup", type=int, default=0, help="iterations of linear learning-rate warm-up (default 0)")
     g = p.add_argument_group("teacher-anchored recovery (pruning.distill): train on a teacher cache")
-    g.add_argument("--cache", type=Path,
-                   help="teacher cache from `python -m pruning.distill cache`: the loss becomes --kd-weight x "
-                        "Charbonnier to the teacher's output + --gt-weight x Charbonnier to the ground truth + "
-                        "--tf-weight x L_tf on the cached hidden states; flows come from the cache")
+    g.add_argument("--cache", type=Path, nargs="+",
+                   help="teacher cache(s) from `python -m pruning.distill cache` (several are one pool, their clips "
+                        "taken in turn): the loss becomes --kd-weight x Charbonnier to the teacher's output + "
+                        "--gt-weight x Charbonnier to the ground truth + --tf-weight x L_tf on the cached hidden "
+                        "states; flows come from the cache")
     g.add_argument("--live-teacher", action="store_true",
                    help="the same loss with the teacher (--teacher) run on fresh synthetic clips (--data) every "
                         "step instead of a cache: for a GPU, where the teacher's pass is cheap")
@@ -298,17 +299,21 @@ def cmd_prune(args: argparse.Namespace) -> int:
 
 
 def _read_cache(args: argparse.Namespace, bidirectional: bool) -> dict[str, Any]:
-    """The info of the teacher cache ``--cache``, refused if unreadable or without the backward states that a
-    bidirectional student needs."""
+    """The info of the teacher cache ``--cache`` (the first, where ``finetune`` takes several), each refused if
+    unreadable or without the backward states that a bidirectional student needs."""
     from .distill import read_cache_info
 
-    try:
-        info = read_cache_info(args.cache)
-    except (FileNotFoundError, ValueError) as exc:
-        raise UsageError(str(exc)) from None
-    if bidirectional and not info.get("bidirectional", True):
-        raise UsageError(f"{args.cache} was made by a forward-only teacher: it has no backward states")
-    return info
+    caches = args.cache if isinstance(args.cache, list) else [args.cache]
+    infos = []
+    for cache in caches:
+        try:
+            info = read_cache_info(cache)
+        except (FileNotFoundError, ValueError) as exc:
+            raise UsageError(str(exc)) from None
+        if bidirectional and not info.get("bidirectional", True):
+            raise UsageError(f"{cache} was made by a forward-only teacher: it has no backward states")
+        infos.append(info)
+    return infos[0]
 
 
 def _anchor(args: argparse.Namespace) -> Anchor | None:

@@ -173,6 +173,29 @@ def test_finetune_on_a_missing_cache_is_one_clear_line(tmp_path, capsys):
     assert len(err) == 1 and "not a teacher cache" in err[0]
 
 
+
+def test_finetune_reads_several_caches_as_one_pool(cache, data, tmp_path, capsys):
+    """``vsrapp finetune --cache A B``: synthetic-motion and real-clip caches in one run, as pruning.blocks does;
+    a bad one among them is refused before training, in one line."""
+    from pruning.train import save_slim
+    from vsrapp.cli import main
+
+    other = build_cache(tiny_dense(), data, tmp_path / "other", CacheConfig(clips=2, frames=3, lr_size=8, seed=9,
+                                                                            real_prob=0.0), teacher_name="tiny")
+    slim_dir = tmp_path / "slim"
+    save_slim(tiny_slim(), slim_dir, {"ratio": 0.5})
+    out = tmp_path / "ft"
+    assert main(["finetune", "--model", str(slim_dir), "--cache", str(cache), str(other), "--out", str(out),
+                 "--iters", "2", "--threads", "1"]) == 0
+    assert (out / "model.safetensors").is_file()
+    source = next(line for line in (out / "train.log").read_text().splitlines() if " distill from " in line)
+    assert str(other) in source and str(cache) in source
+    capsys.readouterr()
+    assert main(["finetune", "--model", str(slim_dir), "--cache", str(cache), str(tmp_path / "nope"), "--out",
+                 str(tmp_path / "o"), "--iters", "1"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not a teacher cache" in err[0]
+
 def test_gpu_recipe_resumes_across_calls_on_a_tiny_cpu_configuration(tmp_path, official_weights_dir):
     """pruning/recipes/gpu_distill.sh as the device runs it, on the CPU: a call cut short by its time budget
     returns a split checkpoint, `collect` keeps it, and the next call resumes and exports the model."""
