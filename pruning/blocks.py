@@ -29,7 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
@@ -61,15 +61,22 @@ def residual_ratios(teacher: BasicVSR, clips: Sequence[torch.Tensor]) -> dict[st
             def record(_module: nn.Module, args: tuple, out: torch.Tensor, trunk: str = trunk, i: int = i) -> None:
                 x = args[0]
                 sums[trunk][i] += float((out - x).norm() / x.norm().clamp_min(1e-12))
-            hooks.append(teacher.get_submodule(block_name(trunk, i)).register_forward_hook(record))
+            hooks.append((teacher.get_submodule(block_name(trunk, i)), record))
+    _run_hooked(teacher, clips, hooks)
+    return {t: [v / len(clips) for v in values] for t, values in sums.items()}
+
+
+def _run_hooked(model: nn.Module, clips: Sequence[torch.Tensor], hooks: list[tuple[nn.Module, Callable]]) -> None:
+    """Run ``model`` over ``clips`` ((T, 3, h, w) each) without gradients, with forward ``hooks`` attached to
+    their modules for the duration."""
+    handles = [module.register_forward_hook(hook) for module, hook in hooks]
     try:
         with torch.no_grad():
             for clip in clips:
-                teacher(clip[None])
+                model(clip[None])
     finally:
-        for h in hooks:
+        for h in handles:
             h.remove()
-    return {t: [v / len(clips) for v in values] for t, values in sums.items()}
 
 
 def select_blocks(ratios: dict[str, list[float]], keep: int) -> dict[str, list[int]]:
@@ -111,14 +118,8 @@ def upsampler_importance(model: BasicVSR, clips: Sequence[torch.Tensor]) -> dict
     for name, conv in readers.items():
         def record(_module: nn.Module, args: tuple, _out: torch.Tensor, name: str = name) -> None:
             sums[name] += args[0].detach().abs().mean(dim=(0, 2, 3)).cpu()
-        hooks.append(conv.register_forward_hook(record))
-    try:
-        with torch.no_grad():
-            for clip in clips:
-                model(clip[None])
-    finally:
-        for h in hooks:
-            h.remove()
+        hooks.append((conv, record))
+    _run_hooked(model, clips, hooks)
     return {name: (sums[name] * conv.weight.detach().transpose(0, 1).flatten(1).norm(dim=1).cpu()).tolist()
             for name, conv in readers.items()}
 

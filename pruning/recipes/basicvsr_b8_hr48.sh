@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Gradual block and pixel-shuffle pruning: `basicvsr-b8-hr48` (issue #17), from the bundled `basicvsr-b15` (whose own
+# recipe, pruning/recipes/basicvsr_b15.sh, starts from the official weights): 8 of the 15 blocks per trunk, the
+# ones with the largest residual against the stream, and 48 of the 64 high-resolution channels (upconv2's
+# PixelShuffle groups and conv_hr's filters, by mean activation x the norm of the weights that read them), then
+# distillation to the cached teacher output on real-motion and synthetic clips in turn. Re-running resumes.
+# The times are this project's 2-core AMD EPYC, two threads.
+# Usage: pruning/recipes/basicvsr_b8_hr48.sh [RUNS=runs/recipe-basicvsr-b8-hr48] [FROM=vsrapp/weights/basicvsr-b15]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+R=${1:-runs/recipe-basicvsr-b8-hr48}
+FROM=${2:-vsrapp/weights/basicvsr-b15}
+DATA=${DATA:-$HOME/.cache/vsrapp/train}
+CLIPS=${CLIPS:-$HOME/.cache/vsrapp/train-clips}
+CACHE=${CACHE:-runs/cache64}
+REAL=${REAL:-runs/cache-real64}
+export VSRAPP_WEIGHTS=${VSRAPP_WEIGHTS:-../shared/weights}
+[[ -f $DATA/manifest.tsv ]] || python -m pruning.prepare_data --out "$DATA"                      # 1 min
+[[ -d $CLIPS/clips ]] || python -m pruning.prepare_data --clips-only --out "$CLIPS"               # 20 s
+
+# 0. The teacher's pass, cached once: 72 real-motion windows (4 min) and 108 synthetic clips (6 min).
+python -m pruning.distill cache --data "$CLIPS" --out "$REAL" --clips 72 --frames 10 --lr-size 64 --seed 200 \
+    --real-prob 1 --threads 2
+python -m pruning.distill cache --out "$CACHE" --clips 108 --frames 10 --lr-size 64 --seed 100 --threads 2
+# 1. Cut and recover: blocks ranked and channels chosen on the first 4 real windows (8 frames each); 800 steps of
+#    Charbonnier to the teacher output, Adam 1e-4, 20 warm-up steps, cosine, EMA 0.995, one 10-frame clip a
+#    step, the two caches in turn: 43 min alone on the machine (3.2 s/step).
+[[ -f $R/model.pth ]] || python -m pruning.blocks --cache "$REAL" "$CACHE" --keep 8 --upsampler 48 --init "$FROM" \
+    --out "$R" --iters 800 --threads 2
+# 2. Score: held-out teacher agreement (other seeds; never Vid4) and Vid4 whole clips; export and bundle.
+python -m pruning.distill cache --out runs/cache-val --clips 8 --frames 10 --lr-size 64 --seed 777 --threads 2
+python -m pruning.distill cache --data "$CLIPS" --out runs/cache-real-val --clips 8 --frames 10 --lr-size 64 \
+    --seed 888 --real-prob 1 --threads 2
+for VAL in runs/cache-val runs/cache-real-val; do
+    python -m pruning.distill agree --cache $VAL "$R/export" --threads 2
+done
+python -m pruning.blocks export "$R" --script pruning/recipes/basicvsr_b8_hr48.sh
+vsrapp eval --model "$R/export" --data ../shared/data/Vid4/inputs/G --threads 2 --json "$R/vid4.json"
+echo "bundle with: python -m pruning.bundle $R/export --name basicvsr-b8-hr48"
