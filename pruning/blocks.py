@@ -197,6 +197,22 @@ def prepare(teacher: BasicVSR, cache: str | Path, out: Path, keep: int, upsample
     return slim_upsampler(student, selection["upsampler"]) if "upsampler" in selection else student
 
 
+def _continue_selection(init: str | Path, start: nn.Module, out: Path) -> None:
+    """A further stretch of the same network keeps its selection: the teacher's blocks and the high-resolution
+    channels that ``start`` (loaded from ``init``) recorded become the run's ``selection.json``, so its export
+    names them (not a re-ranking). Nothing is written when the run has one already or ``start`` records none
+    (a bare .pth: the teacher's blocks are ranked as for a first stretch)."""
+    kept = teacher_blocks(init, start)
+    if (out / SELECTION).is_file() or kept is None:
+        return
+    selection: dict = {"keep": num_blocks(start), "kept": kept, "continued": str(init)}
+    plan = getattr(start, "plan", {})
+    if plan.get("format") == PLAN_FORMAT:
+        selection["upsampler"] = {"upconv2": plan["kept"]["upconv2.out"], "conv_hr": plan["kept"]["conv_hr.out"]}
+    out.mkdir(parents=True, exist_ok=True)
+    (out / SELECTION).write_text(json.dumps(selection, indent=1))
+
+
 def run(teacher: BasicVSR, cache: str | Path | Sequence[str | Path], out: str | Path, keep: int, cfg: TrainConfig,
         ema: float = 0.995, init: str | Path | None = None, upsampler: int = HR_FEAT) -> Path:
     """Select, distill (Charbonnier to the cached teacher output; ``cfg`` for the schedule) and save the
@@ -214,6 +230,8 @@ def run(teacher: BasicVSR, cache: str | Path | Sequence[str | Path], out: str | 
         student = prepare(teacher, caches[0], out, keep, upsampler, parent=start,
                           parent_kept=teacher_blocks(init, start))
     else:
+        if start is not None:
+            _continue_selection(init, start, out)
         student = prepare(teacher, caches[0], out, keep, upsampler)
         if start is not None:
             student.load_state_dict(start.state_dict(), strict=True)  # a .pth or a folder; fp32

@@ -444,6 +444,13 @@ def test_gradual_pruning_cuts_a_trained_block_model_further_and_its_upsampler(ca
     trained.load_state_dict(torch.load(path)["params"])
     with torch.no_grad():
         assert torch.equal(model(lr), trained.eval()(lr))
+    # A further stretch of the same network keeps its blocks and channels (the export names them, not a
+    # re-ranking on the teacher) and starts from its weights.
+    third = tmp_path / "b2-more"
+    blocks.run(teacher, cache, third, n - 2, config(third, iters=1), init=folder)
+    again = json.loads((third / blocks.EXPORT / "plan.json").read_text())
+    assert again["blocks"] == plan["blocks"] and again["kept"] == plan["kept"]
+    assert [s["iters"] for s in read_meta(third / blocks.EXPORT)["recipe"]["stages"]] == [1, 1, 1]
     # A slim model's blocks are not cut further: the upsampler is pruned last.
     with pytest.raises(ValueError, match="prune blocks before the upsampler"):
         blocks.run(teacher, cache, tmp_path / "b3", n - 3, config(tmp_path / "b3", iters=1), init=folder)
