@@ -150,16 +150,18 @@ def test_ray_survives_a_killed_worker(ray_local, media, tmp_path):
     killed: list[str] = []
 
     def kill_one(status) -> None:
-        # Only while every running segment has most of its 30 frames (3 s) left: a kill that lands after the
-        # segment has returned its file re-runs nothing, which is right but not what this test is about.
-        if killed or not status.running or status.frames_done >= 10:
+        # Only while the first two segments (30 frames, 6 s each) are both still early: a kill that lands after
+        # the segment has returned its file re-runs nothing, which is right but not what this test is about. The
+        # driver reports every half second and both workers write frames, so the window must span several
+        # reports (a limit of 10 frames was often passed between two reports).
+        if killed or not status.running or status.frames_done >= 24:
             return
         key, worker = sorted(status.running.items())[0]
         killed.append(key)
         os.kill(int(worker.rsplit(":", 1)[1]), signal.SIGKILL)
 
     out = tmp_path / "killed.mp4"
-    model = SlowBicubic(delay=0.1)
+    model = SlowBicubic(delay=0.2)
     [report] = upscale_on_ray([(media.gop, out)], model, segment_frames=30, status=kill_one, **LOSSLESS)
     assert killed, "no running task was seen to kill"
     assert report.error is None and report.retried_segments >= 1

@@ -25,15 +25,18 @@ python -m pruning.distill cache --out "$CACHE" --clips 108 --frames 10 --lr-size
 # 1. Cut and recover: blocks ranked and channels chosen on the first 4 real windows (8 frames each); 800 steps of
 #    Charbonnier to the teacher output, Adam 1e-4, 20 warm-up steps, cosine, EMA 0.995, one 10-frame clip a
 #    step, the two caches in turn: 43 min alone on the machine (3.2 s/step).
-[[ -f $R/model.pth ]] || python -m pruning.blocks --cache "$REAL" "$CACHE" --keep 8 --upsampler 48 --init "$FROM" \
-    --out "$R" --iters 800 --threads 2
-# 2. Score: held-out teacher agreement (other seeds; never Vid4) and Vid4 whole clips; export and bundle.
+[[ -f $R/s1/model.pth ]] || python -m pruning.blocks --cache "$REAL" "$CACHE" --keep 8 --upsampler 48 --init "$FROM" \
+    --out "$R/s1" --iters 800 --threads 2
+# 2. 400 more steps of the same network (its blocks and channels), fresh schedule: 22 min.
+[[ -f $R/s2/model.pth ]] || python -m pruning.blocks --cache "$REAL" "$CACHE" --keep 8 --init "$R/s1/export" \
+    --out "$R/s2" --iters 400 --threads 2
+# 3. Score: held-out teacher agreement (other seeds; never Vid4) and Vid4 whole clips; export and bundle.
 python -m pruning.distill cache --out runs/cache-val --clips 8 --frames 10 --lr-size 64 --seed 777 --threads 2
 python -m pruning.distill cache --data "$CLIPS" --out runs/cache-real-val --clips 8 --frames 10 --lr-size 64 \
     --seed 888 --real-prob 1 --threads 2
 for VAL in runs/cache-val runs/cache-real-val; do
-    python -m pruning.distill agree --cache $VAL "$R/export" --threads 2
+    python -m pruning.distill agree --cache $VAL "$R/s1/export" "$R/s2/export" --threads 2
 done
-python -m pruning.blocks export "$R" --script pruning/recipes/basicvsr_b8_hr48.sh
-vsrapp eval --model "$R/export" --data ../shared/data/Vid4/inputs/G --threads 2 --json "$R/vid4.json"
-echo "bundle with: python -m pruning.bundle $R/export --name basicvsr-b8-hr48"
+python -m pruning.blocks export "$R/s2" --script pruning/recipes/basicvsr_b8_hr48.sh
+vsrapp eval --model "$R/s2/export" --data ../shared/data/Vid4/inputs/G --threads 2 --json "$R/s2/vid4.json"
+echo "bundle with: python -m pruning.bundle $R/s2/export --name basicvsr-b8-hr48"
