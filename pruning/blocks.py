@@ -16,7 +16,9 @@ keeps the largest (15 -> 10 starts from a recovered network, not from the teache
 ``--upsampler N`` also keeps only N of the 64 high-resolution channels (SSL's pixel-shuffle pruning: whole
 PixelShuffle groups of ``upconv2`` and the filters of ``conv_hr``, ranked by mean activation times the norm of
 the weights that read them); the student is then a slim network whose blocks are all whole
-(:mod:`models.slim`, no gather/scatter), exported as a ``blocks`` folder with a slim plan.
+(:mod:`models.slim`, no gather/scatter), exported as a ``blocks`` folder with a slim plan. ``--init`` such a
+network with the same ``--keep`` and a smaller ``--upsampler`` ranks *its* high-resolution channels and cuts them
+further (blocks and channels are cut in separate stretches).
 
     python -m pruning.blocks --cache runs/cache64 --keep 15 --out runs/blocks/b15 --iters 400 --threads 2
     python -m pruning.blocks export runs/blocks/b15            # -> runs/blocks/b15/export (from model.pth)
@@ -175,8 +177,7 @@ def prepare(teacher: BasicVSR, cache: str | Path, out: Path, keep: int, upsample
     if path.is_file():
         selection = json.loads(path.read_text())
     else:
-        data = CachedClips(cache, length=clips)
-        sample = [data[i][0][:frames] for i in range(min(clips, len(data.paths)))]
+        sample = _ranking_sample(cache, clips, frames)
         ratios = residual_ratios(source, sample)
         local = select_blocks(ratios, keep)
         kept = local
@@ -195,6 +196,37 @@ def prepare(teacher: BasicVSR, cache: str | Path, out: Path, keep: int, upsample
         path.write_text(json.dumps(selection, indent=1))
     student = block_student(source, selection.get("local", selection["kept"]))
     return slim_upsampler(student, selection["upsampler"]) if "upsampler" in selection else student
+
+
+def _ranking_sample(cache: str | Path, clips: int, frames: int) -> list[torch.Tensor]:
+    """The LR windows a selection is ranked on: the first ``frames`` of the cache's first ``clips`` clips."""
+    data = CachedClips(cache, length=clips)
+    return [data[i][0][:frames] for i in range(min(clips, len(data.paths)))]
+
+
+def hr_channels(model: nn.Module) -> int:
+    """High-resolution channels of ``model``'s upsampler (``conv_hr``'s filters): 64 unless a slim plan cut it."""
+    return model.conv_hr.out_channels
+
+
+def _cut_upsampler(init: str | Path, start: nn.Module, out: Path, cache: str | Path, keep: int,
+                   clips: int = 4, frames: int = 8) -> dict[str, torch.Tensor]:
+    """Gradual pixel-shuffle pruning: ``start`` (a slim network with whole blocks) keeps the ``keep`` most used of
+    its high-resolution channels. The selection names the teacher's channels (``selection.json``, made once, so a
+    resumed run cuts the same); returns the state of the cut network, sliced from ``start``'s weights."""
+    path = out / SELECTION
+    if path.is_file():
+        selection = json.loads(path.read_text())
+    else:
+        local = select_upsampler(upsampler_importance(start, _ranking_sample(cache, clips, frames)), keep)
+        parent = start.plan["kept"]
+        selection = {"keep": num_blocks(start), "kept": teacher_blocks(init, start), "clips": clips,
+                     "frames": frames, "from_upsampler": hr_channels(start), "upsampler_local": local,
+                     "upsampler": {"upconv2": [parent["upconv2.out"][i] for i in local["upconv2"]],
+                                   "conv_hr": [parent["conv_hr.out"][i] for i in local["conv_hr"]]}}
+        out.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(selection, indent=1))
+    return slice_state(start, slim_plan(start.num_feat, selection["keep"], selection["upsampler_local"]))
 
 
 def _continue_selection(init: str | Path, start: nn.Module, out: Path) -> None:
@@ -229,6 +261,13 @@ def run(teacher: BasicVSR, cache: str | Path | Sequence[str | Path], out: str | 
             raise ValueError("prune blocks before the upsampler: --init a model whose layers are all whole")
         student = prepare(teacher, caches[0], out, keep, upsampler, parent=start,
                           parent_kept=teacher_blocks(init, start))
+    elif start is not None and upsampler < hr_channels(start):
+        if num_blocks(start) != keep:
+            raise ValueError("cut blocks and high-resolution channels in separate stretches: --keep "
+                             f"{num_blocks(start)} (the --init model's blocks) to cut only its upsampler")
+        state = _cut_upsampler(init, start, out, caches[0], upsampler)
+        student = prepare(teacher, caches[0], out, keep, upsampler)
+        student.load_state_dict(state, strict=True)
     else:
         if start is not None:
             _continue_selection(init, start, out)
@@ -311,8 +350,8 @@ def export(run_dir: str | Path, out: str | Path | None = None, teacher: str = "b
     arch = plan["arch"]
     meta = {"method": "blocks", "arch": "basicvsr" if arch["bidirectional"] else "basicvsr-uni",
             "kept_blocks": arch["num_block"], "teacher": teacher,
-            "recipe": {"selection": {k: selection[k] for k in ("keep", "from_blocks", "clips", "frames")
-                                     if k in selection},
+            "recipe": {"selection": {k: selection[k] for k in ("keep", "from_blocks", "from_upsampler", "clips",
+                                                               "frames") if k in selection},
                        "stages": run_stages(run_dir)}}
     if "upsampler" in selection:
         meta["upsampler_channels"] = len(selection["upsampler"]["conv_hr"])
@@ -340,7 +379,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="blocks kept per trunk (of 30, or of the --init model's to prune it further)")
     p.add_argument("--upsampler", type=int, default=HR_FEAT,
                    help=f"high-resolution channels kept of {HR_FEAT} (upconv2's PixelShuffle groups and conv_hr's "
-                        "filters; default all)")
+                        "filters; default all), or of the --init model's to cut its upsampler further")
     p.add_argument("--out", required=True)
     p.add_argument("--iters", type=int, default=400)
     p.add_argument("--lr", type=float, default=1e-4)

@@ -454,3 +454,21 @@ def test_gradual_pruning_cuts_a_trained_block_model_further_and_its_upsampler(ca
     # A slim model's blocks are not cut further: the upsampler is pruned last.
     with pytest.raises(ValueError, match="prune blocks before the upsampler"):
         blocks.run(teacher, cache, tmp_path / "b3", n - 3, config(tmp_path / "b3", iters=1), init=folder)
+    # Its upsampler is: 32 -> 16 of its own high-resolution channels, starting from its trained weights, the
+    # selection naming the teacher's channels (what the export's plan records).
+    fourth = tmp_path / "b2-u16"
+    state = blocks._cut_upsampler(folder, model, fourth, cache, 16)
+    cut = json.loads((fourth / blocks.SELECTION).read_text())
+    assert cut["from_upsampler"] == 32 and cut["kept"] == plan["blocks"]
+    for layer in ("upconv2", "conv_hr"):
+        of_parent = plan["kept"][f"{layer}.out"]
+        assert cut["upsampler"][layer] == [of_parent[i] for i in cut["upsampler_local"][layer]]
+    local_hr, local_groups = cut["upsampler_local"]["conv_hr"], cut["upsampler_local"]["upconv2"]
+    assert torch.equal(state["conv_hr.weight"], model.conv_hr.weight[local_hr][:, local_groups].float())
+    blocks.run(teacher, cache, fourth, n - 2, config(fourth, iters=1), init=folder, upsampler=16)
+    smaller = load_model(fourth / blocks.EXPORT)
+    assert smaller.conv_hr.out_channels == 16 and smaller.plan["kept"]["conv_hr.out"] == cut["upsampler"]["conv_hr"]
+    assert read_meta(fourth / blocks.EXPORT)["recipe"]["selection"]["from_upsampler"] == 32
+    with pytest.raises(ValueError, match="separate stretches"):
+        blocks.run(teacher, cache, tmp_path / "b5", n - 1, config(tmp_path / "b5", iters=1), init=folder,
+                   upsampler=16)
