@@ -15,7 +15,7 @@ fi
 export PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,power.limit --format=csv | tee "$OUT/nvidia-smi.txt"
 python3 -c "import torch, av; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'av', av.__version__); print('nvenc', 'h264_nvenc' in av.codecs_available)"
-PRUNED=${PRUNED:-ssl-bi basicvsr-b15 ssl-uni}
+PRUNED=${PRUNED:-ssl-bi basicvsr-b15 basicvsr-b8-hr32 ssl-uni}
 MODELS="basicvsr-vimeo-bi $PRUNED bicubic"
 ENC=${ENC:-"--preset veryfast"}
 if [ "${STAGE:-1}" = 1 ]; then

@@ -114,7 +114,7 @@ def test_auto_model_with_int8_is_dense_where_its_weights_are_installed(monkeypat
     # Without them, the bundled model that is fastest in int8: the full-width block-pruned one, whose int8
     # graphs gain what the dense one gains (the slim ssl-bi keeps a gather/scatter in fp32).
     assert zoo.resolve_name(zoo.AUTO, "cpu", "int8") == zoo.best_bundled("int8") == "basicvsr-b15"
-    assert zoo.best_bundled() == "ssl-bi"
+    assert zoo.best_bundled() == "basicvsr-b8-hr32"
 
 
 def test_web_page_offers_int8_only_where_it_can_run(tmp_path, monkeypatch):

@@ -57,8 +57,8 @@ class ModelEntry:
     # True: ``weights.file`` is a pruned-model folder under BUNDLED_DIR, shipped with the package (no download).
     bundled: bool = False
     # Vid4 BI x4, Y channel, measured by `vsrapp eval --model NAME` (docs/RESULTS.md); speed on 2 CPU threads
-    # at 180x320 LR, model only (CPU_MS: torch fp32, from one side-by-side `vsrapp bench` run,
-    # benchmarks/results/cpu-channels-last-180x320-20261124-0523.json, except where an entry says otherwise;
+    # at 180x320 LR, model only (CPU_MS: torch fp32, from one side-by-side `vsrapp bench` run on a 2-core AMD EPYC,
+    # benchmarks/results/curve-cpu-20261205.json, except bicubic's;
     # CPU_INT8_MS: OpenVINO int8, benchmarks/results/blocks-int8-cpu-180x320-20261204.json; docs/BENCHMARKS.md).
     metrics: dict[str, float] = field(default_factory=dict)
 
@@ -97,7 +97,7 @@ register(ModelEntry(
         licence=OFFICIAL_LICENCE,
         size=25_234_632,
     ),
-    metrics={"vid4_bi_psnr_y": 27.2383, "vid4_bi_ssim_y": 0.8251, "cpu2_ms_per_frame_180x320": 4517.2,
+    metrics={"vid4_bi_psnr_y": 27.2383, "vid4_bi_ssim_y": 0.8251, "cpu2_ms_per_frame_180x320": 4093.2,
              "cpu2_int8_ms_per_frame_180x320": 1308},
 ))
 register(ModelEntry(
@@ -135,7 +135,7 @@ register_bundled(
     "(1.26 M without SpyNet); ships with vsrapp",
     sha256="9e4788cdb117cf1c12fdc8174a7fca51e29b457588db502d2517f042258d3fb6", size=5_424_402,
     metrics={"vid4_bi_psnr_y": 25.4914, "vid4_bi_ssim_y": 0.7494, "params_without_spynet": 1_255_563,
-             "cpu2_ms_per_frame_180x320": 1897.8, CPU_INT8_MS: 1426},
+             "cpu2_ms_per_frame_180x320": 1770.7, CPU_INT8_MS: 1426},
 )
 register_bundled(
     "ssl-uni", "basicvsr-uni",
@@ -143,7 +143,7 @@ register_bundled(
     "1.9 M params (0.45 M without SpyNet); ships with vsrapp",
     sha256="90ddd91b7e22ea3d109e49b1da7861569b2fc11ba6183ed67358541681f5d0e4", size=3_805_438,
     metrics={"vid4_bi_psnr_y": 25.0443, "vid4_bi_ssim_y": 0.7232, "params_without_spynet": 452_457,
-             "cpu2_ms_per_frame_180x320": 886.3},
+             "cpu2_ms_per_frame_180x320": 798.8},
 )
 register_bundled(
     "basicvsr-b15", "basicvsr",
@@ -151,11 +151,22 @@ register_bundled(
     "model (block pruning, docs/MODELS.md); bidirectional, 4.1 M params; the fastest bundled model in int8; "
     "ships with vsrapp",
     sha256="7f52fd5cc715fc306d25eb142838bb49b16c0f147c4120c10c6a8b7e110de8d0", size=8_171_618,
-    # Speeds from benchmarks/results/blocks-int8-cpu-180x320-20261204.json (ssl-bi there: 1,907 ms in torch),
-    # measured on the first 400 steps of the same network (same shape, so the same speed). Quality: after the
-    # third stretch, with real-motion clips (docs/results/vid4_basicvsr-b15.json).
+    # int8 speed from benchmarks/results/blocks-int8-cpu-180x320-20261204.json, measured on the first 400 steps
+    # of the same network (same shape, so the same speed). Quality: after the third stretch, with real-motion
+    # clips (docs/results/vid4_basicvsr-b15.json).
     metrics={"vid4_bi_psnr_y": 26.4424, "vid4_bi_ssim_y": 0.7922, "params_without_spynet": 2_635_331,
-             "cpu2_ms_per_frame_180x320": 2781, CPU_INT8_MS: 873},
+             "cpu2_ms_per_frame_180x320": 2756.9, CPU_INT8_MS: 873},
+)
+register_bundled(
+    "basicvsr-b8-hr32", "basicvsr",
+    "BasicVSR with 8 of its 30 residual blocks per trunk and 32 of 64 high-resolution channels, every other "
+    "layer at full width, distilled from the dense model in steps (30 -> 15 -> 8 blocks, 64 -> 48 -> 32 "
+    "channels: SSL's pixel-shuffle pruning; docs/MODELS.md); bidirectional, 2.9 M params (1.50 M without "
+    "SpyNet); the fastest bundled bidirectional model in torch; ships with vsrapp",
+    sha256="54cdc97bfa1f9025c92f6cc77e5742830035e524e94c663f89d241c97137b217", size=5_893_042,
+    # Quality: docs/results/vid4_basicvsr-b8-hr32.json (the bundled file). 1.17x ssl-bi's speed in the same run.
+    metrics={"vid4_bi_psnr_y": 25.9164, "vid4_bi_ssim_y": 0.7711, "params_without_spynet": 1_498_947,
+             "cpu2_ms_per_frame_180x320": 1518.1},
 )
 DENSE_REFERENCE = "basicvsr-vimeo-bi"  # the sharpest model vsrapp knows; the bundled ones are pruned from it
 
@@ -216,8 +227,9 @@ def best_bundled(precision: str | None = None, device: str | torch.device | None
     """The bundled default (part of :data:`AUTO_RULE`): among the bidirectional bundled models, the sharpest on
     Vid4 on a CUDA device (a GPU has the speed for any of them), else the fastest measured on the CPU in this
     ``precision`` ("int8", or fp32 for anything else): a default must keep the pace, and the sharper bundled
-    models stay one ``--model`` away. Measured: ``ssl-bi`` in fp32 (1.5x faster than ``basicvsr-b15`` in
-    torch), ``basicvsr-b15`` in int8 (1.6x faster than ``ssl-bi`` in int8 and 0.6 dB sharper)."""
+    models stay one ``--model`` away. Measured: ``basicvsr-b8-hr32`` in fp32 (faster than ``ssl-bi`` in torch and
+    0.4 dB sharper), ``basicvsr-b15`` in int8 (1.6x faster than ``ssl-bi`` in int8 and 0.9 dB sharper; the
+    8-block models' int8 speed is not measured yet, so their fp32 figure stands in)."""
     bundled = [e for e in _ZOO.values() if e.bundled and e.bidirectional]
     if device is not None and torch.device(device).type == "cuda":
         return max(bundled, key=lambda e: e.metrics.get("vid4_bi_psnr_y", 0.0)).name
@@ -233,7 +245,8 @@ def resolve_name(name: str, device: str | torch.device | None = None, precision:
     on a CUDA device (the sharpest, and a GPU has the speed for it) and in int8 on the CPU (``precision`` "int8":
     measured 1.5x faster than the bundled ``ssl-bi`` in torch on a 2-core AMD EPYC, and 1.7 dB sharper on Vid4;
     docs/BENCHMARKS.md). Everywhere else, and when the device is not known, it is the bundled default
-    (:func:`best_bundled`): it ships inside the package and needs no download; ``ssl-bi`` in fp32 on a CPU."""
+    (:func:`best_bundled`): it ships inside the package and needs no download; ``basicvsr-b8-hr32`` in fp32 on a
+    CPU."""
     if name != AUTO:
         return name
     fast_enough = (device is not None and torch.device(device).type == "cuda") or precision == "int8"
