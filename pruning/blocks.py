@@ -173,10 +173,8 @@ def prepare(teacher: BasicVSR, cache: str | Path, out: Path, keep: int, upsample
     run trains the same blocks and channels. ``parent``: a block-pruned model to cut further (its blocks are
     ranked; ``parent_kept`` maps them to the teacher's), else the teacher's blocks are ranked."""
     source = parent if parent is not None else teacher
-    path = out / SELECTION
-    if path.is_file():
-        selection = json.loads(path.read_text())
-    else:
+
+    def rank() -> dict:
         sample = _ranking_sample(cache, clips, frames)
         ratios = residual_ratios(source, sample)
         local = select_blocks(ratios, keep)
@@ -192,10 +190,23 @@ def prepare(teacher: BasicVSR, cache: str | Path, out: Path, keep: int, upsample
         if upsampler < HR_FEAT:
             importance = upsampler_importance(block_student(source, local), sample)
             selection["upsampler"] = select_upsampler(importance, upsampler)
-        out.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(selection, indent=1))
+        return selection
+
+    selection = _recorded_selection(out, rank)
     student = block_student(source, selection.get("local", selection["kept"]))
     return slim_upsampler(student, selection["upsampler"]) if "upsampler" in selection else student
+
+
+def _recorded_selection(out: Path, make: Callable[[], dict]) -> dict:
+    """The run's ``selection.json``, made by ``make`` and written on its first start: a resumed run keeps what
+    its first start chose."""
+    path = out / SELECTION
+    if path.is_file():
+        return json.loads(path.read_text())
+    selection = make()
+    out.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(selection, indent=1))
+    return selection
 
 
 def _ranking_sample(cache: str | Path, clips: int, frames: int) -> list[torch.Tensor]:
@@ -214,18 +225,14 @@ def _cut_upsampler(init: str | Path, start: nn.Module, out: Path, cache: str | P
     """Gradual pixel-shuffle pruning: ``start`` (a slim network with whole blocks) keeps the ``keep`` most used of
     its high-resolution channels. The selection names the teacher's channels (``selection.json``, made once, so a
     resumed run cuts the same); returns the state of the cut network, sliced from ``start``'s weights."""
-    path = out / SELECTION
-    if path.is_file():
-        selection = json.loads(path.read_text())
-    else:
+    def rank() -> dict:
         local = select_upsampler(upsampler_importance(start, _ranking_sample(cache, clips, frames)), keep)
         parent = start.plan["kept"]
-        selection = {"keep": num_blocks(start), "kept": teacher_blocks(init, start), "clips": clips,
-                     "frames": frames, "from_upsampler": hr_channels(start), "upsampler_local": local,
-                     "upsampler": {"upconv2": [parent["upconv2.out"][i] for i in local["upconv2"]],
-                                   "conv_hr": [parent["conv_hr.out"][i] for i in local["conv_hr"]]}}
-        out.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(selection, indent=1))
+        return {"keep": num_blocks(start), "kept": teacher_blocks(init, start), "clips": clips, "frames": frames,
+                "from_upsampler": hr_channels(start), "upsampler_local": local,
+                "upsampler": {layer: [parent[f"{layer}.out"][i] for i in local[layer]] for layer in local}}
+
+    selection = _recorded_selection(out, rank)
     return slice_state(start, slim_plan(start.num_feat, selection["keep"], selection["upsampler_local"]))
 
 
@@ -235,14 +242,17 @@ def _continue_selection(init: str | Path, start: nn.Module, out: Path) -> None:
     names them (not a re-ranking). Nothing is written when the run has one already or ``start`` records none
     (a bare .pth: the teacher's blocks are ranked as for a first stretch)."""
     kept = teacher_blocks(init, start)
-    if (out / SELECTION).is_file() or kept is None:
+    if kept is None:
         return
-    selection: dict = {"keep": num_blocks(start), "kept": kept, "continued": str(init)}
-    plan = getattr(start, "plan", {})
-    if plan.get("format") == PLAN_FORMAT:
-        selection["upsampler"] = {"upconv2": plan["kept"]["upconv2.out"], "conv_hr": plan["kept"]["conv_hr.out"]}
-    out.mkdir(parents=True, exist_ok=True)
-    (out / SELECTION).write_text(json.dumps(selection, indent=1))
+
+    def recorded() -> dict:
+        selection: dict = {"keep": num_blocks(start), "kept": kept, "continued": str(init)}
+        plan = getattr(start, "plan", {})
+        if plan.get("format") == PLAN_FORMAT:
+            selection["upsampler"] = {layer: plan["kept"][f"{layer}.out"] for layer in ("upconv2", "conv_hr")}
+        return selection
+
+    _recorded_selection(out, recorded)
 
 
 def run(teacher: BasicVSR, cache: str | Path | Sequence[str | Path], out: str | Path, keep: int, cfg: TrainConfig,

@@ -34,12 +34,6 @@ python -m pruning.distill cache --data "$CLIPS" --out "$REAL" --clips 72 --frame
     --init "$R/s2/model.pth" --threads 2
 # 4. Score: held-out teacher agreement on synthetic and on real windows (other seeds; never Vid4) and Vid4 whole
 #    clips; export and bundle.
-python -m pruning.distill cache --out runs/cache-val --clips 8 --frames 10 --lr-size 64 --seed 777 --threads 2
-python -m pruning.distill cache --data "$CLIPS" --out runs/cache-real-val --clips 8 --frames 10 --lr-size 64 \
-    --seed 888 --real-prob 1 --threads 2
-for VAL in runs/cache-val runs/cache-real-val; do
-    python -m pruning.distill agree --cache $VAL "$R/s1/model.pth" "$R/s2/model.pth" "$R/s3/model.pth" --threads 2
-done
-python -m pruning.blocks export "$R/s3" --script pruning/recipes/basicvsr_b15.sh
-vsrapp eval --model "$R/s3/export" --data ../shared/data/Vid4/inputs/G --threads 2 --json "$R/s3/vid4.json"
-echo "bundle with: python -m pruning.bundle $R/s3/export --name basicvsr-b15"
+source pruning/recipes/score_blocks.sh
+score_blocks basicvsr-b15 pruning/recipes/basicvsr_b15.sh "$CLIPS" "$R/s1/model.pth" "$R/s2/model.pth" \
+    "$R/s3/model.pth"

@@ -34,13 +34,7 @@ python -m pruning.distill cache --out "$CACHE" --clips 108 --frames 10 --lr-size
 #    from its weights: 29 min (2.9 s/step).
 [[ -f $R/s3/model.pth ]] || python -m pruning.blocks --cache "$REAL" "$CACHE" --keep 8 --upsampler 32 \
     --init "$R/s2/export" --out "$R/s3" --iters 600 --threads 2
-# 4. Score: held-out teacher agreement (other seeds; never Vid4) and Vid4 whole clips; export and bundle.
-python -m pruning.distill cache --out runs/cache-val --clips 8 --frames 10 --lr-size 64 --seed 777 --threads 2
-python -m pruning.distill cache --data "$CLIPS" --out runs/cache-real-val --clips 8 --frames 10 --lr-size 64 \
-    --seed 888 --real-prob 1 --threads 2
-for VAL in runs/cache-val runs/cache-real-val; do
-    python -m pruning.distill agree --cache $VAL "$R/s1/export" "$R/s2/export" "$R/s3/export" --threads 2
-done
-python -m pruning.blocks export "$R/s3" --script pruning/recipes/basicvsr_b8_hr32.sh
-vsrapp eval --model "$R/s3/export" --data ../shared/data/Vid4/inputs/G --threads 2 --json "$R/s3/vid4.json"   # 2 min
-echo "bundle with: python -m pruning.bundle $R/s3/export --name basicvsr-b8-hr32"
+# 4. Score: held-out teacher agreement (other seeds; never Vid4) and Vid4 whole clips (2 min); export and bundle.
+source pruning/recipes/score_blocks.sh
+score_blocks basicvsr-b8-hr32 pruning/recipes/basicvsr_b8_hr32.sh "$CLIPS" "$R/s1/export" "$R/s2/export" \
+    "$R/s3/export"
