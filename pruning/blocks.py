@@ -37,7 +37,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from models.basicvsr import BasicVSR
+from models.basicvsr import BasicVSR, BasicVSRUni, uni_state_from_bidirectional
 from models.contract import block_name, num_blocks, trunk_names
 from models.dense_shaped import SPARSE_PLAN_FORMAT, SPARSE_PLAN_VERSION
 from models.loading import load_basicsr, load_model, read_basicsr_state
@@ -48,17 +48,19 @@ from .export import slice_state
 from .train import TrainConfig, save_pruned_model
 
 TRUNKS = trunk_names(bidirectional=True)
+FORWARD_ONLY = trunk_names(bidirectional=False)
 SELECTION = "selection.json"
 INIT = "init.json"  # where a run that continued another started: that model's stages come first in the recipe
 STUDENT = "model.pth"
 EXPORT = "export"
 
 
-def residual_ratios(teacher: BasicVSR, clips: Sequence[torch.Tensor]) -> dict[str, list[float]]:
+def residual_ratios(teacher: nn.Module, clips: Sequence[torch.Tensor]) -> dict[str, list[float]]:
     """Per trunk, each block's mean ``||residual|| / ||input||`` over ``clips`` ((T, 3, h, w) each)."""
-    sums: dict[str, list[float]] = {t: [0.0] * num_blocks(teacher) for t in TRUNKS}
+    trunks = trunk_names(teacher.bidirectional)
+    sums: dict[str, list[float]] = {t: [0.0] * num_blocks(teacher) for t in trunks}
     hooks = []
-    for trunk in TRUNKS:
+    for trunk in trunks:
         for i in range(num_blocks(teacher)):
             def record(_module: nn.Module, args: tuple, out: torch.Tensor, trunk: str = trunk, i: int = i) -> None:
                 x = args[0]
@@ -91,15 +93,21 @@ def select_blocks(ratios: dict[str, list[float]], keep: int) -> dict[str, list[i
     return chosen
 
 
-def block_student(teacher: BasicVSR, kept: dict[str, list[int]]) -> BasicVSR:
-    """``BasicVSR`` with only the ``kept`` blocks of each trunk (renumbered), every weight the teacher's."""
+def block_student(teacher: nn.Module, kept: dict[str, list[int]]) -> BasicVSR | BasicVSRUni:
+    """The network with only the ``kept`` blocks of each trunk (renumbered), every weight the teacher's.
+    ``kept`` naming only the forward trunk makes a forward-only ``BasicVSRUni``: from a bidirectional teacher it
+    keeps the forward half of ``fusion`` (:func:`models.basicvsr.uni_state_from_bidirectional`)."""
     counts = {len(v) for v in kept.values()}
     if len(counts) != 1:
         raise ValueError("both trunks must keep the same number of blocks (BasicSR's BasicVSR has one num_block)")
-    student = BasicVSR(teacher.num_feat, counts.pop())
+    forward_only = set(kept) == set(FORWARD_ONLY)
+    student = (BasicVSRUni if forward_only else BasicVSR)(teacher.num_feat, counts.pop())
+    source = teacher.state_dict()
+    if forward_only and teacher.bidirectional:
+        source = uni_state_from_bidirectional(source, teacher.num_feat)
     state = {}
-    for key, value in teacher.state_dict().items():
-        trunk = next((t for t in TRUNKS if key.startswith(block_name(t, ""))), None)
+    for key, value in source.items():
+        trunk = next((t for t in kept if key.startswith(block_name(t, ""))), None)
         if trunk is None:
             state[key] = value
             continue
@@ -133,22 +141,22 @@ def select_upsampler(importance: dict[str, list[float]], keep: int) -> dict[str,
     return {name: sorted(sorted(range(len(v)), key=lambda i: -v[i])[:keep]) for name, v in importance.items()}
 
 
-def slim_plan(num_feat: int, num_block: int, upsampler: dict[str, list[int]]) -> dict:
-    """A bidirectional slim plan (:mod:`models.slim`) that keeps every block and trunk channel whole and only
-    ``upsampler``'s channels of ``upconv2`` (PixelShuffle groups) and ``conv_hr`` (filters)."""
+def slim_plan(num_feat: int, num_block: int, upsampler: dict[str, list[int]], bidirectional: bool = True) -> dict:
+    """A slim plan (:mod:`models.slim`) that keeps every block and trunk channel whole and only ``upsampler``'s
+    channels of ``upconv2`` (PixelShuffle groups) and ``conv_hr`` (filters)."""
     every = list(range(num_feat))
-    kept = {f"{block_name(trunk, j)}.{side}": every for trunk in TRUNKS for j in range(num_block)
+    kept = {f"{block_name(trunk, j)}.{side}": every for trunk in trunk_names(bidirectional) for j in range(num_block)
             for side in ("conv1.in", "conv1.out", "conv2.out")}
     kept |= {"fusion.out": every, "upconv1.out": every, "upconv2.out": upsampler["upconv2"],
              "conv_hr.out": upsampler["conv_hr"]}
     return {"format": PLAN_FORMAT, "version": PLAN_VERSION,
-            "arch": {"bidirectional": True, "num_feat": num_feat, "num_block": num_block, "scale": 4},
+            "arch": {"bidirectional": bidirectional, "num_feat": num_feat, "num_block": num_block, "scale": 4},
             "kept": kept}
 
 
-def slim_upsampler(model: BasicVSR, upsampler: dict[str, list[int]]) -> nn.Module:
+def slim_upsampler(model: BasicVSR | BasicVSRUni, upsampler: dict[str, list[int]]) -> nn.Module:
     """``model`` with only ``upsampler``'s high-resolution channels: a slim network with whole blocks."""
-    plan = slim_plan(model.num_feat, num_blocks(model), upsampler)
+    plan = slim_plan(model.num_feat, num_blocks(model), upsampler, model.bidirectional)
     slim = build_slim(plan)
     slim.load_state_dict(slice_state(model, plan), strict=True)
     return slim
@@ -158,7 +166,7 @@ def teacher_blocks(path: str | Path, model: nn.Module) -> dict[str, list[int]] |
     """The teacher's block indices a block-pruned model at ``path`` kept: its export plan's, or for a run's
     ``model.pth`` that run's selection; None when not recorded."""
     plan = getattr(model, "plan", None) or {}
-    if "kept" in plan and set(plan["kept"]) == set(TRUNKS):
+    if "kept" in plan and set(plan["kept"]) in (set(TRUNKS), set(FORWARD_ONLY)):
         return plan["kept"]
     if "blocks" in plan:
         return plan["blocks"]
@@ -167,24 +175,29 @@ def teacher_blocks(path: str | Path, model: nn.Module) -> dict[str, list[int]] |
 
 
 def prepare(teacher: BasicVSR, cache: str | Path, out: Path, keep: int, upsampler: int = HR_FEAT,
-            parent: BasicVSR | None = None, parent_kept: dict[str, list[int]] | None = None,
-            clips: int = 4, frames: int = 8) -> nn.Module:
+            parent: nn.Module | None = None, parent_kept: dict[str, list[int]] | None = None,
+            clips: int = 4, frames: int = 8, forward_only: bool = False) -> nn.Module:
     """The student of a run in ``out``: the selection is made once and kept (``selection.json``), so a resumed
     run trains the same blocks and channels. ``parent``: a block-pruned model to cut further (its blocks are
-    ranked; ``parent_kept`` maps them to the teacher's), else the teacher's blocks are ranked."""
+    ranked; ``parent_kept`` maps them to the teacher's), else the teacher's blocks are ranked.
+    ``forward_only``: the student is a forward-only ``BasicVSRUni`` made of the source's forward trunk (its
+    blocks ranked inside the bidirectional network, where they were trained)."""
     source = parent if parent is not None else teacher
+    trunks = FORWARD_ONLY if forward_only or not source.bidirectional else TRUNKS
 
     def rank() -> dict:
         sample = _ranking_sample(cache, clips, frames)
         ratios = residual_ratios(source, sample)
-        local = select_blocks(ratios, keep)
+        local = select_blocks({t: ratios[t] for t in trunks}, keep)
         kept = local
         if parent is not None:
             if parent_kept is None:
                 raise ValueError("the model to prune further does not record which teacher blocks it kept")
-            kept = {t: [parent_kept[t][i] for i in local[t]] for t in TRUNKS}
+            kept = {t: [parent_kept[t][i] for i in local[t]] for t in trunks}
         selection = {"keep": keep, "kept": kept, "local": local, "residual_ratios": ratios,
                      "clips": len(sample), "frames": frames}
+        if trunks == FORWARD_ONLY:
+            selection["forward_only"] = True
         if parent is not None:
             selection["from_blocks"] = num_blocks(parent)
         if upsampler < HR_FEAT:
@@ -233,7 +246,8 @@ def _cut_upsampler(init: str | Path, start: nn.Module, out: Path, cache: str | P
                 "upsampler": {layer: [parent[f"{layer}.out"][i] for i in local[layer]] for layer in local}}
 
     selection = _recorded_selection(out, rank)
-    return slice_state(start, slim_plan(start.num_feat, selection["keep"], selection["upsampler_local"]))
+    return slice_state(start, slim_plan(start.num_feat, selection["keep"], selection["upsampler_local"],
+                                        start.bidirectional))
 
 
 def _continue_selection(init: str | Path, start: nn.Module, out: Path) -> None:
@@ -256,21 +270,24 @@ def _continue_selection(init: str | Path, start: nn.Module, out: Path) -> None:
 
 
 def run(teacher: BasicVSR, cache: str | Path | Sequence[str | Path], out: str | Path, keep: int, cfg: TrainConfig,
-        ema: float = 0.995, init: str | Path | None = None, upsampler: int = HR_FEAT) -> Path:
+        ema: float = 0.995, init: str | Path | None = None, upsampler: int = HR_FEAT,
+        forward_only: bool = False) -> Path:
     """Select, distill (Charbonnier to the cached teacher output; ``cfg`` for the schedule) and save the
     student as ``out/model.pth`` (a BasicSR checkpoint when every layer is whole); resumable (re-run the same
     call). ``init``: start from a block-pruned student saved before (its .pth or export folder): with ``keep``
     blocks, a further stretch of training with a fresh schedule; with more, its blocks are ranked and cut to
     ``keep`` (gradual pruning). ``upsampler``: high-resolution channels kept (of 64). Several caches are one
-    pool (taken in turn); the selection is made on the first."""
+    pool (taken in turn); the selection is made on the first. ``forward_only``: a forward-only student (of the
+    teacher's, or a bidirectional ``init``'s, forward trunk), distilled to the bidirectional teacher's output."""
     out = Path(out)
     caches = [cache] if isinstance(cache, (str, Path)) else list(cache)
     start = load_model(init) if init is not None else None
-    if start is not None and num_blocks(start) > keep:
+    to_forward_only = forward_only and start is not None and start.bidirectional
+    if start is not None and (num_blocks(start) > keep or to_forward_only):
         if getattr(start, "plan", {}).get("format") == PLAN_FORMAT:
             raise ValueError("prune blocks before the upsampler: --init a model whose layers are all whole")
         student = prepare(teacher, caches[0], out, keep, upsampler, parent=start,
-                          parent_kept=teacher_blocks(init, start))
+                          parent_kept=teacher_blocks(init, start), forward_only=forward_only)
     elif start is not None and upsampler < hr_channels(start):
         if num_blocks(start) != keep:
             raise ValueError("cut blocks and high-resolution channels in separate stretches: --keep "
@@ -281,7 +298,7 @@ def run(teacher: BasicVSR, cache: str | Path | Sequence[str | Path], out: str | 
     else:
         if start is not None:
             _continue_selection(init, start, out)
-        student = prepare(teacher, caches[0], out, keep, upsampler)
+        student = prepare(teacher, caches[0], out, keep, upsampler, forward_only=forward_only)
         if start is not None:
             student.load_state_dict(start.state_dict(), strict=True)  # a .pth or a folder; fp32
     if init is not None and not (out / INIT).is_file():
@@ -347,7 +364,8 @@ def export(run_dir: str | Path, out: str | Path | None = None, teacher: str = "b
     selection = json.loads((run_dir / SELECTION).read_text())
     if "upsampler" in selection:  # a slim network with whole blocks; the plan also names the teacher's blocks
         state = read_basicsr_state(run_dir / STUDENT)
-        plan = slim_plan(state["fusion.weight"].shape[0], selection["keep"], selection["upsampler"])
+        plan = slim_plan(state["fusion.weight"].shape[0], selection["keep"], selection["upsampler"],
+                         bidirectional=set(selection["kept"]) == set(TRUNKS))
         plan["blocks"] = selection["kept"]
         student = build_slim(plan)
         student.load_state_dict(state, strict=True)
@@ -399,6 +417,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--init", help="start from this block-pruned student (its .pth, export folder, or the bundled "
                                   "vsrapp/weights/basicvsr-b15) with a fresh schedule: with --keep blocks, further "
                                   "training; with more, its blocks are ranked and cut to --keep")
+    p.add_argument("--forward-only", action="store_true",
+                   help="a forward-only student for live input (the forward trunk's blocks, the forward half of "
+                        "fusion), distilled to the bidirectional teacher's output")
     p.add_argument("--threads", type=int)
     args = p.parse_args(argv)
     if args.teacher:
@@ -409,7 +430,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         teacher = dense_teacher("basicvsr-vimeo-bi")
     cfg = TrainConfig(phase="finetune", data="", out=args.out, iters=args.iters, frames=0, lr=args.lr,
                       warmup=args.warmup, schedule="cosine", seed=args.seed, ckpt_every=50, threads=args.threads)
-    path = run(teacher, args.cache, args.out, args.keep, cfg, args.ema, args.init, args.upsampler)
+    path = run(teacher, args.cache, args.out, args.keep, cfg, args.ema, args.init, args.upsampler, args.forward_only)
     print(f"block-pruned student written to {path}")
     return 0
 

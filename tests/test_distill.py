@@ -472,3 +472,47 @@ def test_gradual_pruning_cuts_a_trained_block_model_further_and_its_upsampler(ca
     with pytest.raises(ValueError, match="separate stretches"):
         blocks.run(teacher, cache, tmp_path / "b5", n - 1, config(tmp_path / "b5", iters=1), init=folder,
                    upsampler=16)
+
+
+def test_a_forward_only_student_takes_the_forward_trunks_blocks_and_half_of_fusion(cache, tmp_path):
+    """``--forward-only``: a live-input BasicVSRUni made of the bidirectional teacher's best forward blocks (and
+    the forward half of ``fusion``), distilled to the teacher's output; it exports as a forward-only ``blocks``
+    folder (slim when the upsampler is cut too) that loads and steps frame by frame as itself."""
+    from models.basicvsr import BasicVSRUni, uni_state_from_bidirectional
+    from models.loading import load_model
+    from models.pruned import read_meta
+    from models.slim import SlimBasicVSRUni
+    from pruning import blocks
+
+    teacher = tiny_dense().eval()
+    n = len(teacher.forward_trunk.main[2])
+    lr = CachedClips(cache, length=1)[0][0][None]
+    # Every forward block kept is exactly the uni network initialised from the teacher.
+    whole = blocks.block_student(teacher, {"forward_trunk": list(range(n))}).eval()
+    reference = BasicVSRUni(teacher.num_feat, n).eval()
+    reference.load_state_dict(uni_state_from_bidirectional(teacher.state_dict(), teacher.num_feat))
+    with torch.no_grad():
+        assert isinstance(whole, BasicVSRUni) and torch.equal(whole(lr), reference(lr))
+
+    out = tmp_path / "uni"
+    path = blocks.run(teacher, cache, out, n - 1, config(out, iters=1), upsampler=32, forward_only=True)
+    selection = json.loads((out / blocks.SELECTION).read_text())
+    assert selection["forward_only"] and set(selection["kept"]) == {"forward_trunk"}
+    assert len(selection["residual_ratios"]["backward_trunk"]) == n  # ranked inside the bidirectional network
+    folder = out / blocks.EXPORT
+    meta, model = read_meta(folder), load_model(folder)
+    assert meta["arch"] == "basicvsr-uni" and meta["upsampler_channels"] == 32
+    assert isinstance(model, SlimBasicVSRUni) and not model.bidirectional and len(model.forward_trunk.main[2]) == n - 1
+    assert not any(k.startswith("backward_trunk") for k in torch.load(path)["params"])
+    # Frame by frame (the live path) gives the clip's output.
+    state, frames = None, []
+    with torch.no_grad():
+        for i in range(lr.shape[1]):
+            frame, state = model.step(lr[:, i], state)
+            frames.append(frame)
+        torch.testing.assert_close(torch.stack(frames, 1), model(lr))
+    # A further stretch from the export stays forward-only and keeps its blocks.
+    more = tmp_path / "uni-more"
+    blocks.run(teacher, cache, more, n - 1, config(more, iters=1), init=folder)
+    assert json.loads((more / blocks.EXPORT / "plan.json").read_text())["blocks"] == selection["kept"]
+    assert not load_model(more / blocks.EXPORT).bidirectional

@@ -59,7 +59,9 @@ class ModelEntry:
     # Vid4 BI x4, Y channel, measured by `vsrapp eval --model NAME` (docs/RESULTS.md); speed on 2 CPU threads
     # at 180x320 LR, model only (CPU_MS: torch fp32, from one side-by-side `vsrapp bench` run on a 2-core AMD EPYC,
     # benchmarks/results/curve-cpu-20261205.json, except bicubic's;
-    # CPU_INT8_MS: OpenVINO int8, benchmarks/results/blocks-int8-cpu-180x320-20261204.json; docs/BENCHMARKS.md).
+    # CPU_INT8_MS: OpenVINO int8 graphs calibrated on training clips, the dense model's from
+    # benchmarks/results/blocks-int8-cpu-180x320-20261204.json, the block-pruned ones' from one side-by-side run,
+    # benchmarks/results/int8-blocks-cpu-180x320-20261205.json; docs/BENCHMARKS.md).
     metrics: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -148,25 +150,22 @@ register_bundled(
 register_bundled(
     "basicvsr-b15", "basicvsr",
     "BasicVSR with 15 of its 30 residual blocks per trunk, every layer at full width, distilled from the dense "
-    "model (block pruning, docs/MODELS.md); bidirectional, 4.1 M params; the fastest bundled model in int8; "
-    "ships with vsrapp",
+    "model (block pruning, docs/MODELS.md); bidirectional, 4.1 M params; ships with vsrapp",
     sha256="7f52fd5cc715fc306d25eb142838bb49b16c0f147c4120c10c6a8b7e110de8d0", size=8_171_618,
-    # int8 speed from benchmarks/results/blocks-int8-cpu-180x320-20261204.json, measured on the first 400 steps
-    # of the same network (same shape, so the same speed). Quality: after the third stretch, with real-motion
-    # clips (docs/results/vid4_basicvsr-b15.json).
+    # Quality: after the third stretch, with real-motion clips (docs/results/vid4_basicvsr-b15.json).
     metrics={"vid4_bi_psnr_y": 26.4424, "vid4_bi_ssim_y": 0.7922, "params_without_spynet": 2_635_331,
-             "cpu2_ms_per_frame_180x320": 2756.9, CPU_INT8_MS: 873},
+             "cpu2_ms_per_frame_180x320": 2756.9, CPU_INT8_MS: 833.5},
 )
 register_bundled(
     "basicvsr-b8-hr32", "basicvsr",
     "BasicVSR with 8 of its 30 residual blocks per trunk and 32 of 64 high-resolution channels, every other "
     "layer at full width, distilled from the dense model in steps (30 -> 15 -> 8 blocks, 64 -> 48 -> 32 "
     "channels: SSL's pixel-shuffle pruning; docs/MODELS.md); bidirectional, 2.9 M params (1.50 M without "
-    "SpyNet); the fastest bundled bidirectional model in torch; ships with vsrapp",
+    "SpyNet); the fastest bundled bidirectional model, in torch and in int8; ships with vsrapp",
     sha256="54cdc97bfa1f9025c92f6cc77e5742830035e524e94c663f89d241c97137b217", size=5_893_042,
     # Quality: docs/results/vid4_basicvsr-b8-hr32.json (the bundled file). 1.17x ssl-bi's speed in the same run.
     metrics={"vid4_bi_psnr_y": 25.9164, "vid4_bi_ssim_y": 0.7711, "params_without_spynet": 1_498_947,
-             "cpu2_ms_per_frame_180x320": 1518.1},
+             "cpu2_ms_per_frame_180x320": 1518.1, CPU_INT8_MS: 509.5},
 )
 DENSE_REFERENCE = "basicvsr-vimeo-bi"  # the sharpest model vsrapp knows; the bundled ones are pruned from it
 
@@ -227,9 +226,9 @@ def best_bundled(precision: str | None = None, device: str | torch.device | None
     """The bundled default (part of :data:`AUTO_RULE`): among the bidirectional bundled models, the sharpest on
     Vid4 on a CUDA device (a GPU has the speed for any of them), else the fastest measured on the CPU in this
     ``precision`` ("int8", or fp32 for anything else): a default must keep the pace, and the sharper bundled
-    models stay one ``--model`` away. Measured: ``basicvsr-b8-hr32`` in fp32 (faster than ``ssl-bi`` in torch and
-    0.4 dB sharper), ``basicvsr-b15`` in int8 (1.6x faster than ``ssl-bi`` in int8 and 0.9 dB sharper; the
-    8-block models' int8 speed is not measured yet, so their fp32 figure stands in)."""
+    models stay one ``--model`` away. Measured: ``basicvsr-b8-hr32`` in both (in torch 1.17x ``ssl-bi``'s speed
+    and 0.4 dB sharper; in int8 1.64x ``basicvsr-b15``'s speed, 0.5 dB less sharp). A model without an int8
+    figure is ranked by its fp32 one."""
     bundled = [e for e in _ZOO.values() if e.bundled and e.bidirectional]
     if device is not None and torch.device(device).type == "cuda":
         return max(bundled, key=lambda e: e.metrics.get("vid4_bi_psnr_y", 0.0)).name
