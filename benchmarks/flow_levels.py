@@ -19,11 +19,11 @@ from pathlib import Path
 
 import torch
 
-from models.spynet import SpyNet
 from vsrapp.bench.run import host_info
 from vsrapp.engine.recurrence import upscale_clip
 from vsrapp.engine.upscaler import load_runtime_model
 from vsrapp.evaluation import evaluate
+from vsrapp_models.spynet import SpyNet
 
 
 def set_skip(model: torch.nn.Module, skip: int) -> int:

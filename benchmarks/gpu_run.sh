@@ -6,11 +6,12 @@
 # stage 2 (STAGE=2): the torch.compile variants, which take minutes to compile.
 set -uo pipefail
 OUT=${OUT:-gpu-out}; mkdir -p "$OUT"
+source benchmarks/checkout_path.sh
 if ls .whl/*.whl >/dev/null 2>&1; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
-  export PYTHONPATH=/tmp/site:$PWD
+  export PYTHONPATH=/tmp/site:$(checkout_pythonpath)
 else
-  export PYTHONPATH=$PWD
+  export PYTHONPATH=$(checkout_pythonpath)
 fi
 export PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,power.limit --format=csv | tee "$OUT/nvidia-smi.txt"

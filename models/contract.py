@@ -104,7 +104,7 @@ def forward_only_step(net: RecurrentNetwork, lr: torch.Tensor,
                       state: ForwardState | None) -> tuple[torch.Tensor, ForwardState]:
     """``step`` of a forward-only network, made of its steps: the new frame ``lr`` (B, 3, h, w) given the state
     after the previous one (None at the start), as one output frame and the next state. The one copy of that
-    rule: :class:`models.basicvsr.BasicVSRUni` and the graph backends' models step through it."""
+    rule: :class:`vsrapp_models.basicvsr.BasicVSRUni` and the graph backends' models step through it."""
     if state is None:
         feat = net.forward_step(lr, None)
     else:

@@ -1,8 +1,9 @@
 """Dense-shaped pruned exports: a BasicVSR of the dense shape whose weights hold zeros (N:M, ISS-P), or one
 with fewer residual blocks per trunk and every layer whole (block pruning).
 
-Both the N:M loader (:mod:`models.nm_sparse`) and the export-folder dispatcher (:mod:`models.pruned`) read this
-format, so it lives in its own module that imports neither of them (the two used to import each other).
+Both the N:M loader (:mod:`vsrapp_models.nm_sparse`) and the export-folder dispatcher
+(:mod:`vsrapp_models.pruned`) read this format, so it lives in its own module that imports neither of them (the
+two used to import each other).
 
 Plan (``plan.json``)::
 

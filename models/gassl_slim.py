@@ -1,12 +1,12 @@
 """Narrow-stream BasicVSR: the physically pruned network (G)ASSL produces (frame_pruning.md §A.7).
 
-Unlike SSL's RSC network (:mod:`models.slim`), (G)ASSL prunes the residual *stream* itself. Every conv that adds
+Unlike SSL's RSC network (:mod:`vsrapp_models.slim`), (G)ASSL prunes the residual *stream* itself. Every conv that adds
 into a trunk's stream (the trunk's input conv ``main.0`` and each block's ``conv2``) keeps the same output
 channels S, so the stream, the hidden state and the warp all become ``len(S)`` wide; each block's ``conv1`` keeps
 its own hidden filters M_j. The reconstruction is dense; only ``fusion`` loses the input channels of the
 pruned stream channels. This module never imports ``pruning``.
 
-Plan (plain JSON, written by :mod:`pruning.gassl`)::
+Plan (plain JSON, written by :mod:`vsrapp_pruning.gassl`)::
 
     {"format": "vsrapp-gassl-plan", "version": 1,
      "arch": {"bidirectional": true, "num_feat": 64, "num_block": 30, "scale": 4},
@@ -14,8 +14,8 @@ Plan (plain JSON, written by :mod:`pruning.gassl`)::
      "kept": {"backward_trunk.main.2.0.conv1.out": [...], ...}}          # M_j per block
 
 Both trunks keep the same *number* of stream channels (different indices are fine): the step API creates the
-first hidden state from one ``num_feat`` (see :func:`models.basicvsr._propagate`), so one width keeps the
-streaming engine, :func:`models.complexity.count_macs` and the dense code path unchanged.
+first hidden state from one ``num_feat`` (see :func:`vsrapp_models.basicvsr._propagate`), so one width keeps the
+streaming engine, :func:`vsrapp_models.complexity.count_macs` and the dense code path unchanged.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ What a path can hold, and who reads it here:
 ==================  ==========================================================  =================================
 format              on disk                                                     model
 ==================  ==========================================================  =================================
-``basicsr``         a ``.pth`` file: BasicSR checkpoint (``params_ema``,        :class:`~models.basicvsr.BasicVSR`
+``basicsr``         a ``.pth`` file: BasicSR checkpoint (``params_ema``,        ``BasicVSR``
                     ``params`` or a bare state dict), official or fine-tuned    or ``BasicVSRUni`` (by its keys)
 ``ssl``             folder: ``plan.json`` (kept indices) + ``model.safetensors``  ``SlimBasicVSR``/``...Uni``
                     + ``meta.json`` (a folder without ``meta.json`` is ``ssl``)

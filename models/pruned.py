@@ -3,8 +3,8 @@
 
 An export folder holds ``model.safetensors`` (plain tensors, nothing pickled), ``plan.json`` (what the network
 looks like) and ``meta.json`` (``method``, params, MACs per 180x320 frame, recipe, ...). Which loader reads which
-method (``ssl``, ``gassl``, ``nm``, ``issp``) is the one loader table of :mod:`models.loading`; the
-dense-shaped plan format (``nm``, ``issp``) is described in :mod:`models.dense_shaped`. The names of both stay
+method (``ssl``, ``gassl``, ``nm``, ``issp``) is the one loader table of :mod:`vsrapp_models.loading`; the
+dense-shaped plan format (``nm``, ``issp``) is described in :mod:`vsrapp_models.dense_shaped`. The names of both stay
 importable from here.
 """
 

@@ -18,8 +18,9 @@ one. Upsampling convs keep whole groups of 4 filters (one PixelShuffle(2) output
 after reads the kept group ids.
 
 The slim classes inherit the step API (``flow``, ``backward_step``, ``forward_step``, ``reconstruct``,
-``forward``, ``step``) from :class:`~models.basicvsr.BasicVSR` / :class:`~models.basicvsr.BasicVSRUni`: only
-the layers differ, so the streaming engine runs them with exactly the dense code path.
+``forward``, ``step``) from :class:`~vsrapp_models.basicvsr.BasicVSR` /
+:class:`~vsrapp_models.basicvsr.BasicVSRUni`: only the layers differ, so the streaming engine runs them with exactly
+the dense code path.
 """
 
 from __future__ import annotations
@@ -203,7 +204,7 @@ class SlimBasicVSR(BasicVSR):
 
 
 class SlimBasicVSRUni(BasicVSRUni):
-    """Forward-only slim BasicVSR: ``step(lr, state)`` as :class:`~models.basicvsr.BasicVSRUni`."""
+    """Forward-only slim BasicVSR: ``step(lr, state)`` as :class:`~vsrapp_models.basicvsr.BasicVSRUni`."""
 
     def __init__(self, plan: dict[str, Any]) -> None:
         validate_plan(plan)

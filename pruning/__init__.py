@@ -1,17 +1,18 @@
-"""Pruning of BasicVSR-family networks: four methods side by side behind one interface
-(:class:`pruning.method.PruningMethod`: :mod:`pruning.ssl`, :mod:`pruning.gassl`, :mod:`pruning.nm`,
-:mod:`pruning.issp`), one training loop (:func:`pruning.train.train_method`) and its data (:mod:`pruning.data`,
-:mod:`pruning.distill`'s teacher caches); the application is reached only through :mod:`pruning.zoo`.
+"""Pruning of BasicVSR-family networks (installed as ``vsrapp_pruning``): four methods side by side behind one
+interface (:class:`vsrapp_pruning.method.PruningMethod`: :mod:`vsrapp_pruning.ssl`, :mod:`vsrapp_pruning.gassl`,
+:mod:`vsrapp_pruning.nm`, :mod:`vsrapp_pruning.issp`), one training loop (:func:`vsrapp_pruning.train.train_method`)
+and its data (:mod:`vsrapp_pruning.data`, :mod:`vsrapp_pruning.distill`'s teacher caches); the application is
+reached only through :mod:`vsrapp_pruning.zoo`.
 
 SSL (Xia et al., CVPR 2023; see docs in ``shared/docs/ssl.md``) is made of these parts, which
-:class:`pruning.ssl.Ssl` puts in order:
+:class:`vsrapp_pruning.ssl.Ssl` puts in order:
 
-1. :mod:`pruning.gates` - learnable per-filter scales on a dense model (``add_gates``);
-2. :mod:`pruning.selection` - folded-filter-L1 importance, global selection (``select_global``);
-3. :mod:`pruning.regularizer` - growing L2 on the marked scales (``GrowingL2.penalty``);
-4. :mod:`pruning.plan` - kept-index plans (``plan_from_masks``), the format :mod:`models.slim` builds from;
-5. :mod:`pruning.export` - fold, slice and save safetensors + plan + meta (``export_slim``);
-6. :mod:`pruning.losses` - Charbonnier and the Temporal Finetuning hidden-state term (``TemporalFinetuneLoss``).
+1. :mod:`vsrapp_pruning.gates` - learnable per-filter scales on a dense model (``add_gates``);
+2. :mod:`vsrapp_pruning.selection` - folded-filter-L1 importance, global selection (``select_global``);
+3. :mod:`vsrapp_pruning.regularizer` - growing L2 on the marked scales (``GrowingL2.penalty``);
+4. :mod:`vsrapp_pruning.plan` - kept-index plans (``plan_from_masks``), what :mod:`vsrapp_models.slim` builds from;
+5. :mod:`vsrapp_pruning.export` - fold, slice and save safetensors + plan + meta (``export_slim``);
+6. :mod:`vsrapp_pruning.losses` - Charbonnier and the Temporal Finetuning hidden-state term (``TemporalFinetuneLoss``).
 
 A trainer's sparsity phase, in short::
 

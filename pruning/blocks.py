@@ -9,14 +9,14 @@ distillation steps, where a one-shot channel plan of the same cost diverges.
 Which blocks go: the ones whose residual is smallest against the stream it is added to (``||f(x)|| / ||x||``,
 averaged over the first frames of a few cached clips). The student is a plain ``BasicVSR(num_feat, num_block)``:
 saved as a BasicSR checkpoint (``{"params": state}``), it loads anywhere the official weights load, and as an
-export folder (``method: blocks``, :mod:`models.dense_shaped`) that ``python -m pruning.bundle`` can ship.
+export folder (``method: blocks``, :mod:`vsrapp_models.dense_shaped`) that ``python -m pruning.bundle`` can ship.
 
 Gradual pruning: ``--init`` a trained block-pruned model with more blocks than ``--keep`` ranks *its* blocks and
 keeps the largest (15 -> 10 starts from a recovered network, not from the teacher cut three times deeper).
 ``--upsampler N`` also keeps only N of the 64 high-resolution channels (SSL's pixel-shuffle pruning: whole
 PixelShuffle groups of ``upconv2`` and the filters of ``conv_hr``, ranked by mean activation times the norm of
 the weights that read them); the student is then a slim network whose blocks are all whole
-(:mod:`models.slim`, no gather/scatter), exported as a ``blocks`` folder with a slim plan. ``--init`` such a
+(:mod:`vsrapp_models.slim`, no gather/scatter), exported as a ``blocks`` folder with a slim plan. ``--init`` such a
 network with the same ``--keep`` and a smaller ``--upsampler`` ranks *its* high-resolution channels and cuts them
 further (blocks and channels are cut in separate stretches).
 
@@ -37,11 +37,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from models.basicvsr import BasicVSR, BasicVSRUni, uni_state_from_bidirectional
-from models.contract import block_name, num_blocks, trunk_names
-from models.dense_shaped import SPARSE_PLAN_FORMAT, SPARSE_PLAN_VERSION
-from models.loading import load_basicsr, load_model, read_basicsr_state
-from models.slim import HR_FEAT, PLAN_FORMAT, PLAN_VERSION, build_slim
+from vsrapp_models.basicvsr import BasicVSR, BasicVSRUni, uni_state_from_bidirectional
+from vsrapp_models.contract import block_name, num_blocks, trunk_names
+from vsrapp_models.dense_shaped import SPARSE_PLAN_FORMAT, SPARSE_PLAN_VERSION
+from vsrapp_models.loading import load_basicsr, load_model, read_basicsr_state
+from vsrapp_models.slim import HR_FEAT, PLAN_FORMAT, PLAN_VERSION, build_slim
 
 from .distill import CachedClips, DistillWeights, train_distill
 from .export import slice_state
@@ -96,7 +96,7 @@ def select_blocks(ratios: dict[str, list[float]], keep: int) -> dict[str, list[i
 def block_student(teacher: nn.Module, kept: dict[str, list[int]]) -> BasicVSR | BasicVSRUni:
     """The network with only the ``kept`` blocks of each trunk (renumbered), every weight the teacher's.
     ``kept`` naming only the forward trunk makes a forward-only ``BasicVSRUni``: from a bidirectional teacher it
-    keeps the forward half of ``fusion`` (:func:`models.basicvsr.uni_state_from_bidirectional`)."""
+    keeps the forward half of ``fusion`` (:func:`vsrapp_models.basicvsr.uni_state_from_bidirectional`)."""
     counts = {len(v) for v in kept.values()}
     if len(counts) != 1:
         raise ValueError("both trunks must keep the same number of blocks (BasicSR's BasicVSR has one num_block)")
@@ -142,7 +142,7 @@ def select_upsampler(importance: dict[str, list[float]], keep: int) -> dict[str,
 
 
 def slim_plan(num_feat: int, num_block: int, upsampler: dict[str, list[int]], bidirectional: bool = True) -> dict:
-    """A slim plan (:mod:`models.slim`) that keeps every block and trunk channel whole and only ``upsampler``'s
+    """A slim plan (:mod:`vsrapp_models.slim`) that keeps every block and trunk channel whole and only ``upsampler``'s
     channels of ``upconv2`` (PixelShuffle groups) and ``conv_hr`` (filters)."""
     every = list(range(num_feat))
     kept = {f"{block_name(trunk, j)}.{side}": every for trunk in trunk_names(bidirectional) for j in range(num_block)

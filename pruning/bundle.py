@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from models.pruned import read_meta, save_pruned
+from vsrapp_models.pruned import read_meta, save_pruned
 
 from .zoo import BUNDLED_DIR, sha256_of
 

@@ -1,4 +1,4 @@
-"""``vsrapp prune`` and ``vsrapp finetune``: argparse builders over :mod:`pruning.train`.
+"""``vsrapp prune`` and ``vsrapp finetune``: argparse builders over :mod:`vsrapp_pruning.train`.
 
 ``vsrapp/cli.py`` hooks them in with ``pruning.commands.add_commands(subparsers)``. Both commands resume with
 ``--resume`` from ``<out>/checkpoints/last.pt`` and run under ``torchrun`` for several GPUs (each process
@@ -24,8 +24,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from models.contract import num_blocks
 from vsrapp.errors import UsageError
+from vsrapp_models.contract import num_blocks
 
 from . import zoo
 from .method import PruningMethod
@@ -184,7 +184,7 @@ def _config(args: argparse.Namespace, phase: str, **extra: Any):
 
 
 def _dense_for_arch(teacher, arch: str):
-    from models.basicvsr import BasicVSRUni, uni_state_from_bidirectional
+    from vsrapp_models.basicvsr import BasicVSRUni, uni_state_from_bidirectional
 
     if arch == "bi":
         if not teacher.bidirectional:
@@ -317,7 +317,7 @@ def _read_cache(args: argparse.Namespace, bidirectional: bool) -> dict[str, Any]
 
 
 def _anchor(args: argparse.Namespace) -> Anchor | None:
-    """The :class:`pruning.distill.Anchor` of ``prune --cache`` (None without it)."""
+    """The :class:`vsrapp_pruning.distill.Anchor` of ``prune --cache`` (None without it)."""
     if args.cache is None:
         return None
     from .distill import ANCHOR_KINDS, Anchor, DistillWeights
@@ -334,7 +334,7 @@ def _or(value: Any, default: Any) -> Any:
 
 @refusing
 def cmd_finetune(args: argparse.Namespace) -> int:
-    from models.pruned import load_pruned, read_meta
+    from vsrapp_models.pruned import load_pruned, read_meta
 
     from .train import setup_distributed, train_finetune
 

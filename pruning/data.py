@@ -3,7 +3,7 @@
 Why synthetic: no clean real-video training set is obtainable by package name (``training_data.md`` §0), so
 the main signal is a still seen through a smoothly moving camera (§5.4). Each sample:
 
-1. picks a still (from the cache built by :mod:`pruning.prepare_data`) and a random camera path: velocity
+1. picks a still (from the cache built by :mod:`vsrapp_pruning.prepare_data`) and a random camera path: velocity
    U(-3, 3) GT px/frame with small acceleration noise, zoom 1 +- 0.01 per frame, rotation +-0.3 deg per frame;
 2. renders the T GT frames either *warped* (bicubic ``grid_sample`` on the still at 2x GT resolution, then a
    2x2 area downscale, which hides the interpolation blur) or *shifted* (integer-pixel crops of the still at GT

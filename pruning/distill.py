@@ -8,15 +8,15 @@ pruning changed. The loss per clip is
 
     w_out * charbonnier(student, teacher output) + w_gt * charbonnier(student, GT) + w_tf * L_tf
 
-where ``L_tf`` is SSL's Temporal Finetuning term as :mod:`pruning.losses` defines it: the mean absolute gap
+where ``L_tf`` is SSL's Temporal Finetuning term as :mod:`vsrapp_pruning.losses` defines it: the mean absolute gap
 between the student's and the teacher's hidden states at every time step of both branches.
 
 The cache: the teacher's pass over a clip costs more than the student's forward and backward together, and
 SpyNet (frozen, shared with the teacher) costs ~40 GMACs per 180x320 frame. :func:`build_cache` runs the
 teacher once per clip of a fixed pool and stores, in one ``clip_NNNNN.pt`` file per clip: LR and GT frames
 (uint8), the teacher's HR outputs, both branches' hidden states and both flow fields (fp16). The pool is
-drawn from :class:`pruning.data.SyntheticClips` (stills with synthetic camera motion plus real clips), never
-from an evaluation set. :class:`CachedClips` serves them to :class:`pruning.train.Trainer`; the student then
+drawn from :class:`vsrapp_pruning.data.SyntheticClips` (stills with synthetic camera motion plus real clips), never
+from an evaluation set. :class:`CachedClips` serves them to :class:`vsrapp_pruning.train.Trainer`; the student then
 reuses the cached flows (its SpyNet is frozen and equal to the teacher's), so training pays for the slim
 trunks and upsampler only.
 
@@ -44,7 +44,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from models.contract import is_spynet
+from vsrapp_models.contract import is_spynet
 
 from .data import ClipConfig, SyntheticClips
 from .losses import RecurrenceTrace, charbonnier_loss, run_with_states, temporal_loss
@@ -152,7 +152,7 @@ def read_cache_info(directory: str | Path) -> dict[str, Any]:
 class CachedClips(Dataset):
     """Sample ``i`` is cached clip ``i mod n`` (n = the finished clips): ``(lr, targets)`` with ``lr`` (T, 3, h, w)
     float and ``targets`` a dict of float tensors (``gt`` and the teacher's :data:`STATE_KEYS`). Deterministic
-    in ``i``, so :class:`pruning.data.ResumableSampler` resumes it exactly. ``frames`` < the cached length keeps
+    in ``i``, so :class:`vsrapp_pruning.data.ResumableSampler` resumes it exactly. ``frames`` < the cached length keeps
     the first frames (for losses that need no backward state: the backward states saw the later frames)."""
 
     def __init__(self, directory: str | Path | Sequence[str | Path], length: int, frames: int | None = None) -> None:
@@ -220,7 +220,7 @@ class DistillWeights:
 class DistillObjective(nn.Module):
     """The student's pass over a clip with the teacher's flows, and the weighted loss above. ``targets`` is a
     batch of :class:`CachedClips` dicts, or (with a live ``teacher``: a GPU has the time to run it every step)
-    the ground truth of a :class:`pruning.data.SyntheticClips` batch, from which the teacher's pass makes the
+    the ground truth of a :class:`vsrapp_pruning.data.SyntheticClips` batch, from which the teacher's pass makes the
     same dict."""
 
     def __init__(self, student: nn.Module, weights: DistillWeights, teacher: nn.Module | None = None) -> None:
@@ -316,7 +316,7 @@ class Anchor:
     """SSL's sparsity phase held to the teacher (``pruning.ssl.Ssl(config, anchor)``): the gated
     model fits the teacher's cached outputs (``weights``) instead of the ground truth, so the entries the
     penalty does not touch stay where the teacher has them, and only the gates of ``kinds`` are selected, with
-    kept widths rounded to ``multiple`` (:func:`pruning.selection.select_kinds`).
+    kept widths rounded to ``multiple`` (:func:`vsrapp_pruning.selection.select_kinds`).
 
     The default kinds keep every stream channel (no RSC gather/scatter: the slim network runs at the dense
     one's efficiency per MAC) and prune each block's hidden filters and the two high-resolution upsampler

@@ -1,12 +1,12 @@
 """Slim export: fold the scales into the weights, slice every conv by the plan, save a self-describing folder.
 
-Folder layout (what :func:`models.slim.load_slim` and the zoo read; nothing is pickled)::
+Folder layout (what :func:`vsrapp_models.slim.load_slim` and the zoo read; nothing is pickled)::
 
     out_dir/model.safetensors   slim state dict (plain conv weights, no scales, no index buffers)
     out_dir/plan.json           kept-index lists per gate + arch (format in models/slim.py)
     out_dir/meta.json           method, ratio, params, MACs per 180x320 frame, teacher, training recipe, ...
 
-Folding is exact (see :mod:`pruning.gates`); slicing is exact when the pruned scales are zero, and otherwise
+Folding is exact (see :mod:`vsrapp_pruning.gates`); slicing is exact when the pruned scales are zero, and otherwise
 drops the (small) contribution of the pruned units, which is what fine-tuning then recovers.
 """
 
@@ -18,9 +18,9 @@ from typing import Any
 
 import torch
 
-from models.complexity import count_macs, count_params
-from models.pruned import save_pruned
-from models.slim import build_slim, layer_slices, validate_plan
+from vsrapp_models.complexity import count_macs, count_params
+from vsrapp_models.pruned import save_pruned
+from vsrapp_models.slim import build_slim, layer_slices, validate_plan
 
 from .gates import GatedConv2d, GatedModel
 from .plan import kept_fraction

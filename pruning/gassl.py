@@ -54,12 +54,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.basicvsr import SCALE, BasicVSR, BasicVSRUni
-from models.complexity import count_macs, count_params
-from models.contract import TRUNK_INPUT, block_name
-from models.contract import num_blocks as _num_blocks
-from models.gassl_slim import GASSL_PLAN_FORMAT, GASSL_PLAN_VERSION, build_gassl, trunk_names
-from models.pruned import META_LR_SIZE, save_pruned
+from vsrapp_models.basicvsr import SCALE, BasicVSR, BasicVSRUni
+from vsrapp_models.complexity import count_macs, count_params
+from vsrapp_models.contract import TRUNK_INPUT, block_name
+from vsrapp_models.contract import num_blocks as _num_blocks
+from vsrapp_models.gassl_slim import GASSL_PLAN_FORMAT, GASSL_PLAN_VERSION, build_gassl, trunk_names
+from vsrapp_models.pruned import META_LR_SIZE, save_pruned
 
 from .convs import require_plain_conv
 from .method import PruningMethod

@@ -24,7 +24,7 @@ gradients as in the activation form, and with all scales 1 the arithmetic is bit
 Importance score (the decision the tie problem of ssl.md §6 forces). The official BasicSR weights were trained
 without gates, so freshly added scales are all 1 and ranking by |g| would be all ties (the selection would be
 argsort order, i.e. arbitrary). We rank by the L1 norm of the *scale-folded* filter instead (see
-:func:`pruning.selection.importance_scores`): on fresh gates it is the classic filter-L1 criterion (the one
+:func:`vsrapp_pruning.selection.importance_scores`): on fresh gates it is the classic filter-L1 criterion (the one
 the paper's figure names), and during/after sparsity learning it shrinks with |g|, so the same criterion
 re-picks the units the penalty drove to zero. Warming the scales up would need a training run before pruning
 can even start and still leaves near-ties after a short warm-up; the L1 criterion needs none and is
@@ -40,8 +40,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.basicvsr import BasicVSR, BasicVSRUni, ForwardState
-from models.contract import block_conv_names, is_spynet, num_blocks
+from vsrapp_models.basicvsr import BasicVSR, BasicVSRUni, ForwardState
+from vsrapp_models.contract import block_conv_names, is_spynet, num_blocks
 
 from .convs import copy_conv_into, require_plain_conv
 
@@ -177,7 +177,7 @@ class GatedModel(nn.Module):
 
 
 class GatedBasicVSR(GatedModel):
-    """Bidirectional BasicVSR with SSL scale gates; same step API as :class:`models.basicvsr.BasicVSR`."""
+    """Bidirectional BasicVSR with SSL scale gates; same step API as :class:`vsrapp_models.basicvsr.BasicVSR`."""
 
     bidirectional = True
     scale = BasicVSR.scale
@@ -197,7 +197,7 @@ class GatedBasicVSR(GatedModel):
 
 
 class GatedBasicVSRUni(GatedModel):
-    """Forward-only BasicVSR with SSL scale gates; same step API as :class:`models.basicvsr.BasicVSRUni`."""
+    """Forward-only BasicVSR with SSL scale gates; same step API as :class:`vsrapp_models.basicvsr.BasicVSRUni`."""
 
     bidirectional = False
     scale = BasicVSRUni.scale

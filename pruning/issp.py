@@ -32,10 +32,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from models.basicvsr import SCALE, BasicVSR, BasicVSRUni
-from models.complexity import count_macs, count_params
-from models.contract import TRUNK_INPUT, block_name, blocks_of, num_blocks, trunk_names
-from models.pruned import META_LR_SIZE, SPARSE_PLAN_FORMAT, SPARSE_PLAN_VERSION, save_pruned
+from vsrapp_models.basicvsr import SCALE, BasicVSR, BasicVSRUni
+from vsrapp_models.complexity import count_macs, count_params
+from vsrapp_models.contract import TRUNK_INPUT, block_name, blocks_of, num_blocks, trunk_names
+from vsrapp_models.pruned import META_LR_SIZE, SPARSE_PLAN_FORMAT, SPARSE_PLAN_VERSION, save_pruned
 
 from .method import PruningMethod
 
@@ -149,7 +149,7 @@ class Issp(PruningMethod):
 
     # ----------------------------------------------------------------------------------------------- export
     def export(self, model: nn.Module, out_dir: str | Path, meta: dict[str, Any] | None = None) -> Path:
-        from models.pruned import build_dense
+        from vsrapp_models.pruned import build_dense
 
         model = model.cpu()  # the mask is frozen on the CPU's copy of the weights, as it always was
         if self.keep is None:

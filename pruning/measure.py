@@ -1,6 +1,6 @@
 """Numbers for a results table, measured in one process so that dense and slim timings are comparable:
 parameters (with and without SpyNet), MACs per 180x320 LR frame, wall-clock ms per frame of a whole-clip pass,
-and optionally Vid4 BI PSNR/SSIM (Y) with per-frame PSNR, via :func:`pruning.zoo.evaluate`.
+and optionally Vid4 BI PSNR/SSIM (Y) with per-frame PSNR, via :func:`vsrapp_pruning.zoo.evaluate`.
 
     python -m pruning.measure --models basicvsr-vimeo-bi runs/ssl --threads 1 --vid4 ../shared/data/Vid4/inputs/G \
         --json runs/measure.json
@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from models.complexity import count_macs, count_params
+from vsrapp_models.complexity import count_macs, count_params
 
 
 @torch.inference_mode()

@@ -1,17 +1,17 @@
-"""The one interface of the pruning methods: what the training loop (:func:`pruning.train.train_method`) and
-``vsrapp prune --method NAME`` (:data:`pruning.commands.METHODS`, the registry) know of a method.
+"""The one interface of the pruning methods: what the training loop (:func:`vsrapp_pruning.train.train_method`) and
+``vsrapp prune --method NAME`` (:data:`vsrapp_pruning.commands.METHODS`, the registry) know of a method.
 
-The methods side by side, each in its own module over the model contract (:mod:`models.contract`); for each:
+The methods side by side, each in its own module over the model contract (:mod:`vsrapp_models.contract`); for each:
 what it attaches to the dense model (``prepare``), how it regularizes (``penalty``), when it selects (its step
 hooks) and what it exports:
 
-- ``ssl`` (:mod:`pruning.ssl`): scale gates; a growing L2 on the marked gates; marked once at the start and
-  selected again at the end; the slim network (:mod:`models.slim`).
-- ``gassl`` (:mod:`pruning.gassl`): weight-normalised trunk convs; HAIR, then SSA and a growing L2; layer counts
-  at the end of HAIR, filters and stream sets after SSA; the narrow-stream network (:mod:`models.gassl_slim`).
-- ``nm`` (:mod:`pruning.nm`): N:M convs with learned level scores; the soft MAC cost; N frozen once the budget is
-  met; dense-shaped N:M-masked weights (:mod:`models.nm_sparse`).
-- ``issp`` (:mod:`pruning.issp`): a plain copy; nothing; the smallest weights shrunk every step, then a frozen
+- ``ssl`` (:mod:`vsrapp_pruning.ssl`): scale gates; a growing L2 on the marked gates; marked once at the start and
+  selected again at the end; the slim network (:mod:`vsrapp_models.slim`).
+- ``gassl`` (:mod:`vsrapp_pruning.gassl`): weight-normalised trunk convs; HAIR, then SSA and a growing L2; layer counts
+  at the end of HAIR, filters and stream sets after SSA; the narrow-stream network (:mod:`vsrapp_models.gassl_slim`).
+- ``nm`` (:mod:`vsrapp_pruning.nm`): N:M convs with learned level scores; the soft MAC cost; N frozen once the budget is
+  met; dense-shaped N:M-masked weights (:mod:`vsrapp_models.nm_sparse`).
+- ``issp`` (:mod:`vsrapp_pruning.issp`): a plain copy; nothing; the smallest weights shrunk every step, then a frozen
   mask; dense-shaped unstructured zeros.
 
 The training loop and its data stay outside the methods: a method only says what model to train, which

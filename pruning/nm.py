@@ -4,7 +4,7 @@
 Each residual-block conv of the trunks becomes an :class:`NMConv2d` (the trunks' input convs stay dense: 67
 input channels do not split into groups of 4, and 603-wide GEMM rows do not fit the 2:4 kernels). Inside each
 group of M = 4 consecutive input channels (fixed output filter and tap, NVIDIA's ASP layout, see
-:mod:`models.nm_sparse`) the weights are ranked by |w|. A layer chooses N from ``levels`` (default ``(2, 4)``:
+:mod:`vsrapp_models.nm_sparse`) the weights are ranked by |w|. A layer chooses N from ``levels`` (default ``(2, 4)``:
 2:4 or dense, the two patterns sparse tensor cores run; ``(1, 2, 3, 4)`` is the paper's free choice) through
 learnable scores ``s`` (one per step between levels, initialised to 1 = dense):
 
@@ -41,11 +41,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.basicvsr import SCALE, BasicVSR, BasicVSRUni
-from models.complexity import count_macs, count_params
-from models.contract import block_conv_names, num_blocks
-from models.nm_sparse import M_HW, group_ranks
-from models.pruned import META_LR_SIZE, SPARSE_PLAN_FORMAT, SPARSE_PLAN_VERSION, save_pruned
+from vsrapp_models.basicvsr import SCALE, BasicVSR, BasicVSRUni
+from vsrapp_models.complexity import count_macs, count_params
+from vsrapp_models.contract import block_conv_names, num_blocks
+from vsrapp_models.nm_sparse import M_HW, group_ranks
+from vsrapp_models.pruned import META_LR_SIZE, SPARSE_PLAN_FORMAT, SPARSE_PLAN_VERSION, save_pruned
 
 from .convs import copy_conv_into, require_plain_conv
 from .method import PruningMethod
@@ -279,7 +279,7 @@ class NMSparsity(PruningMethod):
         return {k: v.detach().cpu().contiguous().clone() for k, v in state.items()}, plan
 
     def export(self, model: nn.Module, out_dir: str | Path, meta: dict[str, Any] | None = None) -> Path:
-        from models.pruned import build_dense
+        from vsrapp_models.pruned import build_dense
 
         model = model.cpu()  # the searched cost below is measured on the CPU, as it always was
         state, plan = self.masked_state(model)

@@ -1,6 +1,6 @@
 """Pruning plans: the JSON-serialisable result of a selection (kept-index lists per gate + arch info).
 
-The format is defined and validated by :mod:`models.slim` (which must load plans without importing
+The format is defined and validated by :mod:`vsrapp_models.slim` (which must load plans without importing
 ``pruning``); this module only turns selection masks into plans and back.
 """
 
@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from models.slim import PLAN_FORMAT, PLAN_VERSION, SCALE, validate_plan
+from vsrapp_models.slim import PLAN_FORMAT, PLAN_VERSION, SCALE, validate_plan
 
 from .gates import GatedModel
 

@@ -44,9 +44,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.contract import BACKWARD_TRUNK, block_name, trunk_names
-from models.warp import flow_warp
 from vsrapp.errors import UsageError
+from vsrapp_models.contract import BACKWARD_TRUNK, block_name, trunk_names
+from vsrapp_models.warp import flow_warp
 
 LOG = logging.getLogger("vsrapp.refit")
 
@@ -449,7 +449,7 @@ def refit_slim(teacher: nn.Module, slim: nn.Module, clips: torch.Tensor, samples
 def training_clips(data: str | Path, clips: int, frames: int, lr_size: int, seed: int = 0,
                    start: int = 0) -> torch.Tensor:
     """LR training clips ``start`` .. ``start + clips - 1``, (clips, frames, 3, lr_size, lr_size), from
-    :class:`pruning.data.SyntheticClips` (never Vid4). The seed is offset from the trainers' so these are not
+    :class:`vsrapp_pruning.data.SyntheticClips` (never Vid4). The seed is offset from the trainers' so these are not
     the first fine-tuning samples."""
     from .data import ClipConfig, SyntheticClips
 
@@ -490,7 +490,7 @@ def main(argv: list[str] | None = None) -> int:
 def refit_export(args: argparse.Namespace) -> int:
     """``python -m pruning.refit``'s work on parsed options: load, refit, write the export. Raises
     :class:`vsrapp.errors.UsageError` for a ``--model`` or ``--teacher`` it cannot refit."""
-    from models.pruned import load_pruned, read_meta
+    from vsrapp_models.pruned import load_pruned, read_meta
 
     from . import zoo
     from .train import save_slim

@@ -2,7 +2,7 @@
 
 That is what ``raise SystemExit(message)`` printed before the library stopped exiting the process; it is kept so
 that scripts and users see no change (joining the CLI's ``vsrapp: error: ...`` / status 2 would be a visible
-one, docs/DESIGN.md). Used by ``vsrapp prune``/``finetune`` (:mod:`pruning.commands`), ``python -m
+one, docs/DESIGN.md). Used by ``vsrapp prune``/``finetune`` (:mod:`vsrapp_pruning.commands`), ``python -m
 pruning.distill cache``, ``python -m pruning.refit`` and ``pruning/recipes/recipe_cost.py``.
 """
 

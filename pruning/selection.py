@@ -1,6 +1,6 @@
 """Importance scores and SSL's global selection of the units to prune (ssl.md §6).
 
-Score. The L1 norm (mean |w|) of each unit's *scale-folded* weights (see :mod:`pruning.gates` for why not
+Score. The L1 norm (mean |w|) of each unit's *scale-folded* weights (see :mod:`vsrapp_pruning.gates` for why not
 |g|):
 
 - output gate, group 1: mean |W'[i, :, :, :]|;
@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import torch
 
-from models.contract import strip_block
+from vsrapp_models.contract import strip_block
 
 from .gates import GatedModel
 

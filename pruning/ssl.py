@@ -1,12 +1,12 @@
 """SSL (Xia et al., CVPR 2023; ssl.md §7) as a pruning method object beside GASSL, N:M and ISS-P.
 
-Its parts have their own modules: the scale gates (:mod:`pruning.gates`), the importance scores and the global
-selection (:mod:`pruning.selection`), the growing L2 (:mod:`pruning.regularizer`), the kept-index plan
-(:mod:`pruning.plan`) and the slim export (:mod:`pruning.export`). :class:`Ssl` puts them in the order of the
-sparsity phase:
+Its parts have their own modules: the scale gates (:mod:`vsrapp_pruning.gates`), the importance scores and the
+global selection (:mod:`vsrapp_pruning.selection`), the growing L2 (:mod:`vsrapp_pruning.regularizer`), the kept-index
+plan (:mod:`vsrapp_pruning.plan`) and the slim export (:mod:`vsrapp_pruning.export`). :class:`Ssl` puts them in the
+order of the sparsity phase:
 
 - ``prepare``: the dense model with scale gates; ``start``: the lowest ``ratio`` of the gate entries is marked
-  once, on the training device (with an :class:`~pruning.distill.Anchor`, only the gates of its kinds, widths
+  once, on the training device (with an :class:`~vsrapp_pruning.distill.Anchor`, only the gates of its kinds, widths
   rounded to its multiple);
 - ``penalty``: the growing L2 on the marked scales, while the fidelity term lets the rest of the network
   re-route; the gates train in their own optimiser group (``gate_lr``);

@@ -1,20 +1,21 @@
 """One training loop for pruning and fine-tuning (ssl.md §7, §11, §12), single-process or DDP under ``torchrun``.
 
-- Pruning (:func:`train_method`): a method object (:class:`pruning.method.PruningMethod`: :mod:`pruning.ssl`,
-  :mod:`pruning.gassl`, :mod:`pruning.nm`, :mod:`pruning.issp`) turns the dense model into the model to train,
-  adds its optimiser groups and loss term to the Charbonnier loss (or, held to a teacher cache, to the gap to
+- Pruning (:func:`train_method`): a method object (:class:`vsrapp_pruning.method.PruningMethod`:
+  :mod:`vsrapp_pruning.ssl`, :mod:`vsrapp_pruning.gassl`, :mod:`vsrapp_pruning.nm`, :mod:`vsrapp_pruning.issp`) turns
+  the dense model into the model to train, adds its optimiser groups and loss term to the Charbonnier loss (or,
+  held to a teacher cache, to the gap to
   the teacher's outputs), and acts through its step hooks before and after every optimiser step; at the end it
   exports itself.
-- ``finetune``: a pruned model (:func:`models.pruned.load_pruned`, any method) is trained with Charbonnier plus,
+- ``finetune``: a pruned model (:func:`vsrapp_models.pruned.load_pruned`, any method) is trained with Charbonnier plus,
   optionally, the hidden-state temporal term against the frozen dense teacher
-  (:class:`pruning.losses.TemporalFinetuneLoss`), with a cosine schedule; then saved in its export format.
+  (:class:`vsrapp_pruning.losses.TemporalFinetuneLoss`), with a cosine schedule; then saved in its export format.
   Dense-shaped sparse exports (N:M, ISS-P) keep their zeros (:class:`KeepZeros`).
 
 Shared machinery: Adam (beta 0.9/0.99), learning rate set by hand every step (constant or cosine to
 ``min_lr``: nothing to restore on resume), SpyNet frozen for the first ``spynet_frozen_iters`` iterations
 (``-1`` = always; its learning rate is ``lr * spynet_lr_mult`` once it trains), checkpoints every
 ``ckpt_every`` iterations and at the end (model + optimiser + step + RNG states, written atomically), exact
-resume (samples are a pure function of their index, see :mod:`pruning.data`; a method's own state is saved
+resume (samples are a pure function of their index, see :mod:`vsrapp_pruning.data`; a method's own state is saved
 with the checkpoint), log lines with loss and ETA to
 stderr and ``<out>/train.log``, bf16 autocast on CUDA, DDP through ``torchrun`` (``torch.distributed`` env
 initialisation; NCCL on CUDA, gloo on CPU).
@@ -42,10 +43,10 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
-from models.basicvsr import BasicVSR, BasicVSRUni
-from models.complexity import count_macs, count_params
-from models.pruned import META_LR_SIZE, save_pruned
-from models.slim import SlimBasicVSR, SlimBasicVSRUni
+from vsrapp_models.basicvsr import BasicVSR, BasicVSRUni
+from vsrapp_models.complexity import count_macs, count_params
+from vsrapp_models.pruned import META_LR_SIZE, save_pruned
+from vsrapp_models.slim import SlimBasicVSR, SlimBasicVSRUni
 
 from .data import ClipConfig, ResumableSampler, SyntheticClips
 from .export import build_meta
@@ -298,7 +299,7 @@ class Trainer:
     """Runs ``objective`` (a module returning ``(loss, parts)``) for ``cfg.iters`` steps with checkpoints.
 
     ``model`` is the module being trained (inside ``objective``); ``groups`` maps an optimiser group name to
-    (parameters, base learning rate). ``hooks`` (:class:`~pruning.method.StepHooks`: a pruning method, an EMA
+    (parameters, base learning rate). ``hooks`` (:class:`~vsrapp_pruning.method.StepHooks`: a pruning method, an EMA
     of the weights, ...) act before and after every step, and their state is checkpointed with the model."""
 
     def __init__(self, cfg: TrainConfig, objective: nn.Module, model: nn.Module,
@@ -489,7 +490,7 @@ def _recipe(cfg: TrainConfig, env: Dist, trainer: Trainer, n_stills: int) -> dic
 
 
 def save_slim(model: SlimBasicVSR | SlimBasicVSRUni, out_dir: str | Path, meta: dict[str, Any]) -> Path:
-    """Write a (fine-tuned) slim model in the export format of :func:`pruning.export.export_slim`."""
+    """Write a (fine-tuned) slim model in the export format of :func:`vsrapp_pruning.export.export_slim`."""
     model = model.cpu()
     state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
     return save_pruned(out_dir, state, model.plan, build_meta(model, model.plan, meta))
@@ -545,7 +546,7 @@ def train_finetune(cfg: TrainConfig, student: nn.Module, teacher: nn.Module | No
 
 def train_method(cfg: TrainConfig, dense: BasicVSR | BasicVSRUni, method: PruningMethod, teacher_name: str = "",
                  resume: bool = False, env: Dist | None = None) -> Path:
-    """Prune a copy of ``dense`` with a method object (:class:`pruning.method.PruningMethod`) for ``cfg.iters``
+    """Prune a copy of ``dense`` with a method object (:class:`vsrapp_pruning.method.PruningMethod`) for ``cfg.iters``
     steps, then let it export itself into ``cfg.out``.
 
     The method makes the model (``prepare``, then ``start`` on the device), adds its optimiser groups

@@ -6,8 +6,8 @@ few names only.
   ``finetune``, ``python -m pruning.distill cache``, ``pruning.refit``, ``pruning.measure``), with the weights
   folder falling back to the repository's ``../shared/weights`` when ``$VSRAPP_WEIGHTS`` is unset;
 - :data:`BUNDLED_DIR`, :func:`sha256_of`: where bundled models ship and the checksum their zoo entry quotes
-  (:mod:`pruning.bundle`);
-- :func:`evaluate`: the Vid4 score of a model (:mod:`pruning.measure`).
+  (:mod:`vsrapp_pruning.bundle`);
+- :func:`evaluate`: the Vid4 score of a model (:mod:`vsrapp_pruning.measure`).
 
 Callers use these through the module (``zoo.dense_teacher(name)``), so a test swaps a teacher in one place.
 """

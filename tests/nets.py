@@ -7,8 +7,8 @@ import time
 import numpy as np
 import torch
 
-from models.basicvsr import BasicVSR, BasicVSRUni
-from models.bicubic import Bicubic
+from vsrapp_models.basicvsr import BasicVSR, BasicVSRUni
+from vsrapp_models.bicubic import Bicubic
 
 
 def tiny_net(bidirectional: bool = True, seed: int = 0, num_feat: int = 8, num_block: int = 2):

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 import torch
 
-from models.basicvsr import BasicVSR, BasicVSRUni
-from models.complexity import plan_macs_formula
-from models.slim import build_slim, validate_plan
 from vsrapp.bench import profiling as prof
 from vsrapp.bench import run as bench
+from vsrapp_models.basicvsr import BasicVSR, BasicVSRUni
+from vsrapp_models.complexity import plan_macs_formula
+from vsrapp_models.slim import build_slim, validate_plan
 
 SPY_WIDTHS = [8, 32, 64, 32, 16, 2]
 SPY_MACS_PER_PIXEL = 49 * sum(a * b for a, b in zip(SPY_WIDTHS[:-1], SPY_WIDTHS[1:]))
@@ -251,8 +251,8 @@ def test_cuda_variants_run(tiny_slim_dir, tmp_path):
 
 def test_random_weights_keep_a_bundled_models_pruned_architecture():
     """``--random-weights ssl-bi`` times the pruned network (its plan), not the dense family it came from."""
-    from models.complexity import count_params
     from vsrapp.bench.run import load_bench_model
+    from vsrapp_models.complexity import count_params
 
     random_bm = load_bench_model("ssl-bi", random_weights=True)
     trained_bm = load_bench_model("ssl-bi")

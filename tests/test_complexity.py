@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from models.basicvsr import BasicVSR, BasicVSRUni
-from models.complexity import count_macs, count_params, plan_macs_formula
-from models.slim import build_slim
-from pruning.gates import add_gates
-from pruning.plan import full_plan, plan_from_masks
+from vsrapp_models.basicvsr import BasicVSR, BasicVSRUni
+from vsrapp_models.complexity import count_macs, count_params, plan_macs_formula
+from vsrapp_models.slim import build_slim
+from vsrapp_pruning.gates import add_gates
+from vsrapp_pruning.plan import full_plan, plan_from_masks
 
 H, W = 180, 320
 HW = H * W

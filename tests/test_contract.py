@@ -8,17 +8,17 @@ import pytest
 import torch
 from nets import random_clip, tiny_net
 
-from models import contract, loading
-from models.basicvsr import BasicVSR, BasicVSRUni, uni_state_from_bidirectional
-from models.bicubic import Bicubic
-from models.dense_shaped import SPARSE_PLAN_FORMAT, SPARSE_PLAN_VERSION
-from models.gassl_slim import GASSL_PLAN_FORMAT, GASSL_PLAN_VERSION, GasslBasicVSR, GasslBasicVSRUni, build_gassl
-from models.nm_sparse import nm_mask
-from models.pruned import load_pruned, save_pruned
-from models.slim import SlimBasicVSR, SlimBasicVSRUni, build_slim
 from vsrapp import zoo
 from vsrapp.bench.run import load_bench_model, random_plan
 from vsrapp.engine.recurrence import StreamRunner, upscale_clip
+from vsrapp_models import contract, loading
+from vsrapp_models.basicvsr import BasicVSR, BasicVSRUni, uni_state_from_bidirectional
+from vsrapp_models.bicubic import Bicubic
+from vsrapp_models.dense_shaped import SPARSE_PLAN_FORMAT, SPARSE_PLAN_VERSION
+from vsrapp_models.gassl_slim import GASSL_PLAN_FORMAT, GASSL_PLAN_VERSION, GasslBasicVSR, GasslBasicVSRUni, build_gassl
+from vsrapp_models.nm_sparse import nm_mask
+from vsrapp_models.pruned import load_pruned, save_pruned
+from vsrapp_models.slim import SlimBasicVSR, SlimBasicVSRUni, build_slim
 
 NF, NB = 8, 2  # tiny networks: fast on a shared CPU
 
@@ -150,7 +150,7 @@ def test_slim_classes_run_their_parents_init():
     and their random draws are exactly those of the slim builder alone."""
     from torch import nn
 
-    from models.slim import _build_slim_layers
+    from vsrapp_models.slim import _build_slim_layers
 
     plan = random_plan(0.5, seed=3, num_feat=NF, num_block=NB)
     torch.manual_seed(0)

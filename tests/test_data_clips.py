@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from pruning.data import (
+from vsrapp.engine.compat import basicsr
+from vsrapp_pruning.data import (
     ClipConfig,
     MotionConfig,
     ResumableSampler,
@@ -19,7 +20,6 @@ from pruning.data import (
     render_shifted,
     render_warped,
 )
-from vsrapp.engine.compat import basicsr
 
 
 def write_stills(root: Path, n: int = 2, size: tuple[int, int] = (160, 200), seed: int = 0) -> Path:
@@ -106,7 +106,7 @@ def test_resumable_sampler_splits_ranks_and_resumes():
 
 
 def test_normalise_is_an_integer_area_downscale_and_never_upscales():
-    from pruning.prepare_data import normalise
+    from vsrapp_pruning.prepare_data import normalise
 
     img = np.random.default_rng(0).integers(0, 255, (1000, 3000, 3), dtype=np.uint8)
     out = normalise(img, 2048)
@@ -121,7 +121,7 @@ def test_a_pool_of_real_clips_alone_serves_windows_of_them(tmp_path):
     consecutive and downscaled by the clip's own factor."""
     import av
 
-    from pruning.prepare_data import Manifest, add_clip
+    from vsrapp_pruning.prepare_data import Manifest, add_clip
 
     video = tmp_path / "moving.mp4"
     rng = np.random.default_rng(0)

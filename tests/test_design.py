@@ -21,7 +21,9 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-PACKAGES = ("models", "pruning", "vsrapp")
+# Import name -> source folder (pyproject.toml's package-dir): the design card's top-level folders are installed
+# under names that cannot collide with another project's `models` or `pruning`.
+PACKAGES = {"vsrapp_models": "models", "vsrapp_pruning": "pruning", "vsrapp": "vsrapp"}
 
 
 # ------------------------------------------------------------------------------------------ the graph
@@ -37,8 +39,9 @@ class Module:
         return self.top | self.late
 
 
-def _module_name(path: Path) -> str:
-    parts = list(path.relative_to(REPO).with_suffix("").parts)
+def _module_name(path: Path, package: str) -> str:
+    """The import name of a source file: ``pruning/zoo.py`` is ``vsrapp_pruning.zoo``."""
+    parts = [package, *path.relative_to(REPO / PACKAGES[package]).with_suffix("").parts]
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
@@ -83,9 +86,9 @@ def _collect(module: Module, known: set[str]) -> None:
 
 def _graph() -> dict[str, Module]:
     modules = {}
-    for package in PACKAGES:
-        for path in sorted((REPO / package).rglob("*.py")):
-            modules[_module_name(path)] = Module(_module_name(path), path)
+    for package, folder in PACKAGES.items():
+        for path in sorted((REPO / folder).rglob("*.py")):
+            modules[_module_name(path, package)] = Module(_module_name(path, package), path)
     known = set(modules)
     for module in modules.values():
         _collect(module, known)
@@ -150,9 +153,9 @@ def _cycles(edges: list[tuple[str, str]]) -> list[set[str]]:
 
 def test_the_graph_is_read():
     """Guards the parser itself: a few edges every version of the code has."""
-    assert "models.loading" in GRAPH["vsrapp.zoo"].top  # the loader table
+    assert "vsrapp_models.loading" in GRAPH["vsrapp.zoo"].top  # the loader table
     assert "vsrapp.video" in GRAPH["vsrapp.pipeline"].top
-    assert "pruning.commands" in GRAPH["vsrapp.cli"].late  # the lazy hook of `prune`/`finetune`
+    assert "vsrapp_pruning.commands" in GRAPH["vsrapp.cli"].late  # the lazy hook of `prune`/`finetune`
     assert "vsrapp.errors" in GRAPH["vsrapp.video._common"].top  # `from ..errors import ...`
 
 
@@ -160,7 +163,7 @@ def test_the_graph_is_read():
 # docs/DESIGN.md, "Layers". A module may import modules of a lower rank, or of its own group.
 LAYERS: dict[str, tuple[int, tuple[str, ...]]] = {
     "base": (0, ("vsrapp.errors", "vsrapp")),  # `vsrapp/__init__` imports nothing at run time (lazy facade)
-    "models": (1, ("models",)),
+    "vsrapp_models": (1, ("vsrapp_models",)),
     "video": (1, ("vsrapp.video",)),
     "engine": (2, ("vsrapp.engine", "vsrapp.zoo", "vsrapp.export", "vsrapp.quantize", "vsrapp.evaluation")),
     "jobs": (3, ("vsrapp.jobs", "vsrapp.pipeline")),
@@ -170,17 +173,17 @@ LAYERS: dict[str, tuple[int, tuple[str, ...]]] = {
     "cli": (5, ("vsrapp.cli", "vsrapp.export_command")),
     # Beside the engine, not above it: pruning may import models and vsrapp.errors (rule below), and nothing but
     # the CLI imports pruning.
-    "pruning": (2, ("pruning",)),
+    "vsrapp_pruning": (2, ("vsrapp_pruning",)),
 }
 
 # Imports that break the layering today, each with its reason; to-dos of issue #19 (docs/DESIGN.md).
 KNOWN_LAYER_EXCEPTIONS = {
     # pruning's small zoo/evaluation interface (teachers by name, the bundled folder, the Vid4 score): the one
     # module of pruning that reaches into the application, so the rest of pruning depends on models only.
-    ("pruning.zoo", "vsrapp.zoo"),
-    ("pruning.zoo", "vsrapp.evaluation"),
+    ("vsrapp_pruning.zoo", "vsrapp.zoo"),
+    ("vsrapp_pruning.zoo", "vsrapp.evaluation"),
     # `vsrapp prune` / `vsrapp finetune` are registered by the CLI from pruning (guarded by ImportError).
-    ("vsrapp.cli", "pruning.commands"),
+    ("vsrapp.cli", "vsrapp_pruning.commands"),
 }
 
 
@@ -194,7 +197,7 @@ def _layer(name: str) -> str:
 
 def test_every_module_has_a_layer():
     for name in GRAPH:
-        if name not in ("models", "pruning"):  # the bare packages are in their own layer by prefix anyway
+        if name not in ("vsrapp_models", "vsrapp_pruning"):  # the bare packages: in their own layer by prefix
             _layer(name)
 
 
@@ -202,19 +205,19 @@ def test_imports_follow_the_layers():
     broken = []
     for a, b in _edges():
         la, lb = _layer(a), _layer(b)
-        if la == lb or LAYERS[lb][0] < LAYERS[la][0] and lb != "pruning" or (a, b) in KNOWN_LAYER_EXCEPTIONS:
+        if la == lb or LAYERS[lb][0] < LAYERS[la][0] and lb != "vsrapp_pruning" or (a, b) in KNOWN_LAYER_EXCEPTIONS:
             continue
         broken.append(f"{a} ({la}) imports {b} ({lb})")
     assert not broken, "imports against docs/DESIGN.md's layers:\n" + "\n".join(broken)
 
 
 def test_models_import_neither_pruning_nor_vsrapp():
-    offenders = [(a, b) for a, b in _edges() if _in(a, "models") and not _in(b, "models")]
+    offenders = [(a, b) for a, b in _edges() if _in(a, "vsrapp_models") and not _in(b, "vsrapp_models")]
     assert not offenders, offenders
 
 
 def test_pruning_uses_only_the_error_family_of_vsrapp():
-    offenders = [(a, b) for a, b in _edges() if _in(a, "pruning") and _in(b, "vsrapp")
+    offenders = [(a, b) for a, b in _edges() if _in(a, "vsrapp_pruning") and _in(b, "vsrapp")
                  and b not in ("vsrapp", "vsrapp.errors") and (a, b) not in KNOWN_LAYER_EXCEPTIONS]
     assert not offenders, offenders
 
@@ -240,12 +243,12 @@ def _reach(roots: tuple[str, ...]) -> set[str]:
 
 def test_the_inference_path_never_imports_pruning():
     reached = _reach(INFERENCE_ROOTS)
-    assert "vsrapp.zoo" in reached and "models.pruned" in reached  # the walk does reach the loaders
-    assert not sorted(n for n in reached if _in(n, "pruning"))
+    assert "vsrapp.zoo" in reached and "vsrapp_models.pruned" in reached  # the walk does reach the loaders
+    assert not sorted(n for n in reached if _in(n, "vsrapp_pruning"))
 
 
 def test_only_the_cli_imports_pruning():
-    importers = {a for a, b in _edges() if _in(b, "pruning") and not _in(a, "pruning")}
+    importers = {a for a, b in _edges() if _in(b, "vsrapp_pruning") and not _in(a, "vsrapp_pruning")}
     assert importers <= {"vsrapp.cli"}, importers
 
 
@@ -266,10 +269,40 @@ def test_lazy_imports_close_no_new_cycle():
 
 def test_the_cycles_this_issue_removed_stay_gone():
     everything = _cycles(list(_edges()))
-    for pair in ({"models.pruned", "models.nm_sparse"}, {"vsrapp.web.cli", "vsrapp.web.ui"},
-                 {"pruning.commands", "pruning.distill"}, {"vsrapp.engine.backends", "vsrapp.export"},
+    for pair in ({"vsrapp_models.pruned", "vsrapp_models.nm_sparse"}, {"vsrapp.web.cli", "vsrapp.web.ui"},
+                 {"vsrapp_pruning.commands", "vsrapp_pruning.distill"}, {"vsrapp.engine.backends", "vsrapp.export"},
                  {"vsrapp.export", "vsrapp.quantize"}):
         assert not any(pair <= c for c in everything), pair
+
+
+# ------------------------------------------------------------------------------------------ packaging
+def test_the_wheel_lists_every_package_under_its_import_name():
+    """pyproject.toml names each package (a sub-folder left out would be missing from the installed wheel) and
+    maps the top-level folders to their import names; nothing installs a bare ``models`` or ``pruning``."""
+    import tomllib
+
+    config = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+    assert config["package-dir"] == {name: folder for name, folder in PACKAGES.items() if name != folder}
+    on_disk = {name for name, module in GRAPH.items() if module.path.name == "__init__.py"}
+    assert set(config["packages"]) == on_disk
+    assert not {"models", "pruning"} & {name.split(".")[0] for name in config["packages"]}
+
+
+def _bare_imports(path: Path) -> Iterator[str]:
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                 [node.module] if isinstance(node, ast.ImportFrom) and not node.level and node.module else [])
+        for name in names:
+            if name.split(".")[0] in ("models", "pruning"):
+                yield f"{path.relative_to(REPO)}:{node.lineno}: {name}"
+
+
+def test_no_code_imports_the_folders_by_their_bare_names():
+    """Installed, only ``vsrapp_models``/``vsrapp_pruning`` exist; a bare ``import models`` would work from a
+    checkout (the folder is on the path) and fail, or load another project's ``models``, everywhere else."""
+    sources = [p for p in REPO.rglob("*.py") if not {"runs", ".git", "build"} & set(p.relative_to(REPO).parts)]
+    found = [line for path in sources for line in _bare_imports(path)]
+    assert not found, found
 
 
 # ------------------------------------------------------------------------------------------ exiting
@@ -349,12 +382,12 @@ def test_the_cli_turns_any_family_error_into_one_line_and_status_2(kind, monkeyp
 
 def test_pruning_refusals_are_the_bare_line_and_status_1(monkeypatch, capsys):
     """What ``raise SystemExit(message)`` printed before pruning stopped exiting: the message alone, status 1."""
-    import pruning.refit
+    import vsrapp_pruning.refit
     from vsrapp.errors import UsageError
 
     def refuses(args):
         raise UsageError("runs/x is not an SSL slim export")
 
-    monkeypatch.setattr(pruning.refit, "refit_export", refuses)
-    assert pruning.refit.main(["--model", "runs/x", "--out", "runs/y"]) == 1
+    monkeypatch.setattr(vsrapp_pruning.refit, "refit_export", refuses)
+    assert vsrapp_pruning.refit.main(["--model", "runs/x", "--out", "runs/y"]) == 1
     assert capsys.readouterr().err == "runs/x is not an SSL slim export\n"

@@ -11,8 +11,8 @@ import torch
 from test_data_clips import write_stills
 from test_training import TINY, tiny_dense, tiny_slim
 
-from models.slim import load_slim
-from pruning.distill import (
+from vsrapp_models.slim import load_slim
+from vsrapp_pruning.distill import (
     CacheConfig,
     CachedClips,
     DistillObjective,
@@ -22,8 +22,8 @@ from pruning.distill import (
     clip_path,
     train_distill,
 )
-from pruning.losses import charbonnier_loss
-from pruning.train import TrainConfig, lr_factor
+from vsrapp_pruning.losses import charbonnier_loss
+from vsrapp_pruning.train import TrainConfig, lr_factor
 
 CACHE = CacheConfig(clips=3, frames=3, lr_size=8, seed=5, real_prob=0.0)
 CACHE_CONFIG = {"clips": 3, "frames": 3, "lr_size": 8, "seed": 5, "real_prob": 0.0}  # as cache.json records it
@@ -163,7 +163,7 @@ def test_finetune_on_a_missing_cache_is_one_clear_line(tmp_path, capsys):
     from vsrapp.cli import main
 
     slim_dir = tmp_path / "slim"
-    from pruning.train import save_slim
+    from vsrapp_pruning.train import save_slim
 
     save_slim(tiny_slim(), slim_dir, {"ratio": 0.5})
     # The message alone on stderr and status 1: what SystemExit(message) gave before pruning stopped exiting.
@@ -177,8 +177,8 @@ def test_finetune_on_a_missing_cache_is_one_clear_line(tmp_path, capsys):
 def test_finetune_reads_several_caches_as_one_pool(cache, data, tmp_path, capsys):
     """``vsrapp finetune --cache A B``: synthetic-motion and real-clip caches in one run, as pruning.blocks does;
     a bad one among them is refused before training, in one line."""
-    from pruning.train import save_slim
     from vsrapp.cli import main
+    from vsrapp_pruning.train import save_slim
 
     other = build_cache(tiny_dense(), data, tmp_path / "other", CacheConfig(clips=2, frames=3, lr_size=8, seed=9,
                                                                             real_prob=0.0), teacher_name="tiny")
@@ -236,8 +236,8 @@ def test_gpu_recipe_resumes_across_calls_on_a_tiny_cpu_configuration(tmp_path, o
 
 
 def test_select_kinds_prunes_only_those_kinds_with_rounded_widths():
-    from pruning.gates import add_gates
-    from pruning.selection import gate_kind, importance_scores, select_kinds
+    from vsrapp_pruning.gates import add_gates
+    from vsrapp_pruning.selection import gate_kind, importance_scores, select_kinds
 
     gated = add_gates(tiny_dense())
     scores = importance_scores(gated)
@@ -258,9 +258,9 @@ def test_anchored_sparsity_fits_the_teacher_and_removes_exactly_the_marked_entri
     """SSL's sparsity phase held to the teacher: the loss is the gap to the cached teacher output (so at step 0,
     with the gates at 1, it is ~0), the stream is never pruned, widths come out rounded, and the export drops
     the entries the penalty drove down."""
-    from pruning.distill import Anchor
-    from pruning.ssl import Ssl
-    from pruning.train import train_method
+    from vsrapp_pruning.distill import Anchor
+    from vsrapp_pruning.ssl import Ssl
+    from vsrapp_pruning.train import train_method
 
     anchor = Anchor(str(cache), DistillWeights(out=1.0), frozenset({"trunk.conv1.out", "conv_hr.out"}), 4)
     cfg = TrainConfig(phase="sparsity", data=str(data), out=str(tmp_path / "s"), iters=6, frames=0, lr=1e-3,
@@ -298,8 +298,8 @@ def test_prune_anchor_options_without_a_cache_are_one_clear_line(tmp_path, optio
 
 # ------------------------------------------------------------------------------------------ block pruning
 def test_block_pruning_keeps_the_largest_residuals_and_resumes_the_same_blocks(cache, tmp_path):
-    from models.loading import load_model
-    from pruning import blocks
+    from vsrapp_models.loading import load_model
+    from vsrapp_pruning import blocks
 
     teacher = tiny_dense().eval()
     n = len(teacher.forward_trunk.main[2])
@@ -329,8 +329,8 @@ def test_block_pruning_keeps_the_largest_residuals_and_resumes_the_same_blocks(c
 
 
 def test_teacher_agreement_is_infinite_for_the_teacher_and_finite_for_a_pruned_student(cache):
-    from pruning import blocks
-    from pruning.distill import teacher_agreement
+    from vsrapp_pruning import blocks
+    from vsrapp_pruning.distill import teacher_agreement
 
     teacher = tiny_dense().eval()
     # The cache holds fp16 outputs: the teacher agrees with itself to within that rounding (far above 60 dB).
@@ -342,9 +342,9 @@ def test_teacher_agreement_is_infinite_for_the_teacher_and_finite_for_a_pruned_s
 
 
 def test_a_block_pruned_run_exports_a_folder_that_loads_as_the_same_network(cache, tmp_path):
-    from models.loading import load_model
-    from models.pruned import read_meta
-    from pruning import blocks
+    from vsrapp_models.loading import load_model
+    from vsrapp_models.pruned import read_meta
+    from vsrapp_pruning import blocks
 
     teacher = tiny_dense().eval()
     n = len(teacher.forward_trunk.main[2])
@@ -394,11 +394,11 @@ def test_several_caches_are_one_pool_taken_in_turn(cache, data, tmp_path):
 def test_gradual_pruning_cuts_a_trained_block_model_further_and_its_upsampler(cache, tmp_path):
     """15 -> 10 blocks from the trained 15-block model, not from the teacher; the upsampler's high-resolution
     channels cut to the most used ones; the result exports as a slim ``blocks`` folder that loads as itself."""
-    from models.basicvsr import BasicVSR
-    from models.loading import load_model
-    from models.pruned import read_meta
-    from models.slim import HR_FEAT, SlimBasicVSR
-    from pruning import blocks
+    from vsrapp_models.basicvsr import BasicVSR
+    from vsrapp_models.loading import load_model
+    from vsrapp_models.pruned import read_meta
+    from vsrapp_models.slim import HR_FEAT, SlimBasicVSR
+    from vsrapp_pruning import blocks
 
     torch.manual_seed(0)
     teacher = BasicVSR(TINY["num_feat"], 3).eval()  # the cache's targets are another tiny model's: only the steps count
@@ -478,11 +478,11 @@ def test_a_forward_only_student_takes_the_forward_trunks_blocks_and_half_of_fusi
     """``--forward-only``: a live-input BasicVSRUni made of the bidirectional teacher's best forward blocks (and
     the forward half of ``fusion``), distilled to the teacher's output; it exports as a forward-only ``blocks``
     folder (slim when the upsampler is cut too) that loads and steps frame by frame as itself."""
-    from models.basicvsr import BasicVSRUni, uni_state_from_bidirectional
-    from models.loading import load_model
-    from models.pruned import read_meta
-    from models.slim import SlimBasicVSRUni
-    from pruning import blocks
+    from vsrapp_models.basicvsr import BasicVSRUni, uni_state_from_bidirectional
+    from vsrapp_models.loading import load_model
+    from vsrapp_models.pruned import read_meta
+    from vsrapp_models.slim import SlimBasicVSRUni
+    from vsrapp_pruning import blocks
 
     teacher = tiny_dense().eval()
     n = len(teacher.forward_trunk.main[2])

@@ -12,11 +12,11 @@ import pytest
 import torch
 from nets import psnr, smooth_frames, tiny_net
 
-from models.slim import build_slim
 from vsrapp import Upscaler, export
 from vsrapp.bench.run import random_plan
 from vsrapp.cli import main
 from vsrapp.engine import backends
+from vsrapp_models.slim import build_slim
 
 pytestmark = pytest.mark.usefixtures("one_thread", "private_cache")
 

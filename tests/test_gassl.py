@@ -8,9 +8,9 @@ import pytest
 import torch
 from nets import random_clip, tiny_net
 
-from models.gassl_slim import GasslBasicVSR, GasslBasicVSRUni, validate_gassl_plan
-from models.pruned import load_pruned
-from pruning.gassl import (
+from vsrapp_models.gassl_slim import GasslBasicVSR, GasslBasicVSRUni, validate_gassl_plan
+from vsrapp_models.pruned import load_pruned
+from vsrapp_pruning.gassl import (
     Gassl,
     GasslConfig,
     apply_masks,
@@ -173,10 +173,10 @@ def test_plan_rejects_misaligned_sets():
 
 
 def test_load_pruned_dispatches_ssl_exports(tmp_path):
-    from models.slim import SlimBasicVSR
-    from pruning.export import export_slim
-    from pruning.gates import add_gates
-    from pruning.plan import full_plan
+    from vsrapp_models.slim import SlimBasicVSR
+    from vsrapp_pruning.export import export_slim
+    from vsrapp_pruning.gates import add_gates
+    from vsrapp_pruning.plan import full_plan
 
     gated = add_gates(tiny())
     out = export_slim(gated, full_plan(gated), tmp_path)

@@ -8,9 +8,9 @@ import pytest
 import torch
 from nets import random_clip, tiny_net
 
-from models.basicvsr import BasicVSR
-from models.pruned import load_pruned
-from pruning.issp import Issp, IsspConfig, lowest, trunk_convs
+from vsrapp_models.basicvsr import BasicVSR
+from vsrapp_models.pruned import load_pruned
+from vsrapp_pruning.issp import Issp, IsspConfig, lowest, trunk_convs
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from models.basicvsr import BasicVSR, BasicVSRUni, uni_state_from_bidirectional
-from models.bicubic import Bicubic
 from vsrapp.engine.compat import basicsr
 from vsrapp.engine.recurrence import StreamRunner, WindowRunner, upscale_clip
 from vsrapp.zoo import load_basicsr_state
+from vsrapp_models.basicvsr import BasicVSR, BasicVSRUni, uni_state_from_bidirectional
+from vsrapp_models.bicubic import Bicubic
 
 
 def _clip(lr_frames: np.ndarray, crop: bool = True) -> torch.Tensor:
@@ -103,7 +103,7 @@ def test_spynet_handles_frames_smaller_than_its_pyramid(dense):
 def test_basicsr_checkpoint_with_fewer_blocks_loads_with_its_own_shape(tmp_path):
     """A BasicSR checkpoint of BasicVSR(num_feat, num_block) other than 64/30 (a block-pruned model, a small
     training config) loads strictly with the shape its keys say, bidirectional or forward-only."""
-    from models.loading import load_model
+    from vsrapp_models.loading import load_model
 
     for arch in (BasicVSR, BasicVSRUni):
         torch.manual_seed(0)

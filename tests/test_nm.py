@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 from nets import random_clip, tiny_net
 
-from models.basicvsr import BasicVSR
-from models.nm_sparse import (
+from vsrapp_models.basicvsr import BasicVSR
+from vsrapp_models.nm_sparse import (
     SemiSparseConv2d,
     accelerate,
     load_nm,
@@ -18,8 +18,8 @@ from models.nm_sparse import (
     nm_mask,
     semi_structured_support,
 )
-from models.pruned import load_pruned
-from pruning.nm import NMConfig, NMConv2d, NMSparsity, nm_layers
+from vsrapp_models.pruned import load_pruned
+from vsrapp_pruning.nm import NMConfig, NMConv2d, NMSparsity, nm_layers
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -14,17 +14,17 @@ import torch
 from nets import random_clip, tiny_net
 from test_data_clips import write_stills
 
-import pruning.commands as commands
-import pruning.zoo
-from models.basicvsr import BasicVSR, BasicVSRUni
-from models.gassl_slim import GasslBasicVSR
-from models.nm_sparse import max_nonzeros_per_group
-from models.pruned import load_pruned
-from pruning.gassl import Gassl, apply_masks
-from pruning.issp import trunk_convs
-from pruning.nm import nm_layers
-from pruning.refusal import EXIT_REFUSED
+import vsrapp_pruning.commands as commands
+import vsrapp_pruning.zoo
 from vsrapp.errors import UsageError
+from vsrapp_models.basicvsr import BasicVSR, BasicVSRUni
+from vsrapp_models.gassl_slim import GasslBasicVSR
+from vsrapp_models.nm_sparse import max_nonzeros_per_group
+from vsrapp_models.pruned import load_pruned
+from vsrapp_pruning.gassl import Gassl, apply_masks
+from vsrapp_pruning.issp import trunk_convs
+from vsrapp_pruning.nm import nm_layers
+from vsrapp_pruning.refusal import EXIT_REFUSED
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -49,7 +49,7 @@ def data(tmp_path_factory) -> Path:
 def tiny_teacher():
     """Every command gets the tiny bidirectional net as its dense teacher."""
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(pruning.zoo, "dense_teacher", lambda name: tiny_net(True, 0))
+        mp.setattr(vsrapp_pruning.zoo, "dense_teacher", lambda name: tiny_net(True, 0))
         yield
 
 

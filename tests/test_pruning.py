@@ -8,18 +8,18 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from models.basicvsr import BasicVSR, BasicVSRUni
-from pruning.gates import GatedBasicVSR, GatedBasicVSRUni, GatedConv2d, add_gates
-from pruning.losses import (
+from vsrapp_models.basicvsr import BasicVSR, BasicVSRUni
+from vsrapp_pruning.gates import GatedBasicVSR, GatedBasicVSRUni, GatedConv2d, add_gates
+from vsrapp_pruning.losses import (
     TemporalFinetuneLoss,
     charbonnier_loss,
     compute_flows,
     run_with_states,
     temporal_loss,
 )
-from pruning.plan import plan_from_masks
-from pruning.regularizer import GrowingL2
-from pruning.selection import importance_scores, pruned_fraction, select_global
+from vsrapp_pruning.plan import plan_from_masks
+from vsrapp_pruning.regularizer import GrowingL2
+from vsrapp_pruning.selection import importance_scores, pruned_fraction, select_global
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -229,8 +229,8 @@ def test_run_with_states_matches_forward(bidirectional):
 
 @pytest.mark.parametrize("bidirectional", [True, False])
 def test_temporal_finetuning_lowers_the_loss(bidirectional):
-    from models.slim import build_slim
-    from pruning.export import slim_state_dict
+    from vsrapp_models.slim import build_slim
+    from vsrapp_pruning.export import slim_state_dict
 
     teacher = tiny(bidirectional)
     gated = add_gates(teacher)

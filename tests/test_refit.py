@@ -9,12 +9,12 @@ import re
 import pytest
 import torch
 
-from models.slim import build_slim, load_slim
-from pruning.export import export_slim, slim_state_dict
-from pruning.gates import add_gates
-from pruning.plan import full_plan, plan_from_masks
-from pruning.refit import _at, _calls, _fit, _flows, _patches, _rollout_inputs, _run_branch, _Tap, refit_slim
 from tests.nets import random_clip, tiny_net
+from vsrapp_models.slim import build_slim, load_slim
+from vsrapp_pruning.export import export_slim, slim_state_dict
+from vsrapp_pruning.gates import add_gates
+from vsrapp_pruning.plan import full_plan, plan_from_masks
+from vsrapp_pruning.refit import _at, _calls, _fit, _flows, _patches, _rollout_inputs, _run_branch, _Tap, refit_slim
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -151,16 +151,16 @@ def test_fit_keeps_exact_weights_and_solves_a_planted_problem():
 
 def test_cli_writes_an_export_with_a_refit_recipe(tmp_path, monkeypatch):
     """CLI end to end on a tiny export, with the teacher and the clips swapped for tiny ones."""
-    import pruning.refit
-    import pruning.zoo
+    import vsrapp_pruning.refit
+    import vsrapp_pruning.zoo
 
     teacher = tiny_net(True, seed=6)
     _, gated, plan = one_shot_slim(teacher)
     src = export_slim(gated, plan, tmp_path / "src", meta={"ratio": 0.5, "teacher": "tiny"})
-    monkeypatch.setattr(pruning.zoo, "dense_teacher", lambda name: teacher)
-    monkeypatch.setattr(pruning.refit, "training_clips", lambda *a, **k: smooth_clips(2, 3, seed=40))
+    monkeypatch.setattr(vsrapp_pruning.zoo, "dense_teacher", lambda name: teacher)
+    monkeypatch.setattr(vsrapp_pruning.refit, "training_clips", lambda *a, **k: smooth_clips(2, 3, seed=40))
     out = tmp_path / "refit"
-    assert pruning.refit.main(["--model", str(src), "--teacher", "tiny", "--out", str(out), "--samples", "1024",
+    assert vsrapp_pruning.refit.main(["--model", str(src), "--teacher", "tiny", "--out", str(out), "--samples", "1024",
                                "--sweeps", "2", "--threads", "1"]) == 0
     meta = json.loads((out / "meta.json").read_text())
     assert meta["ratio"] == 0.5 and meta["recipe"]["refit"]["samples"] == 1024

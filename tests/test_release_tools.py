@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from models.slim import build_slim
-from pruning.bundle import bundle
 from vsrapp.bench.run import random_plan
 from vsrapp.zoo import load_slim_export
+from vsrapp_models.slim import build_slim
+from vsrapp_pruning.bundle import bundle
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture
 def tiny_export(tmp_path) -> Path:
     """A pruned-model export as training writes it, with this machine's paths in its recipe."""
-    from models.pruned import save_pruned
+    from vsrapp_models.pruned import save_pruned
 
     plan = random_plan(0.5, seed=3, num_feat=8, num_block=2)
     torch.manual_seed(0)

@@ -357,7 +357,7 @@ def test_checkpoint_that_would_run_code_is_refused_unread(media, tmp_path, capsy
 def test_checkpoint_of_the_wrong_shape_or_kind_is_one_line(media, tmp_path, capsys):
     import torch
 
-    from models.basicvsr import BasicVSRUni
+    from vsrapp_models.basicvsr import BasicVSRUni
 
     state = BasicVSRUni().state_dict()
     name = "forward_trunk.main.0.weight"

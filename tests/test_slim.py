@@ -7,12 +7,12 @@ import json
 import pytest
 import torch
 
-from models.basicvsr import BasicVSR, BasicVSRUni, ForwardState
-from models.slim import SlimBasicVSR, SlimBasicVSRUni, build_slim, load_slim, validate_plan
-from pruning.export import export_slim, slim_state_dict
-from pruning.gates import add_gates
-from pruning.plan import full_plan, kept_fraction, masks_from_plan, plan_from_masks
-from pruning.selection import importance_scores, select_global
+from vsrapp_models.basicvsr import BasicVSR, BasicVSRUni, ForwardState
+from vsrapp_models.slim import SlimBasicVSR, SlimBasicVSRUni, build_slim, load_slim, validate_plan
+from vsrapp_pruning.export import export_slim, slim_state_dict
+from vsrapp_pruning.gates import add_gates
+from vsrapp_pruning.plan import full_plan, kept_fraction, masks_from_plan, plan_from_masks
+from vsrapp_pruning.selection import importance_scores, select_global
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -13,15 +13,15 @@ import torch
 import torch.multiprocessing as mp
 from test_data_clips import write_stills
 
-from models.basicvsr import BasicVSR
-from models.slim import build_slim, load_slim
-from pruning.data import ClipConfig, SyntheticClips
-from pruning.gates import add_gates
-from pruning.losses import charbonnier_loss
-from pruning.plan import plan_from_masks
-from pruning.selection import importance_scores, select_global
-from pruning.ssl import Ssl
-from pruning.train import Dist, TrainConfig, train_finetune, train_method
+from vsrapp_models.basicvsr import BasicVSR
+from vsrapp_models.slim import build_slim, load_slim
+from vsrapp_pruning.data import ClipConfig, SyntheticClips
+from vsrapp_pruning.gates import add_gates
+from vsrapp_pruning.losses import charbonnier_loss
+from vsrapp_pruning.plan import plan_from_masks
+from vsrapp_pruning.selection import importance_scores, select_global
+from vsrapp_pruning.ssl import Ssl
+from vsrapp_pruning.train import Dist, TrainConfig, train_finetune, train_method
 
 TINY = {"num_feat": 8, "num_block": 2}
 
@@ -34,7 +34,7 @@ def tiny_dense(seed: int = 0) -> BasicVSR:
 def tiny_slim(seed: int = 0):
     gated = add_gates(tiny_dense(seed))
     plan = plan_from_masks(gated, select_global(importance_scores(gated), 0.5))
-    from pruning.export import slim_state_dict
+    from vsrapp_pruning.export import slim_state_dict
 
     slim = build_slim(plan)
     slim.load_state_dict(slim_state_dict(gated, plan), strict=True)
@@ -104,7 +104,7 @@ def test_resume_continues_exactly(tmp_path, data):
     with torch.no_grad():  # different weights: everything must come from the checkpoint
         for p in resumed.parameters():
             p.add_(0.01)
-    from pruning.train import Trainer
+    from vsrapp_pruning.train import Trainer
 
     seen: list[Trainer] = []
     original = Trainer.run
@@ -130,7 +130,7 @@ def _ddp_worker(rank: int, world: int, port: int, data: str, out: str) -> None:
     torch.set_num_threads(1)
     import torch.distributed as dist
 
-    from pruning.train import setup_distributed
+    from vsrapp_pruning.train import setup_distributed
 
     env = setup_distributed("cpu")
     assert isinstance(env, Dist) and env.world == world
@@ -166,7 +166,7 @@ def test_ddp_gloo_two_processes_keep_identical_replicas(tmp_path, data):
 
 
 def test_uni_sparsity_from_bidirectional_init(tmp_path, data):
-    from models.basicvsr import BasicVSRUni, uni_state_from_bidirectional
+    from vsrapp_models.basicvsr import BasicVSRUni, uni_state_from_bidirectional
 
     uni = BasicVSRUni(**TINY)
     uni.load_state_dict(uni_state_from_bidirectional(tiny_dense().state_dict(), TINY["num_feat"]), strict=True)
@@ -180,7 +180,7 @@ def test_uni_sparsity_from_bidirectional_init(tmp_path, data):
 def test_commands_register_prune_and_finetune():
     import argparse
 
-    from pruning.commands import add_commands
+    from vsrapp_pruning.commands import add_commands
 
     parser = argparse.ArgumentParser()
     add_commands(parser.add_subparsers(dest="command", required=True))

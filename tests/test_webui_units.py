@@ -217,8 +217,8 @@ def test_live_input_with_a_bidirectional_pick_uses_the_best_forward_only_model(t
 
 
 def test_live_session_refuses_bidirectional_models():
-    from models.basicvsr import BasicVSR
     from vsrapp.web.live import LiveSession, NotLiveCapable
+    from vsrapp_models.basicvsr import BasicVSR
 
     with pytest.raises(NotLiveCapable, match="cannot run live"):
         LiveSession(BasicVSR(num_feat=8, num_block=1), device="cpu")
@@ -226,8 +226,8 @@ def test_live_session_refuses_bidirectional_models():
 
 # ---------------------------------------------------------------------------------------------- compare
 def test_compare_frame(media):
-    from models.basicvsr import BasicVSR
     from vsrapp.web.compare import compare_frame
+    from vsrapp_models.basicvsr import BasicVSR
 
     pair = compare_frame(media.h264_aac, 1.0, BasicVSR(num_feat=8, num_block=1), device="cpu", threads=1, context=2)
     assert pair.index == 25 and pair.seconds == pytest.approx(1.0)

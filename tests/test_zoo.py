@@ -7,9 +7,9 @@ import shutil
 import pytest
 import torch
 
-from models.basicvsr import BasicVSR
 from vsrapp import zoo
 from vsrapp.cli import main
+from vsrapp_models.basicvsr import BasicVSR
 
 
 def test_every_entry_names_its_weights_source_and_licence():

@@ -22,7 +22,7 @@ def slow_bicubic():
     """bicubic that takes SLOW_STEP per frame, so the queue tests do not depend on this machine's speed."""
     import time
 
-    from models.bicubic import Bicubic
+    from vsrapp_models.bicubic import Bicubic
 
     class Slow(Bicubic):
         def step(self, lr, state=None):
@@ -35,9 +35,9 @@ def slow_bicubic():
 def fast_models():
     """bicubic (forward-only, the zoo's) and a tiny random-weight BasicVSR (bidirectional), both quick on a CPU,
     and a deliberately slow bicubic for the queue tests."""
-    from models.basicvsr import BasicVSR
     from vsrapp import zoo
     from vsrapp.web.menu import ModelChoice
+    from vsrapp_models.basicvsr import BasicVSR
 
     bicubic = zoo.get_entry("bicubic")
     return [

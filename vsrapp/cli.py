@@ -412,7 +412,7 @@ def _add_training_commands(sub) -> None:
     """`prune` and `finetune` live with the training code; inference never imports it, so a failed import
     (a trimmed install) only removes these two commands."""
     try:
-        from pruning.commands import add_commands
+        from vsrapp_pruning.commands import add_commands
     except ImportError:
         return
     add_commands(sub)

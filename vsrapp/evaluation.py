@@ -23,7 +23,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from models.contract import traits
+from vsrapp_models.contract import traits
 
 from .engine.compat import basicsr
 from .engine.recurrence import upscale_clip

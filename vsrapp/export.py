@@ -37,7 +37,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from models.contract import traits
+from vsrapp_models.contract import traits
 
 from .engine.runtimes import ONNX_EXTRA, new_session
 from .errors import ModelError

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from models import loading
+from vsrapp_models import loading
 
 from .errors import ModelError
 
@@ -369,7 +369,7 @@ def load_basicsr_state(path: Path) -> dict[str, torch.Tensor]:
 
 
 def build(arch: str) -> nn.Module:
-    """The architecture of a zoo entry with random weights (:data:`models.loading.ARCHITECTURES`)."""
+    """The architecture of a zoo entry with random weights (:data:`vsrapp_models.loading.ARCHITECTURES`)."""
     return loading.build_arch(arch)
 
 
@@ -387,7 +387,7 @@ def load_checkpoint(path: str | Path) -> nn.Module:
 def load_slim_export(directory: str | Path) -> nn.Module:
     """A pruned model from its export folder (``model.safetensors`` + ``plan.json`` + ``meta.json``), whatever
     the pruning method (``meta.json["method"]``: ssl, gassl, nm, issp)."""
-    from models.pruned import load_pruned
+    from vsrapp_models.pruned import load_pruned
 
     directory = Path(directory)
     missing = [f for f in ("plan.json", "model.safetensors") if not (directory / f).is_file()]

@@ -2,7 +2,7 @@
 
     python -m pruning.recipes.calibration_clips --data ~/.cache/vsrapp/train --out runs/calib
 
-Each clip is a training sample of :class:`pruning.data.SyntheticClips` (a still under a synthetic camera path,
+Each clip is a training sample of :class:`vsrapp_pruning.data.SyntheticClips` (a still under a synthetic camera path,
 or a crop of a real licence-clean clip), degraded as in training (MATLAB bicubic x1/4, 8-bit): the input a
 model sees, which is what int8 ranges must cover. A seed of its own, so no clip is one of the distillation
 cache's; never Vid4. ``vsrapp export MODEL OUT --format openvino --int8 --calibrate runs/calib`` reads it.
@@ -16,7 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from pruning.data import ClipConfig, SyntheticClips
+from vsrapp_pruning.data import ClipConfig, SyntheticClips
 
 
 def write_clips(data: Path, out: Path, clips: int, frames: int, lr_size: int, seed: int) -> None:

@@ -60,7 +60,9 @@ PY
     du -sh $GPU
     ;;
 train)
-    export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
+    source benchmarks/checkout_path.sh
+    PYTHONPATH=$(checkout_pythonpath)
+    export PYTHONPATH PYTHONUNBUFFERED=1
     RUN=${RUN_DIR:-/tmp/gpu_distill}
     mkdir -p $RUN/checkpoints "$OUT"
     RESUME=""

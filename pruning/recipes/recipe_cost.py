@@ -9,11 +9,11 @@ Each arm trains a fresh copy of the teacher and writes ``<out>/<arm>/step<N>.pth
 Arms (``--arm``):
 
 - ``gt``: the shipped models' recipe: Charbonnier to the ground truth of freshly rendered synthetic clips
-  (:class:`pruning.data.SyntheticClips`), SpyNet frozen, Adam, batch 1;
+  (:class:`vsrapp_pruning.data.SyntheticClips`), SpyNet frozen, Adam, batch 1;
 - ``kd``: the same, but the target is the teacher's output from a teacher cache (``--cache``,
-  :mod:`pruning.distill`), with the cached flows;
+  :mod:`vsrapp_pruning.distill`), with the cached flows;
 - ``oneshot-nm``: no training: every residual-block conv of the teacher keeps the 2 largest of every 4
-  consecutive input weights (magnitude 2:4, the pattern of :mod:`pruning.nm`);
+  consecutive input weights (magnitude 2:4, the pattern of :mod:`vsrapp_pruning.nm`);
 - ``oneshot-issp``: no training: every trunk conv loses its ``--sparsity`` smallest weights (ISS-P's mask
   without its soft shrinkage).
 
@@ -31,8 +31,8 @@ from pathlib import Path
 
 import torch
 
-from models.contract import is_spynet
 from vsrapp.errors import UsageError
+from vsrapp_models.contract import is_spynet
 
 from .. import zoo
 from ..data import ClipConfig, SyntheticClips

@@ -28,7 +28,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from models.contract import traits
+from vsrapp_models.contract import traits
 
 from ..engine.recurrence import PARTS, run_clip  # the part names are the schedule's
 

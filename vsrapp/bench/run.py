@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from models.contract import block_name, is_network, traits
+from vsrapp_models.contract import block_name, is_network, traits
 
 from ..engine.upscaler import DEFAULT_LOOKAHEAD, DEFAULT_WINDOW, pick_device, pick_precision
 from ..errors import UsageError
@@ -61,7 +61,7 @@ def random_plan(ratio: float, seed: int = 0, bidirectional: bool = True, num_fea
                 num_block: int = 30) -> dict[str, Any]:
     """A slim plan keeping a random ``1 - ratio`` of every prunable set (at least one entry each): for speed
     comparisons only, since its weights are untrained."""
-    from models.slim import HR_FEAT, PLAN_FORMAT, PLAN_VERSION, SCALE, trunk_names, validate_plan
+    from vsrapp_models.slim import HR_FEAT, PLAN_FORMAT, PLAN_VERSION, SCALE, trunk_names, validate_plan
 
     if not 0 <= ratio < 1:
         raise BenchError(f"pruning ratio must be in [0, 1), got {ratio}")
@@ -89,9 +89,9 @@ def load_bench_model(spec: str, random_weights: bool = False) -> BenchModel:
     """A model for the bench from a zoo name, an official ``.pth``, a pruned-model folder, or
     ``random-slim:RATIO`` (a random plan, untrained). ``random_weights`` builds the architecture without
     loading weights (the speed is the same; nothing is read from disk but a folder's ``plan.json``).
-    Paths go through the loader table (:mod:`models.loading`) like every other caller's."""
-    from models.loading import build_model
-    from models.slim import build_slim
+    Paths go through the loader table (:mod:`vsrapp_models.loading`) like every other caller's."""
+    from vsrapp_models.loading import build_model
+    from vsrapp_models.slim import build_slim
 
     from .. import zoo
 
@@ -128,15 +128,15 @@ def load_bench_model(spec: str, random_weights: bool = False) -> BenchModel:
 
 
 def is_dense_reference(bm: BenchModel) -> bool:
-    from models.basicvsr import BasicVSR
+    from vsrapp_models.basicvsr import BasicVSR
 
     return type(bm.model) is BasicVSR
 
 
 def model_macs(model: nn.Module, size: tuple[int, int]) -> dict[str, Any]:
-    """Conv MACs of one frame in steady state (:func:`models.complexity.count_macs`); zero for models without
+    """Conv MACs of one frame in steady state (:func:`vsrapp_models.complexity.count_macs`); zero for models without
     convolutions (bicubic)."""
-    from models.complexity import count_macs
+    from vsrapp_models.complexity import count_macs
 
     if not is_network(model):
         return {"lr_size": list(size), "total": 0, "spynet": 0, "without_spynet": 0, "by_part": {}}
@@ -435,7 +435,7 @@ def run_bench(specs: list[str | BenchModel], sizes: list[tuple[int, int]], s: Se
 
 def _bench_one(bm: BenchModel, size: tuple[int, int], decoded: np.ndarray, clip: Path, s: Settings,
                variant: prof.Variant, ceiling: dict[str, Any], work: Path) -> dict[str, Any]:
-    from models.complexity import count_params
+    from vsrapp_models.complexity import count_params
 
     scale = traits(bm.model).scale
     macs = model_macs(bm.model, size)

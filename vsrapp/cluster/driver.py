@@ -33,7 +33,7 @@ from typing import Any
 
 from torch import nn
 
-from models.contract import Traits, traits
+from vsrapp_models.contract import Traits, traits
 
 from .. import export, zoo
 from ..engine import upscaler

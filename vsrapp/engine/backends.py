@@ -27,8 +27,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from models.basicvsr import ForwardState
-from models.contract import forward_only_step
+from vsrapp_models.basicvsr import ForwardState
+from vsrapp_models.contract import forward_only_step
 
 from .. import export
 from .runtimes import (  # noqa: F401  (BackendError and the runtime helpers are part of this module's API)

@@ -13,7 +13,7 @@ The networks in ``models/`` expose per-frame steps (``flow``, ``backward_step``,
   next window, and the forward flow into a window's first frame uses the previous window's last frame.
 
 Tensors here are (B, 3, h, w) float in [0, 1] on the model's device; conversion, padding and tiling live in
-:mod:`vsrapp.engine.upscaler`. What a model must offer is the contract of :mod:`models.contract`.
+:mod:`vsrapp.engine.upscaler`. What a model must offer is the contract of :mod:`vsrapp_models.contract`.
 
 This is the one copy of the schedule: ``vsrapp bench`` times it (:mod:`vsrapp.bench.profiling`) by handing the
 runners a :data:`PartTimer`, under which every step call is charged to one of :data:`PARTS`: ``spynet``
@@ -29,7 +29,7 @@ from typing import Any
 
 import torch
 
-from models.contract import ForwardState, is_network, traits
+from vsrapp_models.contract import ForwardState, is_network, traits
 
 StepCallback = Callable[[float], None]
 # part name -> a context manager around one step call (vsrapp.bench.profiling.PartTimer); None: nothing is timed.

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.contract import is_network, traits
+from vsrapp_models.contract import is_network, traits
 
 from .. import zoo
 from . import backends

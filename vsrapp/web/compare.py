@@ -14,7 +14,7 @@ from fractions import Fraction
 import numpy as np
 from torch import nn
 
-from models.bicubic import Bicubic
+from vsrapp_models.bicubic import Bicubic
 
 from ..engine.upscaler import Upscaler
 from ..video import VideoReader

@@ -18,7 +18,7 @@ import av
 import numpy as np
 from torch import nn
 
-from models.contract import traits
+from vsrapp_models.contract import traits
 
 from ..engine.upscaler import Upscaler
 from ..errors import ModelError
