@@ -34,6 +34,6 @@ python -m pruning.distill cache --data "$CLIPS" --out "$REAL" --clips 72 --frame
     --init "$R/s2/model.pth" --threads 2
 # 4. Score: held-out teacher agreement on synthetic and on real windows (other seeds; never Vid4) and Vid4 whole
 #    clips; export and bundle.
-source pruning/recipes/score_blocks.sh
+source pruning/recipes/block_stages.sh
 score_blocks basicvsr-b15 pruning/recipes/basicvsr_b15.sh "$CLIPS" "$R/s1/model.pth" "$R/s2/model.pth" \
     "$R/s3/model.pth"

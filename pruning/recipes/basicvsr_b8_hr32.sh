@@ -10,18 +10,11 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 R=${1:-runs/recipe-basicvsr-b8-hr32}
 FROM=${2:-vsrapp/weights/basicvsr-b15}
-DATA=${DATA:-$HOME/.cache/vsrapp/train}
-CLIPS=${CLIPS:-$HOME/.cache/vsrapp/train-clips}
-CACHE=${CACHE:-runs/cache64}
-REAL=${REAL:-runs/cache-real64}
 export VSRAPP_WEIGHTS=${VSRAPP_WEIGHTS:-../shared/weights}
-[[ -f $DATA/manifest.tsv ]] || python -m pruning.prepare_data --out "$DATA"                      # 1 min
-[[ -d $CLIPS/clips ]] || python -m pruning.prepare_data --clips-only --out "$CLIPS"               # 20 s
+source pruning/recipes/block_stages.sh
 
-# 0. The teacher's pass, cached once: 72 real-motion windows (4 min) and 108 synthetic clips (6 min).
-python -m pruning.distill cache --data "$CLIPS" --out "$REAL" --clips 72 --frames 10 --lr-size 64 --seed 200 \
-    --real-prob 1 --threads 2
-python -m pruning.distill cache --out "$CACHE" --clips 108 --frames 10 --lr-size 64 --seed 100 --threads 2
+# 0. The teacher's pass, cached once (shared by the block recipes; 11 min with the data).
+teacher_caches
 # 1. Cut and recover: blocks ranked and channels chosen on the first 4 real windows (8 frames each); 800 steps of
 #    Charbonnier to the teacher output, Adam 1e-4, 20 warm-up steps, cosine, EMA 0.995, one 10-frame clip a
 #    step, the two caches in turn: 43 min alone on the machine (3.2 s/step).
@@ -35,6 +28,5 @@ python -m pruning.distill cache --out "$CACHE" --clips 108 --frames 10 --lr-size
 [[ -f $R/s3/model.pth ]] || python -m pruning.blocks --cache "$REAL" "$CACHE" --keep 8 --upsampler 32 \
     --init "$R/s2/export" --out "$R/s3" --iters 600 --threads 2
 # 4. Score: held-out teacher agreement (other seeds; never Vid4) and Vid4 whole clips (2 min); export and bundle.
-source pruning/recipes/score_blocks.sh
 score_blocks basicvsr-b8-hr32 pruning/recipes/basicvsr_b8_hr32.sh "$CLIPS" "$R/s1/export" "$R/s2/export" \
     "$R/s3/export"

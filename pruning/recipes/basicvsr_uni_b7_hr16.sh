@@ -11,21 +11,13 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 R=${1:-runs/recipe-basicvsr-uni-b7-hr16}
 FROM=${2:-vsrapp/weights/basicvsr-b15}
-DATA=${DATA:-$HOME/.cache/vsrapp/train}
-CLIPS=${CLIPS:-$HOME/.cache/vsrapp/train-clips}
-CACHE=${CACHE:-runs/cache64}
-REAL=${REAL:-runs/cache-real64}
 S1=${S1:-1200}
 S2=${S2:-1200}
 export VSRAPP_WEIGHTS=${VSRAPP_WEIGHTS:-../shared/weights}
-[[ -f $DATA/manifest.tsv ]] || python -m pruning.prepare_data --out "$DATA"                      # 1 min
-[[ -d $CLIPS/clips ]] || python -m pruning.prepare_data --clips-only --out "$CLIPS"               # 20 s
+source pruning/recipes/block_stages.sh
 
-# 0. The teacher's pass, cached once (the same caches as the bidirectional recipes): 72 real-motion windows (4 min)
-#    and 108 synthetic clips (6 min).
-python -m pruning.distill cache --data "$CLIPS" --out "$REAL" --clips 72 --frames 10 --lr-size 64 --seed 200 \
-    --real-prob 1 --threads 2
-python -m pruning.distill cache --out "$CACHE" --clips 108 --frames 10 --lr-size 64 --seed 100 --threads 2
+# 0. The teacher's pass, cached once (shared by the block recipes; 11 min with the data).
+teacher_caches
 # 1. Cut to a forward-only network and recover: Charbonnier to the bidirectional teacher's output, Adam 1e-4,
 #    20 warm-up steps, cosine, EMA 0.995, one 10-frame clip a step, the two caches in turn.
 [[ -f $R/s1/model.pth ]] || python -m pruning.blocks --cache "$REAL" "$CACHE" --forward-only --keep 7 \
@@ -35,5 +27,4 @@ python -m pruning.distill cache --out "$CACHE" --clips 108 --frames 10 --lr-size
 [[ -f $R/s2/model.pth ]] || python -m pruning.blocks --cache "$REAL" "$CACHE" --keep 7 --upsampler 16 \
     --init "$R/s1/export" --out "$R/s2" --iters "$S2" --threads 2
 # 3. Score: held-out teacher agreement (other seeds; never Vid4) and Vid4 whole clips; export and bundle.
-source pruning/recipes/score_blocks.sh
 score_blocks basicvsr-uni-b7-hr16 pruning/recipes/basicvsr_uni_b7_hr16.sh "$CLIPS" "$R/s1/export" "$R/s2/export"

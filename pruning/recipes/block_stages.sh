@@ -1,4 +1,21 @@
-# Sourced by the block-pruning recipes (basicvsr_b15.sh, basicvsr_b8_hr32.sh): their last stage, in one place.
+# Sourced by the block-pruning recipes (basicvsr_b15.sh, basicvsr_b8_hr32.sh, basicvsr_uni_b7_hr16.sh): the stages
+# they share, in one place.
+#
+# teacher_caches: the training data by package name (1 min and 20 s) and the teacher's pass over it, cached once:
+# $REAL (72 real-motion windows, 4 min) and $CACHE (108 synthetic clips, 6 min), 10 frames of 64x64 LR each.
+# Reads DATA, CLIPS, CACHE, REAL (set by the recipe, or these defaults).
+teacher_caches() {
+    DATA=${DATA:-$HOME/.cache/vsrapp/train}
+    CLIPS=${CLIPS:-$HOME/.cache/vsrapp/train-clips}
+    CACHE=${CACHE:-runs/cache64}
+    REAL=${REAL:-runs/cache-real64}
+    [[ -f $DATA/manifest.tsv ]] || python -m pruning.prepare_data --out "$DATA"
+    [[ -d $CLIPS/clips ]] || python -m pruning.prepare_data --clips-only --out "$CLIPS"
+    python -m pruning.distill cache --data "$CLIPS" --out "$REAL" --clips 72 --frames 10 --lr-size 64 --seed 200 \
+        --real-prob 1 --threads 2
+    python -m pruning.distill cache --out "$CACHE" --clips 108 --frames 10 --lr-size 64 --seed 100 --threads 2
+}
+
 # score_blocks NAME SCRIPT CLIPS MODEL...: held-out teacher agreement of every MODEL (a stage's model.pth or export
 # folder) on synthetic and real windows of other seeds than training (never Vid4), then the last MODEL's run
 # exported with SCRIPT recorded in its meta.json, scored on Vid4 whole clips (about 2-4 min) and named for
