@@ -167,6 +167,18 @@ register_bundled(
     metrics={"vid4_bi_psnr_y": 25.9164, "vid4_bi_ssim_y": 0.7711, "params_without_spynet": 1_498_947,
              "cpu2_ms_per_frame_180x320": 1518.1, CPU_INT8_MS: 509.5},
 )
+register_bundled(
+    "basicvsr-uni-b7-hr16", "basicvsr-uni",
+    "Forward-only BasicVSR for live input: the forward trunk of basicvsr-b15 cut to 7 residual blocks and 16 of "
+    "64 high-resolution channels, distilled to the dense bidirectional model's output (docs/MODELS.md); "
+    "2.2 M params (0.75 M without SpyNet); the sharpest bundled forward-only model; ships with vsrapp",
+    sha256="a9f04cd73a69f8276fb470d40d5eae78eb34e39249c9254180c501146f304d05", size=4_385_618,
+    # Quality: docs/results/vid4_basicvsr-uni-b7-hr16.json (the bundled file). Speed: one side-by-side run,
+    # benchmarks/results/uni-cpu-180x320-20261205.json: 758 ms against ssl-uni's 769 (1.01x; an earlier run of
+    # the unbundled export: 818 against 858); docs/BENCHMARKS.md.
+    metrics={"vid4_bi_psnr_y": 25.7592, "vid4_bi_ssim_y": 0.7662, "params_without_spynet": 747_203,
+             "cpu2_ms_per_frame_180x320": 758.0},
+)
 DENSE_REFERENCE = "basicvsr-vimeo-bi"  # the sharpest model vsrapp knows; the bundled ones are pruned from it
 
 
