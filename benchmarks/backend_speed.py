@@ -23,7 +23,7 @@ import torch
 
 from vsrapp import Upscaler
 from vsrapp.bench.run import host_info, parse_size
-from vsrapp.video.synthetic import synthetic_frames
+from vsrapp.engine.synthetic import synthetic_frames
 
 
 def parse_entry(entry: str) -> tuple[str, str]:

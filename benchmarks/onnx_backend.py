@@ -31,8 +31,8 @@ from backend_speed import best_ms_per_frame  # the same timing loop, side by sid
 
 from vsrapp import Upscaler, export, zoo
 from vsrapp.bench.run import host_info, parse_size
+from vsrapp.engine.synthetic import synthetic_frames
 from vsrapp.evaluation import bicubic_degrade, crop_to_multiple, frame_paths, read_rgb, y_psnr
-from vsrapp.video.synthetic import synthetic_frames
 
 
 def psnr_rgb(a: np.ndarray, b: np.ndarray) -> float:

@@ -162,6 +162,9 @@ def add_commands(subparsers: Any) -> None:
                         "step instead of a cache: for a GPU, where the teacher's pass is cheap")
     g.add_argument("--max-seconds", type=float,
                    help="stop with a checkpoint after this many seconds of training (then --resume)")
+    g.add_argument("--fit-seconds", type=float,
+                   help="shorten the schedule (--iters is the upper bound) so that training ends after about this "
+                        "many seconds, timed on its first steps: one time-boxed call, e.g. on a lent GPU")
     g.add_argument("--kd-weight", type=float, default=1.0, help="weight of the teacher-output term (default 1)")
     g.add_argument("--gt-weight", type=float, default=0.0, help="weight of the ground-truth term (default 0)")
     g.add_argument("--ema", type=float, default=0.0,
@@ -384,7 +387,7 @@ def _finetune_distill(args: argparse.Namespace, student: Any, base_meta: dict[st
     weights = DistillWeights(out=args.kd_weight, gt=args.gt_weight, tf=args.tf_weight)
     cfg = _config(args, "finetune", tf_weight=args.tf_weight, schedule="cosine", min_lr=args.min_lr,
                   spynet_frozen_iters=-1, warmup=args.warmup, max_seconds=args.max_seconds,
-                  **({"frames": 0} if args.cache is not None else {}))
+                  fit_seconds=args.fit_seconds, **({"frames": 0} if args.cache is not None else {}))
     out, _ = train_distill(cfg, student, args.cache, weights, base_meta, ema_decay=args.ema, resume=args.resume,
                            env=env, snapshot_every=args.snapshot_every, teacher=teacher,
                            teacher_name=str(args.teacher))

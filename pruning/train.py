@@ -91,6 +91,12 @@ class TrainConfig:
     log_every: int = 10
     stop_at: int | None = None  # stop (with a checkpoint) after this step: time-boxed jobs, tests of resume
     max_seconds: float | None = None  # stop (with a checkpoint) once this call has trained this long
+    # Fit the schedule to a time budget: after FIT_PROBE_STEPS timed steps, ``iters`` shrinks so that the whole
+    # schedule (warm-up, cosine, export) ends after about this many seconds of training. For a lent GPU, where
+    # one call is all there is and its speed is not known in advance. ``fitted_iters`` records the outcome
+    # (checkpointed, so a resumed run keeps the fitted schedule).
+    fit_seconds: float | None = None
+    fitted_iters: int | None = None
     workers: int = 0
     threads: int | None = None
     bf16: bool = True  # autocast on CUDA only
@@ -254,6 +260,16 @@ def lr_factor(cfg: TrainConfig, step: int) -> float:
     return ramp * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(step, cfg.iters) / cfg.iters)))
 
 
+FIT_PROBE_STEPS = (10, 40)  # steps timed to fit the schedule: the first ten (autotuning, loader start) excluded
+
+
+def fitted_iters(cfg: TrainConfig, step: int, seconds_per_step: float, elapsed: float) -> int:
+    """The schedule length that ends training ``cfg.fit_seconds`` after its start, given ``elapsed`` seconds
+    spent so far and the measured ``seconds_per_step``; never longer than ``cfg.iters`` (the data's length)."""
+    left = max(0.0, (cfg.fit_seconds or 0.0) - elapsed)
+    return max(step + 1, min(cfg.iters, step + int(left / seconds_per_step)))
+
+
 def spynet_frozen(cfg: TrainConfig, step: int) -> bool:
     return cfg.spynet_frozen_iters < 0 or step < cfg.spynet_frozen_iters
 
@@ -338,6 +354,8 @@ class Trainer:
         if state["config"]["phase"] != self.cfg.phase:
             raise ValueError(f"{path} is a {state['config']['phase']} checkpoint, not {self.cfg.phase}")
         self.model.load_state_dict(state["model"], strict=True)
+        if state["config"].get("fitted_iters"):  # the schedule a time budget fitted stays the schedule
+            self.cfg.iters = self.cfg.fitted_iters = state["config"]["fitted_iters"]
         self._set_spynet_frozen(spynet_frozen(self.cfg, state["step"]))
         self.optimizer.load_state_dict(state["optimizer"])
         set_rng_state(state["rng"])
@@ -406,6 +424,7 @@ class Trainer:
     def _run(self, dataset: SyntheticClips, autocast: bool, started: float, start_step: int) -> None:
         cfg, env = self.cfg, self.env
         window: list[dict[str, float]] = []
+        probe: dict[int, float] = {}
         for lrs, gts in self.batches(dataset):
             frozen = spynet_frozen(cfg, self.step)
             if frozen == self.spynet[0].requires_grad:
@@ -436,15 +455,34 @@ class Trainer:
             if self.step % cfg.log_every == 0 or self.step == cfg.iters:
                 self._log(window, started, start_step)
                 window = []
-            stop = (cfg.stop_at is not None and self.step >= cfg.stop_at) or \
+            if cfg.fit_seconds and cfg.fitted_iters is None:
+                self._fit_schedule(probe, started, start_step)
+            stop = (cfg.stop_at is not None and self.step >= cfg.stop_at) or self.step >= cfg.iters or \
                 (cfg.max_seconds is not None and time.perf_counter() - started >= cfg.max_seconds)
             if self.step % cfg.ckpt_every == 0 or self.step == cfg.iters or stop:
                 self.save()
             if stop:
-                LOG.info("stopping at step %d (stop_at or max_seconds); continue with resume", self.step)
+                if self.step < cfg.iters:
+                    LOG.info("stopping at step %d (stop_at or max_seconds); continue with resume", self.step)
                 break
         if dist.is_initialized():
             dist.barrier()
+
+    def _fit_schedule(self, probe: dict[int, float], started: float, start_step: int) -> None:
+        """Time FIT_PROBE_STEPS of this call, then shorten ``cfg.iters`` to what ``cfg.fit_seconds`` allows."""
+        done = self.step - start_step
+        first, last = FIT_PROBE_STEPS
+        if done not in (first, last):
+            return
+        if self.env.device.type == "cuda":  # kernels run ahead of the host: time what has finished
+            torch.cuda.synchronize(self.env.device)
+        probe[done] = time.perf_counter()
+        if done == last:
+            per_step = (probe[last] - probe[first]) / (last - first)
+            elapsed = self.seconds + probe[last] - started
+            self.cfg.iters = self.cfg.fitted_iters = fitted_iters(self.cfg, self.step, per_step, elapsed)
+            LOG.info("schedule fitted to %.0f s of training: %.3f s/step -> %d steps", self.cfg.fit_seconds,
+                     per_step, self.cfg.iters)
 
     def _log(self, window: list[dict[str, float]], started: float, start_step: int) -> None:
         mean = {k: float(np.mean([r[k] for r in window])) for k in window[0]}

@@ -258,3 +258,4 @@ def test_random_weights_keep_a_bundled_models_pruned_architecture():
     trained_bm = load_bench_model("ssl-bi")
     assert hasattr(random_bm.model, "plan") and not random_bm.trained
     assert count_params(random_bm.model) == count_params(trained_bm.model)
+    assert random_bm.name == "ssl-bi"  # the result rows name the model as the user did, not its folder

@@ -23,7 +23,7 @@ from vsrapp_pruning.distill import (
     train_distill,
 )
 from vsrapp_pruning.losses import charbonnier_loss
-from vsrapp_pruning.train import TrainConfig, lr_factor
+from vsrapp_pruning.train import FIT_PROBE_STEPS, TrainConfig, fitted_iters, lr_factor
 
 CACHE = CacheConfig(clips=3, frames=3, lr_size=8, seed=5, real_prob=0.0)
 CACHE_CONFIG = {"clips": 3, "frames": 3, "lr_size": 8, "seed": 5, "real_prob": 0.0}  # as cache.json records it
@@ -151,6 +151,27 @@ def test_ema_averages_with_a_warming_decay():
     assert float(ema.shadow["weight"]) == pytest.approx(0.9 * 0.9 + 0.1)
 
 
+def test_a_time_budget_fits_the_schedule_and_a_resume_keeps_it(cache, tmp_path):
+    """--fit-seconds: the steps after the probe are what the budget leaves (here nothing: one more step), the
+    cosine schedule ends there with an export, and a resumed run keeps the fitted length, not --iters."""
+    probe_end = FIT_PROBE_STEPS[1]
+    cfg = config(tmp_path / "f", iters=1000, fit_seconds=1e-6, lr=1e-3, warmup=2)
+    out, _ = train_distill(cfg, tiny_slim(), cache, DistillWeights(out=1.0), {"method": "ssl"})
+    entry = json.loads((out / "meta.json").read_text())["recipe"]["distill"]
+    assert entry["steps_done"] == probe_end + 1 and entry["config"]["fitted_iters"] == probe_end + 1
+    (out / "model.safetensors").unlink()
+    again, _ = train_distill(config(tmp_path / "f", iters=1000, fit_seconds=1e-6), tiny_slim(), cache,
+                             DistillWeights(out=1.0), {"method": "ssl"}, resume=True)
+    assert json.loads((again / "meta.json").read_text())["recipe"]["distill"]["steps_done"] == probe_end + 1
+
+
+def test_fitted_iters_spend_the_budget_left_and_never_pass_the_data():
+    cfg = TrainConfig(phase="finetune", data="", out="", iters=1000, fit_seconds=100.0)
+    assert fitted_iters(cfg, step=40, seconds_per_step=0.5, elapsed=30.0) == 40 + 140
+    assert fitted_iters(cfg, step=40, seconds_per_step=0.01, elapsed=30.0) == 1000  # --iters bounds it
+    assert fitted_iters(cfg, step=40, seconds_per_step=0.5, elapsed=120.0) == 41  # over budget: stop next step
+
+
 def test_warmup_ramps_the_learning_rate():
     cfg = TrainConfig(phase="finetune", data="", out="", iters=100, warmup=10, schedule="constant")
     assert lr_factor(cfg, 0) == pytest.approx(0.1) and lr_factor(cfg, 9) == 1.0 and lr_factor(cfg, 50) == 1.0
@@ -223,12 +244,21 @@ def test_gpu_recipe_resumes_across_calls_on_a_tiny_cpu_configuration(tmp_path, o
         assert collect.returncode == 0, collect.stderr
         return out
 
-    first = call("out1", "0.1")  # the budget stops it after one step
-    assert sorted(p.name for p in first.glob("last.pt.part-*")) and not (first / "model.safetensors").exists()
-    assert all(p.stat().st_size <= 15 * 2**20 for p in first.glob("last.pt.part-*"))
+    def archive(out: Path) -> list[str]:
+        parts = sorted(out.glob("distill.tar.part-*"))
+        assert parts and all(p.stat().st_size <= 15 * 2**20 for p in parts)  # below one returned file's limit
+        listing = subprocess.run(f"cat {' '.join(map(str, parts))} | tar -tf -", shell=True, capture_output=True,
+                                 text=True, check=True)
+        return listing.stdout.split()
+
+    first = call("out1", "0.1")  # the budget stops it after one step: the checkpoint comes back, no model
+    assert "checkpoints/last.pt" in archive(first) and "model.safetensors" not in archive(first)
+    assert (gpu / "state" / "last.pt").is_file()
     second = call("out2", "600")
-    log = (second / "train.log").read_text()
+    assert "model.safetensors" in archive(second) and "checkpoints/last.pt" not in archive(second)
+    log = (tmp_path / "model" / "train.log").read_text()
     assert "resumed from" in log and "it 3/3" in log
+    assert not (gpu / "state" / "last.pt").exists()  # a finished schedule leaves nothing to resume
     model = load_slim(tmp_path / "model")
     meta = json.loads((tmp_path / "model" / "meta.json").read_text())
     assert meta["recipe"]["distill"]["steps_done"] == 3 and meta["recipe"]["distill"]["cache"]["live_teacher"]

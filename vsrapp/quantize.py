@@ -140,7 +140,7 @@ def synthetic_clips(clips: int = 16, frames: int = DEFAULT_FRAMES, size: int = D
     """Calibration clips without any real video: the bench's synthetic panning scene, one seed per clip.
     Measured for the dense model: Vid4 27.19 dB in int8 against 27.22 calibrated on training clips and 27.24 in
     fp32 (docs/RESULTS.md, "int8 on the CPU")."""
-    from .video.synthetic import synthetic_frames
+    from .engine.synthetic import synthetic_frames
 
     return [torch.from_numpy(synthetic_frames(frames, size, size, seed=i)).permute(0, 3, 1, 2).float().div(255.0)
             for i in range(clips)]

@@ -8,6 +8,9 @@
 # On the GPU:   pruning/recipes/gpu_distill.sh train [MODEL]      (device run, carry .gpu; results under $OUT)
 # Here, after:  pruning/recipes/gpu_distill.sh collect DIR        (DIR = the returned files: state for next call)
 # Tiny CPU check of the whole cycle: TINY=1 pruning/recipes/gpu_distill.sh train   (a few seconds per stage)
+# One call that is all there is (a lent GPU's 15 minutes): FIT_SECONDS=280 ... train MODEL fits the schedule
+# (warm-up, cosine, EMA, export) to 280 s of training, timed on its first steps, and returns the finished model.
+# What travels: the repository (about 45 MB) + .gpu (about 20 MB) must stay under 64 MiB, hence the small stills.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 STAGE=${1:-train}
@@ -17,10 +20,12 @@ OUT=${OUT:-$GPU/out}
 SECONDS_BUDGET=${SECONDS_BUDGET:-420}   # training time per call: 7 of the 9 minutes (start-up, export, copy)
 ITERS=${ITERS:-6000}                    # the whole schedule (cosine), over as many calls as it takes
 REAL_PROB=${REAL_PROB:-0.5}             # share of samples from the real clips (docs/RESULTS.md, real-motion pool)
+STILL_SIDE=${STILL_SIDE:-448}           # long side of the travelling stills: the repository (45 MB) + .gpu must be < 64 MiB
+CLIP_FRAMES=${CLIP_FRAMES:-60}         # frames kept of each real clip
 
 case $STAGE in
 prepare)
-    mkdir -p $GPU/train/stills $GPU/state
+    rm -rf $GPU/train && mkdir -p $GPU/train/stills $GPU/state
     # The teacher in fp16 (half the bytes; it runs under bf16 autocast there anyway).
     python -c "
 import sys, torch
@@ -29,7 +34,7 @@ state = load_basicsr_state(sys.argv[1])
 torch.save({'params': {k: v.half() for k, v in state.items()}}, sys.argv[2])
 " "${VSRAPP_WEIGHTS:-../shared/weights}/BasicVSR_Vimeo90K_BIx4.pth" $GPU/teacher-fp16.pth
     # The training stills, re-encoded as quality-92 JPEG so that everything travels in 64 MiB with the
-    # checkpoint of the next call: a long side of 768 px leaves room for 256 px GT crops and camera paths.
+    # checkpoint of the next call: a long side of 448 px still leaves room for 256 px GT crops and camera paths.
     python - <<'PY'
 import cv2, os, pathlib
 from pruning.data import list_stills
@@ -37,15 +42,16 @@ from pruning.prepare_data import DEFAULT_OUT
 out = pathlib.Path(os.environ.get("GPU_DIR", ".gpu")) / "train" / "stills"
 for i, p in enumerate(list_stills(DEFAULT_OUT)):
     img = cv2.imread(str(p))
-    s = 768 / max(img.shape[:2])
+    s = int(os.environ.get("STILL_SIDE", 448)) / max(img.shape[:2])
     if s < 1:
         img = cv2.resize(img, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)
     cv2.imwrite(str(out / f"{i:03d}.jpg"), img, [cv2.IMWRITE_JPEG_QUALITY, 92])
 PY
-    # The real-motion clips (python -m pruning.prepare_data --clips-only), at most 120 frames each as quality-92
-    # JPEG (about 21 MB): the live teacher needs no ground truth, only real motion.
+    # The real-motion clips (python -m pruning.prepare_data --clips-only), at most CLIP_FRAMES frames each as
+    # quality-92 JPEG: the live teacher needs no ground truth, only real motion.
     CLIPS=${CLIPS:-$HOME/.cache/vsrapp/train-clips}
     [[ -d $CLIPS/clips ]] || python -m pruning.prepare_data --clips-only --out "$CLIPS"
+    export STILL_SIDE CLIP_FRAMES
     CLIPS=$CLIPS python - <<'PY'
 import cv2, os, pathlib
 from pruning.data import list_clips
@@ -54,7 +60,7 @@ out = pathlib.Path(os.environ.get("GPU_DIR", ".gpu")) / "train" / "clips"
 for clip in list_clips(src):
     dest = out / clip[0].parent.name
     dest.mkdir(parents=True, exist_ok=True)
-    for i, frame in enumerate(clip[:120]):
+    for i, frame in enumerate(clip[:int(os.environ.get("CLIP_FRAMES", 60))]):
         cv2.imwrite(str(dest / f"{i:05d}.jpg"), cv2.imread(str(frame)), [cv2.IMWRITE_JPEG_QUALITY, 92])
 PY
     du -sh $GPU
@@ -66,8 +72,8 @@ train)
     RUN=${RUN_DIR:-/tmp/gpu_distill}
     mkdir -p $RUN/checkpoints "$OUT"
     RESUME=""
-    if ls $GPU/state/last.pt.part-* >/dev/null 2>&1; then
-        cat $GPU/state/last.pt.part-* > $RUN/checkpoints/last.pt
+    if [[ -f $GPU/state/last.pt ]]; then
+        cp $GPU/state/last.pt $RUN/checkpoints/last.pt
         cp $GPU/state/train.log $RUN/ 2>/dev/null || true
         RESUME=--resume
     fi
@@ -79,29 +85,39 @@ train)
         SHAPE="--batch 8 --frames 14 --lr-size 64 --workers 12"
     fi
     nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null | tee "$OUT/device.txt" || true
+    FIT=""
+    [[ -n ${FIT_SECONDS:-} ]] && FIT="--fit-seconds $FIT_SECONDS" && SECONDS_BUDGET=$((FIT_SECONDS + 60))
     python3 -m pruning.commands finetune --model "$SRC" --live-teacher --teacher $GPU/teacher-fp16.pth \
         --data $GPU/train --out $RUN $SHAPE --iters "$ITERS" --lr 1e-4 --warmup 200 --ema 0.999 \
         --real-prob "$REAL_PROB" \
         --kd-weight 1 --tf-weight 0 --ckpt-every 200 --log-every 20 --seed 7 \
-        --max-seconds "$SECONDS_BUDGET" $RESUME 2>&1 | grep -v "^USDT" || true
-    # The checkpoint (weights, Adam state, EMA) is larger than one returned file may be: split it.
-    split -b 15M -d $RUN/checkpoints/last.pt "$OUT/last.pt.part-"
-    cp $RUN/train.log "$OUT/"
-    for f in model.safetensors plan.json meta.json; do [[ -f $RUN/$f ]] && cp $RUN/$f "$OUT/"; done
+        --max-seconds "$SECONDS_BUDGET" $FIT $RESUME 2>&1 | grep -v "^USDT" || true
+    # One archive, split below the size of one returned file (at most 8 files come back): the export and log
+    # when the schedule finished, with the checkpoint (weights, Adam state, EMA) when it did not.
+    KEEP=(train.log)
+    for f in model.safetensors plan.json meta.json; do [[ -f $RUN/$f ]] && KEEP+=($f); done
+    [[ -f $RUN/model.safetensors ]] || KEEP+=(checkpoints/last.pt)
+    cp "$OUT/device.txt" $RUN/ && KEEP+=(device.txt)
+    tar -C $RUN -cf - "${KEEP[@]}" | split -b 15M -d - "$OUT/distill.tar.part-"
+    rm -f "$OUT/device.txt"
     ls -la "$OUT"
     ;;
 collect)
     DIR=${2:?the folder the device run returned}
+    UNPACK=$(mktemp -d)
+    cat "$DIR"/distill.tar.part-* | tar -C "$UNPACK" -xf -
     mkdir -p $GPU/state
-    rm -f $GPU/state/last.pt.part-*
-    cp "$DIR"/last.pt.part-* "$DIR"/train.log $GPU/state/
-    if [[ -f $DIR/model.safetensors ]]; then
+    rm -f $GPU/state/last.pt
+    cp "$UNPACK"/train.log $GPU/state/
+    if [[ -f $UNPACK/model.safetensors ]]; then
         DEST=${COLLECT_TO:-runs/gpu-distill}
-        mkdir -p "$DEST" && cp "$DIR"/model.safetensors "$DIR"/plan.json "$DIR"/meta.json "$DEST"/
+        mkdir -p "$DEST" && cp "$UNPACK"/{model.safetensors,plan.json,meta.json,train.log,device.txt} "$DEST"/
         echo "schedule finished: the distilled model is in $DEST (score it with vsrapp eval)"
     else
+        cp "$UNPACK"/checkpoints/last.pt $GPU/state/
         echo "state kept in $GPU/state: run the train stage again"
     fi
+    rm -rf "$UNPACK"
     ;;
 *) echo "usage: $0 prepare|train|collect ..." >&2; exit 2 ;;
 esac

@@ -32,9 +32,9 @@ from torch import nn
 
 from vsrapp_models.contract import block_name, is_network, traits
 
+from ..engine.synthetic import synthetic_frames
 from ..engine.upscaler import DEFAULT_LOOKAHEAD, DEFAULT_WINDOW, pick_device, pick_precision
 from ..errors import UsageError
-from ..video.synthetic import synthetic_frames
 from . import profiling as prof
 
 SCHEMA = "vsrapp-bench"
@@ -111,7 +111,8 @@ def load_bench_model(spec: str, random_weights: bool = False) -> BenchModel:
         if spec in {e.name for e in zoo.list_models()}:
             entry = zoo.get_entry(spec)
             if entry.bundled:  # a pruned model: its architecture is its plan, which ships beside its weights
-                return load_bench_model(str(zoo.find_weights(entry).parent), random_weights=True)
+                folder = load_bench_model(str(zoo.find_weights(entry).parent), random_weights=True)
+                return BenchModel(spec, folder.model, folder.trained, folder.note)  # rows keep the zoo name
             torch.manual_seed(0)
             trained = entry.weights is None
             return BenchModel(spec, zoo.build(entry.arch).eval(), trained,
@@ -343,10 +344,13 @@ def roofline_ceiling(device: torch.device, variant: prof.Variant, size: tuple[in
 
 # ------------------------------------------------------------------------------------------- the run
 def host_info(device: torch.device) -> dict[str, Any]:
-    import av
-
+    try:  # model-only runs (--no-e2e) need no PyAV: a GPU machine it cannot travel to still gets timed
+        import av
+        av_version = av.__version__
+    except ImportError:
+        av_version = None
     info: dict[str, Any] = {
-        "python": platform.python_version(), "torch": torch.__version__, "av": av.__version__,
+        "python": platform.python_version(), "torch": torch.__version__, "av": av_version,
         "numpy": np.__version__, "platform": platform.platform(), "cpu": _cpu_name(),
         "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
         "load_avg_1_5_15": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None,
