@@ -88,6 +88,37 @@ def test_auto_on_a_gpu_is_the_dense_model_when_its_weights_are_installed(tmp_pat
     assert zoo.resolve_name("auto", "cpu") == CPU_DEFAULT
 
 
+@pytest.mark.parametrize(("height", "width", "fps", "expected"), [
+    (180, 320, 30.0, zoo.DENSE_REFERENCE),  # dense: 60.6 ms at 540x960 -> 6.7 ms here
+    (360, 640, 25.0, zoo.DENSE_REFERENCE),  # 26.9 ms of a 40 ms frame
+    (540, 960, 30.0, "basicvsr-b8-hr32"),  # dense 60.6 and basicvsr-b15 45.3 ms miss 33.3; b8-hr32 29.2 keeps it
+    (540, 960, 20.0, "basicvsr-b15"),  # 50 ms a frame: the sharpest pruned model that keeps up
+    (1080, 1920, 60.0, "basicvsr-b8-hr32"),  # nothing keeps up: the fastest bidirectional model
+])
+def test_auto_on_a_gpu_keeps_the_videos_pace_with_the_sharpest_model_that_can(height, width, fps, expected,
+                                                                             weights_env):
+    assert zoo.resolve_name("auto", "cuda", pace=zoo.Pace(height, width, fps)) == expected
+
+
+def test_auto_on_a_gpu_without_the_dense_weights_keeps_pace_with_the_bundled_models(tmp_path, monkeypatch):
+    monkeypatch.setenv("VSRAPP_WEIGHTS", str(tmp_path))
+    assert zoo.resolve_name("auto", "cuda", pace=zoo.Pace(180, 320, 30.0)) == "basicvsr-b15"
+    assert zoo.resolve_name("auto", "cpu", pace=zoo.Pace(540, 960, 30.0)) == CPU_DEFAULT  # a CPU: no GPU figures
+
+
+def test_the_pace_of_a_folder_is_its_largest_frame_and_fastest_rate(media, tmp_path):
+    from vsrapp.cli import _pace
+    from vsrapp.video import probe
+
+    files = [media.h264_aac, media.odd_size, media.vfr, media.not_video]  # the unreadable one is skipped
+    infos = [probe(f) for f in files[:3]]
+    pace = _pace([(f, tmp_path / f.name) for f in files])
+    largest = max(infos, key=lambda i: i.height * i.width)
+    assert (pace.height, pace.width) == (largest.height, largest.width)
+    assert pace.fps == max(float(i.fps or 30) for i in infos)
+    assert _pace([(media.not_video, tmp_path / "x.mp4")]) is None
+
+
 def test_models_command_states_the_rule_and_this_machines_default(capsys, weights_env):
     assert main(["models"]) == 0
     last = capsys.readouterr().out.strip().splitlines()[-1]

@@ -39,7 +39,7 @@ def test_int8_precision_quantizes_once_and_reuses_the_cache(ov, monkeypatch):
     assert isinstance(up.model, backends.GraphModel) and up.model.precision == "int8"
     folder = up.model.folder
     assert folder.parent == export.cache_dir() and folder.name.endswith(f"-int8r{quantize.INT8_RECIPE}")
-    assert export.read_manifest(folder)["quantization"]["calibration"] == export.SYNTHETIC
+    assert export.read_manifest(folder)["quantization"]["calibration"] == export.PHOTOS
     got = list(up.upscale_frames(frames))
     assert len(got) == 7 and 30 <= min(psnr(a, b) for a, b in zip(got, want)) < 80
 

@@ -178,12 +178,21 @@ def test_cli_runs_an_int8_folder_with_the_default_backend(int8_export, tmp_path,
     assert not (tmp_path / "out2.mp4").exists()
 
 
-def test_export_cli_int8_without_clips_calibrates_on_the_synthetic_scene(ov, tmp_path, capsys):
-    clips = quantize.synthetic_clips(2, frames=4, size=40)
-    assert [tuple(c.shape) for c in clips] == [(4, 3, 40, 40)] * 2 and not torch.equal(clips[0], clips[1])
+def test_export_cli_int8_without_clips_calibrates_on_the_bundled_photographs(ov, tmp_path, capsys):
+    clips = quantize.photo_clips(5, frames=4, size=40)
+    assert [tuple(c.shape)[:2] for c in clips] == [(4, 3)] * 5 and not torch.equal(clips[0], clips[4])
+    assert all(c.shape[2] == c.shape[3] <= 40 for c in clips)  # square, no larger than asked (a small photo: less)
+    assert all(0.05 < float(c.mean()) < 0.95 and float(c.std()) > 0.02 for c in clips)  # pictures, not blanks
+    assert all(float((c[1:] - c[:-1]).abs().mean()) > 0 for c in clips if c.shape[2] > 8)  # the camera moves
     out = tmp_path / "ssl-uni-int8"
     assert main(["export", "ssl-uni", str(out), "--format", "openvino", "--int8", "--calibration-clips", "1",
                  "--threads", "1"]) == 0
-    assert "calibrated on 1 clips of the synthetic scene" in capsys.readouterr().out
+    assert f"calibrated on 1 clips of {export.PHOTOS}" in capsys.readouterr().out
     manifest = export.read_manifest(out)
-    assert manifest["precision"] == "int8" and manifest["quantization"]["calibration"] == "the synthetic scene"
+    assert manifest["precision"] == "int8" and manifest["quantization"]["calibration"] == export.PHOTOS
+
+
+def test_the_calibration_photographs_ship_with_their_licences():
+    photos = sorted(p.name for p in quantize.PHOTOS_DIR.glob("*.jpg"))
+    attribution = (quantize.PHOTOS_DIR / "ATTRIBUTION.md").read_text()
+    assert len(photos) >= 3 and all(f"`{name}`" in attribution for name in photos)

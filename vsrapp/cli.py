@@ -81,19 +81,20 @@ def resolve_device(name: str) -> str:
 # ---------------------------------------------------------------------------------------------- models
 def cmd_models(args: argparse.Namespace) -> int:
     print(f"weights folder: {zoo.weights_dir()}  (set {zoo.ENV_WEIGHTS} to change)")
-    print(f"{'name':<20} {'status':<10} {'Vid4 BI PSNR/SSIM (Y)':<22} {'CPU ms/frame*':>13} {'int8 ms*':>8}  "
-          "description")
+    print(f"{'name':<20} {'status':<10} {'Vid4 BI PSNR/SSIM (Y)':<22} {'CPU ms/frame*':>13} {'int8 ms*':>8} "
+          f"{'GPU ms**':>8}  description")
     for entry in zoo.list_models():
         m = entry.metrics
         score = f"{m['vid4_bi_psnr_y']:.2f} / {m['vid4_bi_ssim_y']:.4f}" if "vid4_bi_psnr_y" in m else "not measured"
-        speed, int8 = (f"{m[key]:.0f}" if key in m else "-" for key in (zoo.CPU_MS, zoo.CPU_INT8_MS))
-        print(f"{entry.name:<20} {zoo.weights_status(entry):<10} {score:<22} {speed:>13} {int8:>8}  "
+        speed, int8, gpu = (f"{m[key]:.0f}" if key in m else "-" for key in (zoo.CPU_MS, zoo.CPU_INT8_MS, zoo.GPU_MS))
+        print(f"{entry.name:<20} {zoo.weights_status(entry):<10} {score:<22} {speed:>13} {int8:>8} {gpu:>8}  "
               f"{entry.description}")
         if args.verbose and entry.weights:
             w = entry.weights
             print(f"{'':<20} file {w.file}  sha256 {w.sha256}\n{'':<20} source {w.url}\n"
                   f"{'':<20} licence {w.licence}")
     print("* model only, 180x320 -> 720x1280, 2 CPU threads, torch fp32 / OpenVINO int8 (docs/BENCHMARKS.md)")
+    print("** model only, 540x960 -> 2160x3840, one NVIDIA H100, fp16 (docs/BENCHMARKS.md)")
     device = resolve_device("auto")
     print(f"default model (--model {zoo.AUTO}) on this machine ({device}): {zoo.resolve_name(zoo.AUTO, device)}, "
           f"with --precision int8: {zoo.resolve_name(zoo.AUTO, 'cpu', 'int8')}  [rule: {zoo.AUTO_RULE}]")
@@ -147,6 +148,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------------------------------- upscale
+DEFAULT_PACE_FPS = 30.0  # a video whose rate the headers do not give is held to this one
 VIDEO_SUFFIXES = {".mp4", ".mkv", ".mov", ".m4v", ".webm", ".avi", ".ts", ".mts", ".m2ts", ".mpg", ".mpeg",
                   ".flv", ".wmv", ".ogv", ".3gp"}
 
@@ -168,6 +170,24 @@ def _jobs(src: Path, dst: Path) -> list[tuple[Path, Path]]:
     if not videos:
         raise UserError(f"{src}: no video files in this folder")
     return [(v, dst / v.relative_to(src)) for v in videos]
+
+
+def _pace(jobs: list[tuple[Path, Path]]) -> zoo.Pace | None:
+    """The largest frame and the highest frame rate among the inputs (``auto`` on CUDA keeps up with them);
+    None when no input can be read (each job then reports its own file)."""
+    from .video import VideoError, probe
+
+    found = []
+    for src, _ in jobs:
+        try:
+            info = probe(src)
+        except VideoError:
+            continue
+        found.append((info.height * info.width, info.height, info.width, float(info.fps or DEFAULT_PACE_FPS)))
+    if not found:
+        return None
+    _, height, width, _ = max(found)
+    return zoo.Pace(height, width, max(f[3] for f in found))
 
 
 def _make_output_folder(dst: Path) -> None:
@@ -206,8 +226,10 @@ def cmd_upscale(args: argparse.Namespace) -> int:
     args.backend = resolve_backend(args.backend, args.model, args.precision)
     # The graph backends run on the CPU: there `auto` must not become cuda.
     device = "cpu" if args.backend in GRAPH_BACKENDS and args.device == "auto" else resolve_device(args.device)
-    # Once, so a job's manifest names the model that ran; the device decides what `auto` is.
-    args.model = zoo.resolve_name(args.model, device, args.precision)
+    # Once, so a job's manifest names the model that ran; the device (on CUDA, with the videos' size and frame
+    # rate) decides what `auto` is.
+    pace = _pace(jobs) if args.model == zoo.AUTO and str(device).startswith("cuda") else None
+    args.model = zoo.resolve_name(args.model, device, args.precision, pace)
     if args.ray is not None:  # graph backends too: the driver makes the graphs once and ships them to the workers
         return _upscale_on_ray(args, jobs)
     spec = _job_spec(args, device)

@@ -60,7 +60,7 @@ CHECK_SIZE = (37, 70)  # a second size for the check: the graphs must really be 
 # that compute the same thing agree to about 1e-6 relative; a wrong graph is off by whole percent.
 CHECK_RTOL = 1e-4
 EXPORTER = "torch.onnx.export(dynamo=False), TorchScript tracer"
-SYNTHETIC = "the synthetic scene"  # what --int8 calibrates on without --calibrate
+PHOTOS = "the bundled photographs"  # what --int8 calibrates on without --calibrate (quantize.photo_clips)
 EXTRA = ONNX_EXTRA  # pip install "vsrapp[onnx]": onnx and onnxruntime
 
 

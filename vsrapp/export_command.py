@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from . import quantize, zoo
-from .export import DEFAULT_OPSET, SYNTHETIC, ExportError, cached_export, export_onnx, read_manifest
+from .export import DEFAULT_OPSET, PHOTOS, ExportError, cached_export, export_onnx, read_manifest
 
 
 def add_command(subparsers: Any) -> None:
@@ -25,7 +25,7 @@ def add_command(subparsers: Any) -> None:
                    "pip install \"vsrapp[openvino]\")")
     p.add_argument("--calibrate", metavar="CLIPS", help="calibration video(s): a video file, a folder of frames, "
                    "or a folder of either; video like what you will upscale (never your evaluation clips). "
-                   "Default: a synthetic scene")
+                   "Default: the photographs that ship with vsrapp")
     p.add_argument("--calibration-clips", type=int, default=24, help="at most this many clips (default 24)")
     p.add_argument("--keep-fp32", nargs="+", default=[], metavar="GRAPH",
                    help="graphs that stay fp32 in an int8 export (flow, backward_step, forward_step, reconstruct)")
@@ -55,11 +55,11 @@ def cmd_export(args: Any) -> int:
         if args.int8:
             if args.calibrate:
                 clips = quantize.calibration_clips(args.calibrate, max_clips=args.calibration_clips)
-            else:  # no video of the user's: the synthetic scene (measured within 0.05 dB of fp32 on Vid4)
-                clips = quantize.synthetic_clips(min(args.calibration_clips, 16))
+            else:  # no video of the user's: the photographs that ship with vsrapp
+                clips = quantize.photo_clips(min(args.calibration_clips, 16))
             fp32 = cached_export(model, label, opset=args.opset)
             out = quantize.quantize_export(fp32, out, clips, keep_fp32=args.keep_fp32, threads=args.threads,
-                                           calibration=Path(args.calibrate).name if args.calibrate else SYNTHETIC,
+                                           calibration=Path(args.calibrate).name if args.calibrate else PHOTOS,
                                            overwrite=args.overwrite)
         else:
             out = export_onnx(model, out, name=label, opset=args.opset, check=args.check, overwrite=args.overwrite)
@@ -71,7 +71,7 @@ def cmd_export(args: Any) -> int:
         q = manifest["quantization"]
         kept = f"; fp32: {', '.join(q['fp32_graphs'])}" if q["fp32_graphs"] else ""
         print(f"{out}: {label} as {len(manifest['graphs'])} OpenVINO int8 graphs, calibrated on {q['clips']} clips "
-              f"of {args.calibrate or SYNTHETIC}{kept}")
+              f"of {args.calibrate or PHOTOS}{kept}")
         return 0
     print(f"{out}: {label} as {len(manifest['graphs'])} ONNX graphs (opset {args.opset}): "
           + ", ".join(g["file"] for g in manifest["graphs"].values()))

@@ -25,6 +25,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 from torch import nn
@@ -54,8 +55,10 @@ FP32_OP_TYPES = ("GridSample", "Gather", "Add")
 SYMMETRIC_GRAPHS = ("flow",)
 # The version of the rules above. An int8 export cached on the fly (:func:`cached_int8_export`) is named after
 # it, so a change to the rules makes new graphs instead of reusing ones quantized the old way: bump it with them.
-INT8_RECIPE = 1
-# On-the-fly int8 (``--precision int8``) calibrates on the synthetic scene: there is no video of the user's yet.
+INT8_RECIPE = 2  # 2: calibrated on the bundled photographs (1: the synthetic scene)
+# On-the-fly int8 (``--precision int8``) calibrates on the photographs that ship with vsrapp (photo_clips): there
+# is no video of the user's yet.
+PHOTOS_DIR = Path(__file__).parent / "calibration"
 CACHED_CALIBRATION_CLIPS = 16
 CACHED_SAMPLES = DEFAULT_SAMPLES
 
@@ -136,14 +139,36 @@ def calibration_clips(source: str | Path, frames: int = DEFAULT_FRAMES, size: in
     return clips
 
 
-def synthetic_clips(clips: int = 16, frames: int = DEFAULT_FRAMES, size: int = DEFAULT_SIZE) -> list[torch.Tensor]:
-    """Calibration clips without any real video: the bench's synthetic panning scene, one seed per clip.
-    Measured for the dense model: Vid4 27.19 dB in int8 against 27.22 calibrated on training clips and 27.24 in
-    fp32 (docs/RESULTS.md, "int8 on the CPU")."""
-    from .engine.synthetic import synthetic_frames
+def photo_clips(clips: int = 16, frames: int = DEFAULT_FRAMES, size: int = DEFAULT_SIZE,
+                seed: int = 0) -> list[torch.Tensor]:
+    """Calibration clips without any video of the user's: the photographs that ship with vsrapp
+    (``vsrapp/calibration/``, public domain and CC0; ATTRIBUTION.md there) under a slow sub-pixel camera pan,
+    each frame degraded as the benchmark's inputs are (MATLAB bicubic x1/4, 8-bit), ``size`` LR pixels square
+    (less for a photo too small for it). Real image statistics matter: the bench's synthetic scene cost the
+    forward-only ``basicvsr-uni-b7-hr16`` 0.32 dB on Vid4 in int8, training clips 0.01 (docs/RESULTS.md)."""
+    from .evaluation import bicubic_degrade, read_rgb
 
-    return [torch.from_numpy(synthetic_frames(frames, size, size, seed=i)).permute(0, 3, 1, 2).float().div(255.0)
-            for i in range(clips)]
+    photos = [read_rgb(p) for p in sorted(PHOTOS_DIR.glob("*.jpg"))]
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(clips):
+        photo = photos[i % len(photos)]
+        h, w = photo.shape[:2]
+        side = min(4 * size, (min(h, w) * 3 // 4) // 4 * 4)  # HR crop, a multiple of the scale
+        start, step = [], []
+        for extent in (w, h):  # per axis: up to 6 HR (1.5 LR) pixels a frame, within the photo
+            room = extent - side
+            v = float(rng.uniform(-1, 1) * min(6.0, room / max(1, frames - 1)))
+            lo, hi = max(0.0, -v * (frames - 1)), room - max(0.0, v * (frames - 1))
+            start.append(float(rng.uniform(lo, hi)))
+            step.append(v)
+        clip = []
+        for t in range(frames):
+            shift = np.float32([[1, 0, -(start[0] + step[0] * t)], [0, 1, -(start[1] + step[1] * t)]])
+            hr = cv2.warpAffine(photo, shift, (side, side), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
+            clip.append(bicubic_degrade(hr))
+        out.append(torch.from_numpy(np.stack(clip)).permute(0, 3, 1, 2).float().div(255.0))
+    return out
 
 
 def collect_inputs(model: backends.GraphModel, clips: Iterable[torch.Tensor],
@@ -265,10 +290,9 @@ def cached_int8_export(source: nn.Module | str | Path, name: str | None = None, 
     """The int8 OpenVINO export of ``source`` (a torch model, or an fp32 export folder), made once and kept in
     :func:`vsrapp.export.cache_dir` (what ``--precision int8`` runs). An int8 folder is returned as it is.
 
-    Calibrated on the synthetic scene (:func:`synthetic_clips`): measured within 0.05 dB of fp32 on Vid4 for the
-    dense model. The folder is named after the source's weights digest and :data:`INT8_RECIPE`, so new weights or
-    new quantization rules make new graphs. Two processes quantizing at once each write their own temporary
-    folder; the first rename wins."""
+    Calibrated on the bundled photographs (:func:`photo_clips`). The folder is named after the source's weights
+    digest and :data:`INT8_RECIPE`, so new weights or new quantization rules make new graphs. Two processes
+    quantizing at once each write their own temporary folder; the first rename wins."""
     fp32 = Path(source) if isinstance(source, (str, Path)) else export.cached_export(source, name)
     manifest = export.read_manifest(fp32)
     if manifest.get("precision", "fp32") == "int8":
@@ -277,11 +301,11 @@ def cached_int8_export(source: nn.Module | str | Path, name: str | None = None, 
     folder = export.cache_dir() / f"{label}-{manifest['source_sha256'][:16]}-int8r{INT8_RECIPE}"
     if export.is_export_folder(folder):
         return folder
-    LOG.warning("making the int8 graphs of %s once (calibrated on the synthetic scene; a few minutes, up to ~10 "
-                "for the dense model on two cores); they are kept in %s", manifest["model"], folder)
+    LOG.warning("making the int8 graphs of %s once (calibrated on %s; a few minutes, up to ~10 "
+                "for the dense model on two cores); they are kept in %s", manifest["model"], export.PHOTOS, folder)
     try:
-        return quantize_export(fp32, folder, synthetic_clips(CACHED_CALIBRATION_CLIPS), samples=CACHED_SAMPLES,
-                               threads=threads, calibration=export.SYNTHETIC)
+        return quantize_export(fp32, folder, photo_clips(CACHED_CALIBRATION_CLIPS), samples=CACHED_SAMPLES,
+                               threads=threads, calibration=export.PHOTOS)
     except (QuantizeError, OSError):
         if export.is_export_folder(folder):  # another process finished first
             return folder

@@ -62,6 +62,8 @@ class ModelEntry:
     # CPU_INT8_MS: OpenVINO int8 graphs calibrated on training clips, the dense model's from
     # benchmarks/results/blocks-int8-cpu-180x320-20261204.json, the block-pruned ones' from one side-by-side run,
     # benchmarks/results/int8-blocks-cpu-180x320-20261205.json; docs/BENCHMARKS.md).
+    # GPU_MS: one NVIDIA H100, 540x960 LR, model only, fp16 autocast, channels-last, from one `vsrapp bench` run,
+    # benchmarks/results/gpu-h100-quick-180x320-540x960-20261205.json (docs/BENCHMARKS.md "GPU").
     metrics: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -71,6 +73,8 @@ class ModelEntry:
 
 CPU_MS = "cpu2_ms_per_frame_180x320"
 CPU_INT8_MS = "cpu2_int8_ms_per_frame_180x320"
+GPU_MS = "h100_ms_per_frame_540x960"
+GPU_MS_PIXELS = 540 * 960  # the LR frame GPU_MS was measured at; the cost scales with the pixel count
 _ZOO: dict[str, ModelEntry] = {}
 
 
@@ -100,7 +104,7 @@ register(ModelEntry(
         size=25_234_632,
     ),
     metrics={"vid4_bi_psnr_y": 27.2383, "vid4_bi_ssim_y": 0.8251, "cpu2_ms_per_frame_180x320": 4093.2,
-             "cpu2_int8_ms_per_frame_180x320": 1308},
+             "cpu2_int8_ms_per_frame_180x320": 1308, GPU_MS: 60.6},
 ))
 register(ModelEntry(
     name="basicvsr-reds4",
@@ -137,7 +141,7 @@ register_bundled(
     "(1.26 M without SpyNet); ships with vsrapp",
     sha256="9e4788cdb117cf1c12fdc8174a7fca51e29b457588db502d2517f042258d3fb6", size=5_424_402,
     metrics={"vid4_bi_psnr_y": 25.4914, "vid4_bi_ssim_y": 0.7494, "params_without_spynet": 1_255_563,
-             "cpu2_ms_per_frame_180x320": 1770.7, CPU_INT8_MS: 1426},
+             "cpu2_ms_per_frame_180x320": 1770.7, CPU_INT8_MS: 1426, GPU_MS: 82.7},
 )
 register_bundled(
     "ssl-uni", "basicvsr-uni",
@@ -145,7 +149,7 @@ register_bundled(
     "1.9 M params (0.45 M without SpyNet); ships with vsrapp",
     sha256="90ddd91b7e22ea3d109e49b1da7861569b2fc11ba6183ed67358541681f5d0e4", size=3_805_438,
     metrics={"vid4_bi_psnr_y": 25.0443, "vid4_bi_ssim_y": 0.7232, "params_without_spynet": 452_457,
-             "cpu2_ms_per_frame_180x320": 798.8},
+             "cpu2_ms_per_frame_180x320": 798.8, GPU_MS: 31.1},
 )
 register_bundled(
     "basicvsr-b15", "basicvsr",
@@ -154,7 +158,7 @@ register_bundled(
     sha256="7f52fd5cc715fc306d25eb142838bb49b16c0f147c4120c10c6a8b7e110de8d0", size=8_171_618,
     # Quality: after the third stretch, with real-motion clips (docs/results/vid4_basicvsr-b15.json).
     metrics={"vid4_bi_psnr_y": 26.4424, "vid4_bi_ssim_y": 0.7922, "params_without_spynet": 2_635_331,
-             "cpu2_ms_per_frame_180x320": 2756.9, CPU_INT8_MS: 833.5},
+             "cpu2_ms_per_frame_180x320": 2756.9, CPU_INT8_MS: 833.5, GPU_MS: 45.3},
 )
 register_bundled(
     "basicvsr-b8-hr32", "basicvsr",
@@ -165,7 +169,7 @@ register_bundled(
     sha256="54cdc97bfa1f9025c92f6cc77e5742830035e524e94c663f89d241c97137b217", size=5_893_042,
     # Quality: docs/results/vid4_basicvsr-b8-hr32.json (the bundled file). 1.17x ssl-bi's speed in the same run.
     metrics={"vid4_bi_psnr_y": 25.9164, "vid4_bi_ssim_y": 0.7711, "params_without_spynet": 1_498_947,
-             "cpu2_ms_per_frame_180x320": 1518.1, CPU_INT8_MS: 509.5},
+             "cpu2_ms_per_frame_180x320": 1518.1, CPU_INT8_MS: 509.5, GPU_MS: 29.2},
 )
 register_bundled(
     "basicvsr-uni-b7-hr16", "basicvsr-uni",
@@ -175,9 +179,10 @@ register_bundled(
     sha256="a9f04cd73a69f8276fb470d40d5eae78eb34e39249c9254180c501146f304d05", size=4_385_618,
     # Quality: docs/results/vid4_basicvsr-uni-b7-hr16.json (the bundled file). Speed: one side-by-side run,
     # benchmarks/results/uni-cpu-180x320-20261205.json: 758 ms against ssl-uni's 769 (1.01x; an earlier run of
-    # the unbundled export: 818 against 858); docs/BENCHMARKS.md.
+    # the unbundled export: 818 against 858); int8: benchmarks/results/int8-uni-cpu-180x320-20261205.json (Vid4
+    # 25.77 as --precision int8 makes it, docs/results/vid4_basicvsr-uni-b7-hr16-int8.json); docs/BENCHMARKS.md.
     metrics={"vid4_bi_psnr_y": 25.7592, "vid4_bi_ssim_y": 0.7662, "params_without_spynet": 747_203,
-             "cpu2_ms_per_frame_180x320": 758.0},
+             "cpu2_ms_per_frame_180x320": 758.0, CPU_INT8_MS: 250.1, GPU_MS: 15.5},
 )
 DENSE_REFERENCE = "basicvsr-vimeo-bi"  # the sharpest model vsrapp knows; the bundled ones are pruned from it
 
@@ -243,12 +248,31 @@ def best_bundled(precision: str | None = None, device: str | torch.device | None
     figure is ranked by its fp32 one."""
     bundled = [e for e in _ZOO.values() if e.bundled and e.bidirectional]
     if device is not None and torch.device(device).type == "cuda":
-        return max(bundled, key=lambda e: e.metrics.get("vid4_bi_psnr_y", 0.0)).name
+        return _sharpest(bundled).name
     key = CPU_INT8_MS if precision == "int8" else CPU_MS
     return min(bundled, key=lambda e: e.metrics.get(key, e.metrics.get(CPU_MS, float("inf")))).name
 
 
-def resolve_name(name: str, device: str | torch.device | None = None, precision: str | None = None) -> str:
+@dataclass(frozen=True)
+class Pace:
+    """What a job must keep up with: its largest source frame (LR pixels) and highest frame rate."""
+
+    height: int
+    width: int
+    fps: float
+
+    def keeps_up(self, entry: ModelEntry) -> bool:
+        """True when ``entry``'s measured GPU time (GPU_MS, scaled by the pixel count) fits one source frame."""
+        ms = entry.metrics.get(GPU_MS)
+        return ms is not None and ms * self.height * self.width / GPU_MS_PIXELS <= 1000.0 / self.fps
+
+
+def _sharpest(entries: list[ModelEntry]) -> ModelEntry:
+    return max(entries, key=lambda e: e.metrics.get("vid4_bi_psnr_y", 0.0))
+
+
+def resolve_name(name: str, device: str | torch.device | None = None, precision: str | None = None,
+                 pace: Pace | None = None) -> str:
     """``auto`` becomes the default model for ``device`` and ``precision`` (:data:`AUTO_RULE`); any other name
     is returned as it is.
 
@@ -257,17 +281,29 @@ def resolve_name(name: str, device: str | torch.device | None = None, precision:
     measured 1.5x faster than the bundled ``ssl-bi`` in torch on a 2-core AMD EPYC, and 1.7 dB sharper on Vid4;
     docs/BENCHMARKS.md). Everywhere else, and when the device is not known, it is the bundled default
     (:func:`best_bundled`): it ships inside the package and needs no download; ``basicvsr-b8-hr32`` in fp32 on a
-    CPU."""
+    CPU. On CUDA with a ``pace`` (the job's frame size and rate), the choice is the sharpest of those models
+    that keeps that pace by its measured GPU time (dense BasicVSR keeps 30 frames/s up to about 360x640 on an
+    H100, not at 540x960), or the fastest when none does."""
     if name != AUTO:
         return name
-    fast_enough = (device is not None and torch.device(device).type == "cuda") or precision == "int8"
-    if fast_enough and weights_status(get_entry(DENSE_REFERENCE)) == "installed":
+    cuda = device is not None and torch.device(device).type == "cuda"
+    dense = get_entry(DENSE_REFERENCE)
+    installed = (cuda or precision == "int8") and weights_status(dense) == "installed"
+    if cuda and pace is not None:
+        candidates = [e for e in _ZOO.values() if e.bundled and e.bidirectional] + ([dense] if installed else [])
+        keeping_up = [e for e in candidates if pace.keeps_up(e)]
+        if keeping_up:
+            return _sharpest(keeping_up).name
+        return min(candidates, key=lambda e: e.metrics.get(GPU_MS, float("inf"))).name
+    if installed:
         return DENSE_REFERENCE
     return best_bundled(precision, device)
 
 
 AUTO_RULE = (f"{AUTO} = {DENSE_REFERENCE} on a CUDA device or with --precision int8 when its weights are installed, "
-             "else the bundled bidirectional model that is fastest on the CPU in that precision (sharpest on CUDA)")
+             "else the bundled bidirectional model that is fastest on the CPU in that precision (sharpest on CUDA); "
+             "on CUDA, for a video, the sharpest of these that keeps its frame rate by the measured GPU time, "
+             "else the fastest")
 
 
 def resolve_model(model: str | nn.Module, device: str | torch.device | None = None,

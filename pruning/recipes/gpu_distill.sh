@@ -63,7 +63,11 @@ for clip in list_clips(src):
     for i, frame in enumerate(clip[:int(os.environ.get("CLIP_FRAMES", 60))]):
         cv2.imwrite(str(dest / f"{i:05d}.jpg"), cv2.imread(str(frame)), [cv2.IMWRITE_JPEG_QUALITY, 92])
 PY
-    du -sh $GPU
+    # A device call carries the working tree and .gpu together, at most 64 MiB.
+    TREE=$(git ls-files -co --exclude-standard -z | xargs -0 du -cb | tail -1 | cut -f1)
+    CARRY=$(du -sb $GPU | cut -f1)
+    echo "travels: the tree $((TREE / 1000000)) MB + $GPU $((CARRY / 1000000)) MB of $((64 * 1048576 / 1000000)) MB"
+    (( TREE + CARRY < 64 * 1048576 )) || { echo "too large to travel: lower STILL_SIDE or CLIP_FRAMES" >&2; exit 1; }
     ;;
 train)
     source benchmarks/checkout_path.sh
