@@ -20,8 +20,9 @@ OUT=${OUT:-$GPU/out}
 SECONDS_BUDGET=${SECONDS_BUDGET:-420}   # training time per call: 7 of the 9 minutes (start-up, export, copy)
 ITERS=${ITERS:-6000}                    # the whole schedule (cosine), over as many calls as it takes
 REAL_PROB=${REAL_PROB:-0.5}             # share of samples from the real clips (docs/RESULTS.md, real-motion pool)
-STILL_SIDE=${STILL_SIDE:-448}           # long side of the travelling stills: the repository (45 MB) + .gpu must be < 64 MiB
-CLIP_FRAMES=${CLIP_FRAMES:-60}         # frames kept of each real clip
+STILL_SIDE=${STILL_SIDE:-416}           # long side of the travelling stills: the tree (45 MB) + .gpu < 64 MiB
+CLIP_FRAMES=${CLIP_FRAMES:-150}        # frames kept of each real clip
+CLIP_CRF=${CLIP_CRF:-20}                # their H.264 quality (x264 CRF)
 
 case $STAGE in
 prepare)
@@ -34,7 +35,7 @@ state = load_basicsr_state(sys.argv[1])
 torch.save({'params': {k: v.half() for k, v in state.items()}}, sys.argv[2])
 " "${VSRAPP_WEIGHTS:-../shared/weights}/BasicVSR_Vimeo90K_BIx4.pth" $GPU/teacher-fp16.pth
     # The training stills, re-encoded as quality-92 JPEG so that everything travels in 64 MiB with the
-    # checkpoint of the next call: a long side of 448 px still leaves room for 256 px GT crops and camera paths.
+    # checkpoint of the next call: a long side of 416 px still leaves room for 256 px GT crops and camera paths.
     python - <<'PY'
 import cv2, os, pathlib
 from pruning.data import list_stills
@@ -42,32 +43,43 @@ from pruning.prepare_data import DEFAULT_OUT
 out = pathlib.Path(os.environ.get("GPU_DIR", ".gpu")) / "train" / "stills"
 for i, p in enumerate(list_stills(DEFAULT_OUT)):
     img = cv2.imread(str(p))
-    s = int(os.environ.get("STILL_SIDE", 448)) / max(img.shape[:2])
+    s = int(os.environ.get("STILL_SIDE", 416)) / max(img.shape[:2])
     if s < 1:
         img = cv2.resize(img, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)
     cv2.imwrite(str(out / f"{i:03d}.jpg"), img, [cv2.IMWRITE_JPEG_QUALITY, 92])
 PY
-    # The real-motion clips (python -m pruning.prepare_data --clips-only), at most CLIP_FRAMES frames each as
-    # quality-92 JPEG: the live teacher needs no ground truth, only real motion.
+    # The real-motion clips (python -m pruning.prepare_data --clips-only), at most CLIP_FRAMES frames each, as
+    # H.264 (CRF CLIP_CRF): a fraction of the same frames as JPEG, so four clips travel in 2.4 MB. The train
+    # stage decodes them there with OpenCV (PyAV is not on the device). The live teacher needs no ground
+    # truth, only real motion.
     CLIPS=${CLIPS:-$HOME/.cache/vsrapp/train-clips}
     [[ -d $CLIPS/clips ]] || python -m pruning.prepare_data --clips-only --out "$CLIPS"
-    export STILL_SIDE CLIP_FRAMES
+    export STILL_SIDE CLIP_FRAMES CLIP_CRF
     CLIPS=$CLIPS python - <<'PY'
-import cv2, os, pathlib
+import av, cv2, os, pathlib
 from pruning.data import list_clips
 src = pathlib.Path(os.environ["CLIPS"])
-out = pathlib.Path(os.environ.get("GPU_DIR", ".gpu")) / "train" / "clips"
+out = pathlib.Path(os.environ.get("GPU_DIR", ".gpu")) / "train" / "clip-videos"
+out.mkdir(parents=True, exist_ok=True)
 for clip in list_clips(src):
-    dest = out / clip[0].parent.name
-    dest.mkdir(parents=True, exist_ok=True)
-    for i, frame in enumerate(clip[:int(os.environ.get("CLIP_FRAMES", 60))]):
-        cv2.imwrite(str(dest / f"{i:05d}.jpg"), cv2.imread(str(frame)), [cv2.IMWRITE_JPEG_QUALITY, 92])
+    frames = [cv2.imread(str(f))[:, :, ::-1] for f in clip[:int(os.environ.get("CLIP_FRAMES", 150))]]
+    h, w = (d // 2 * 2 for d in frames[0].shape[:2])  # 4:2:0 wants even sides
+    with av.open(str(out / f"{clip[0].parent.name}.mp4"), "w") as container:
+        options = {"crf": os.environ.get("CLIP_CRF", "20"), "preset": "slow"}
+        stream = container.add_stream("libx264", rate=25, options=options)
+        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+        for rgb in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(rgb[:h, :w].copy(), format="rgb24")))
+        container.mux(stream.encode())
 PY
     # A device call carries the working tree and .gpu together, at most 64 MiB.
     TREE=$(git ls-files -co --exclude-standard -z | xargs -0 du -cb | tail -1 | cut -f1)
     CARRY=$(du -sb $GPU | cut -f1)
     echo "travels: the tree $((TREE / 1000000)) MB + $GPU $((CARRY / 1000000)) MB of $((64 * 1048576 / 1000000)) MB"
-    (( TREE + CARRY < 64 * 1048576 )) || { echo "too large to travel: lower STILL_SIDE or CLIP_FRAMES" >&2; exit 1; }
+    if (( TREE + CARRY >= 64 * 1048576 )); then
+        echo "too large to travel: lower STILL_SIDE or CLIP_FRAMES, or raise CLIP_CRF" >&2
+        exit 1
+    fi
     ;;
 train)
     source benchmarks/checkout_path.sh
@@ -81,6 +93,21 @@ train)
         cp $GPU/state/train.log $RUN/ 2>/dev/null || true
         RESUME=--resume
     fi
+    # The real clips travel as H.264; the data loader reads folders of frames.
+    python3 - <<'PY'
+import cv2, os, pathlib
+root = pathlib.Path(os.environ.get("GPU_DIR", ".gpu")) / "train"
+for video in sorted((root / "clip-videos").glob("*.mp4")):
+    dest = root / "clips" / video.stem
+    if dest.is_dir():
+        continue
+    dest.mkdir(parents=True)
+    capture, i = cv2.VideoCapture(str(video)), 0
+    while (frame := capture.read()[1]) is not None:
+        cv2.imwrite(str(dest / f"{i:05d}.png"), frame, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+        i += 1
+    print(f"{video.name}: {i} frames")
+PY
     SRC=vsrapp/weights/$MODEL
     [[ -d $MODEL ]] && SRC=$MODEL
     if [[ ${TINY:-0} == 1 ]]; then  # CPU check: a tiny schedule on the bundled model
