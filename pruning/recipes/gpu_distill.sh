@@ -93,14 +93,16 @@ train)
         cp $GPU/state/train.log $RUN/ 2>/dev/null || true
         RESUME=--resume
     fi
-    # The real clips travel as H.264; the data loader reads folders of frames.
-    python3 - <<'PY'
+    # The training data of this call, outside .gpu (which must stay small enough to travel): the stills, and the
+    # real clips, which travel as H.264, decoded into the folders of frames the data loader reads.
+    DATA=$RUN/data
+    rm -rf "$DATA" && mkdir -p "$DATA" && cp -r $GPU/train/stills "$DATA"/
+    DATA=$DATA python3 - <<'PY'
 import cv2, os, pathlib
 root = pathlib.Path(os.environ.get("GPU_DIR", ".gpu")) / "train"
+data = pathlib.Path(os.environ["DATA"])
 for video in sorted((root / "clip-videos").glob("*.mp4")):
-    dest = root / "clips" / video.stem
-    if dest.is_dir():
-        continue
+    dest = data / "clips" / video.stem
     dest.mkdir(parents=True)
     capture, i = cv2.VideoCapture(str(video)), 0
     while (frame := capture.read()[1]) is not None:
@@ -119,7 +121,7 @@ PY
     FIT=""
     [[ -n ${FIT_SECONDS:-} ]] && FIT="--fit-seconds $FIT_SECONDS" && SECONDS_BUDGET=$((FIT_SECONDS + 60))
     python3 -m pruning.commands finetune --model "$SRC" --live-teacher --teacher $GPU/teacher-fp16.pth \
-        --data $GPU/train --out $RUN $SHAPE --iters "$ITERS" --lr 1e-4 --warmup 200 --ema 0.999 \
+        --data "$DATA" --out $RUN $SHAPE --iters "$ITERS" --lr 1e-4 --warmup 200 --ema 0.999 \
         --real-prob "$REAL_PROB" \
         --kd-weight 1 --tf-weight 0 --ckpt-every 200 --log-every 20 --seed 7 \
         --max-seconds "$SECONDS_BUDGET" $FIT $RESUME 2>&1 | grep -v "^USDT" || true
