@@ -324,8 +324,19 @@ def stages_before(init: str | Path) -> list[dict]:
     init = Path(init)
     if init.is_dir():
         meta = init / "meta.json"
-        return json.loads(meta.read_text()).get("recipe", {}).get("stages", []) if meta.is_file() else []
+        recipe = json.loads(meta.read_text()).get("recipe", {}) if meta.is_file() else {}
+        # A folder fine-tuned after its block stages (`finetune`, the GPU recipe) records that stretch under its own
+        # key: it is a stage of the model too, and comes after them.
+        later = [entry for key, entry in recipe.items() if isinstance(entry, dict) and "config" in entry]
+        return list(recipe.get("stages", [])) + [_finetune_stage(entry) for entry in later]
     return run_stages(init.parent)
+
+
+def _finetune_stage(entry: dict) -> dict:
+    """A `finetune` recipe entry (pruning.distill) in the shape of a block stage, with where and how long it ran."""
+    stage = {k: v for k, v in entry["config"].items() if k in _STAGE_KEYS}
+    extra = {k: entry[k] for k in ("device", "steps_done", "seconds", "date") if k in entry}
+    return stage | {"data": [entry.get("cache", {})]} | extra
 
 
 def run_stages(run_dir: Path) -> list[dict]:

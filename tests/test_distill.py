@@ -546,3 +546,18 @@ def test_a_forward_only_student_takes_the_forward_trunks_blocks_and_half_of_fusi
     blocks.run(teacher, cache, more, n - 1, config(more, iters=1), init=folder)
     assert json.loads((more / blocks.EXPORT / "plan.json").read_text())["blocks"] == selection["kept"]
     assert not load_model(more / blocks.EXPORT).bidirectional
+
+
+def test_a_fine_tuned_folder_lists_its_fine_tuning_as_a_stage_after_its_block_stages(tmp_path):
+    """A block model fine-tuned on a GPU (pruning/recipes/gpu_distill.sh) and continued by the block recipe keeps
+    every stretch in its recipe: the GPU one is not dropped from the bundled meta.json."""
+    from vsrapp_pruning.blocks import stages_before
+
+    cpu = {"iters": 600, "batch": 1, "lr_size": 64, "lr": 1e-4, "data": [{"clips": 72}]}
+    gpu = {"config": {"iters": 705, "batch": 8, "lr_size": 64, "lr": 1e-4, "warmup": 200, "out": "/tmp/x"},
+           "device": "NVIDIA H100", "steps_done": 705, "seconds": 297.4, "cache": {"live_teacher": "t.pth"}}
+    (tmp_path / "meta.json").write_text(json.dumps({"recipe": {"stages": [cpu], "distill": gpu, "script": "s.sh"}}))
+    stages = stages_before(tmp_path)
+    assert stages[0] == cpu and len(stages) == 2
+    assert stages[1]["iters"] == 705 and stages[1]["batch"] == 8 and stages[1]["device"] == "NVIDIA H100"
+    assert stages[1]["data"] == [{"live_teacher": "t.pth"}] and "out" not in stages[1]

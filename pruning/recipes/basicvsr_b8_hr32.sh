@@ -3,7 +3,8 @@
 # recipe, pruning/recipes/basicvsr_b15.sh, starts from the official weights): 8 of the 15 blocks per trunk, the
 # ones with the largest residual against the stream, then 48 and later 32 of the 64 high-resolution channels (upconv2's
 # PixelShuffle groups and conv_hr's filters, by mean activation x the norm of the weights that read them), then
-# distillation to the cached teacher output on real-motion and synthetic clips in turn. Re-running resumes.
+# distillation to the cached teacher output on real-motion and synthetic clips in turn; then one GPU call at SSL's
+# batch shape and a last CPU stretch on the real-motion pool. Re-running resumes.
 # The times are this project's 2-core AMD EPYC, two threads.
 # Usage: pruning/recipes/basicvsr_b8_hr32.sh [RUNS=runs/recipe-basicvsr-b8-hr32] [FROM=vsrapp/weights/basicvsr-b15]
 set -euo pipefail
@@ -27,6 +28,22 @@ teacher_caches
 #    from its weights: 29 min (2.9 s/step).
 [[ -f $R/s3/model.pth ]] || python -m pruning.blocks --cache "$REAL" "$CACHE" --keep 8 --upsampler 32 \
     --init "$R/s2/export" --out "$R/s3" --iters 600 --threads 2
-# 4. Score: held-out teacher agreement (other seeds; never Vid4) and Vid4 whole clips (2 min); export and bundle.
+# 4. Score: held-out teacher agreement (other seeds; never Vid4) and Vid4 whole clips (2 min); export. Stage 3 was
+#    the bundled model until 2026-12-05 (Vid4 25.92); bundle it now (the command it prints) for stage 5.
 score_blocks basicvsr-b8-hr32 pruning/recipes/basicvsr_b8_hr32.sh "$CLIPS" "$R/s1/export" "$R/s2/export" \
     "$R/s3/export"
+# 5. One lent GPU call (docs/MODELS.md "The GPU recipe"): the bundled stage-3 model distilled to the live teacher
+#    at batch 8 x 14 frames x 64^2, bf16, schedule fitted to 265 s of training: 705 steps on one H100
+#    (2026-12-05; that call had synthetic motion only). Here `pruning/recipes/gpu_distill.sh prepare`, then the
+#    device run `bash benchmarks/gpu_session.sh` (carry .gpu), then
+#    `COLLECT_TO=$R/gpu pruning/recipes/gpu_distill.sh collect <returned files>`.
+if [[ ! -f $R/gpu/model.safetensors ]]; then
+    echo "stage 5 needs a lent GPU: see the comment above; stages 1-4 are done" >&2
+    exit 0
+fi
+# 6. Back on the CPU: 400 steps of the real-motion and synthetic caches in turn from the GPU's weights (18 min
+#    alone, 2.7 s/step): the GPU call had taught the synthetic motion (+1.3 dB agreement) and lost some real
+#    (walk -0.38); together, Vid4 25.92 -> 26.13, every clip up.
+[[ -f $R/s6/model.pth ]] || python -m pruning.blocks --cache "$REAL" "$CACHE" --keep 8 --init "$R/gpu" \
+    --out "$R/s6" --iters 400 --threads 2
+score_blocks basicvsr-b8-hr32 pruning/recipes/basicvsr_b8_hr32.sh "$CLIPS" "$R/s3/export" "$R/gpu" "$R/s6/export"
