@@ -178,12 +178,12 @@ register_bundled(
     "Forward-only BasicVSR for live input: the forward trunk of basicvsr-b15 cut to 7 residual blocks and 16 of "
     "64 high-resolution channels, distilled to the dense bidirectional model's output (docs/MODELS.md); "
     "2.2 M params (0.75 M without SpyNet); the sharpest bundled forward-only model; ships with vsrapp",
-    sha256="a9f04cd73a69f8276fb470d40d5eae78eb34e39249c9254180c501146f304d05", size=4_385_618,
+    sha256="b6411be7d3a1e766e861887c8a6e3d59e330f278a998fbcf89654b9af3cb6c0b", size=4_385_618,
     # Quality: docs/results/vid4_basicvsr-uni-b7-hr16.json (the bundled file). Speed: one side-by-side run,
     # benchmarks/results/uni-cpu-180x320-20261205.json: 758 ms against ssl-uni's 769 (1.01x; an earlier run of
     # the unbundled export: 818 against 858); int8: benchmarks/results/int8-uni-cpu-180x320-20261205.json (Vid4
-    # 25.77 as --precision int8 makes it, docs/results/vid4_basicvsr-uni-b7-hr16-int8.json); docs/BENCHMARKS.md.
-    metrics={"vid4_bi_psnr_y": 25.7592, "vid4_bi_ssim_y": 0.7662, "params_without_spynet": 747_203,
+    # 25.81 as --precision int8 makes it, docs/results/vid4_basicvsr-uni-b7-hr16-int8.json); docs/BENCHMARKS.md.
+    metrics={"vid4_bi_psnr_y": 25.7990, "vid4_bi_ssim_y": 0.7685, "params_without_spynet": 747_203,
              "cpu2_ms_per_frame_180x320": 758.0, CPU_INT8_MS: 250.1, GPU_MS: 15.5},
 )
 DENSE_REFERENCE = "basicvsr-vimeo-bi"  # the sharpest model vsrapp knows; the bundled ones are pruned from it
