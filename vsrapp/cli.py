@@ -177,17 +177,16 @@ def _pace(jobs: list[tuple[Path, Path]]) -> zoo.Pace | None:
     None when no input can be read (each job then reports its own file)."""
     from .video import VideoError, probe
 
-    found = []
+    infos = []
     for src, _ in jobs:
         try:
-            info = probe(src)
+            infos.append(probe(src))
         except VideoError:
             continue
-        found.append((info.height * info.width, info.height, info.width, float(info.fps or DEFAULT_PACE_FPS)))
-    if not found:
+    if not infos:
         return None
-    _, height, width, _ = max(found)
-    return zoo.Pace(height, width, max(f[3] for f in found))
+    largest = max(infos, key=lambda info: info.height * info.width)
+    return zoo.Pace(largest.height, largest.width, max(float(info.fps or DEFAULT_PACE_FPS) for info in infos))
 
 
 def _make_output_folder(dst: Path) -> None:

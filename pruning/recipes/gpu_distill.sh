@@ -23,6 +23,7 @@ REAL_PROB=${REAL_PROB:-0.5}             # share of samples from the real clips (
 STILL_SIDE=${STILL_SIDE:-416}           # long side of the travelling stills: the tree (45 MB) + .gpu < 64 MiB
 CLIP_FRAMES=${CLIP_FRAMES:-150}        # frames kept of each real clip
 CLIP_CRF=${CLIP_CRF:-20}                # their H.264 quality (x264 CRF)
+export STILL_SIDE CLIP_FRAMES CLIP_CRF  # the one place of these defaults: prepare's Python reads them from here
 
 case $STAGE in
 prepare)
@@ -43,7 +44,7 @@ from pruning.prepare_data import DEFAULT_OUT
 out = pathlib.Path(os.environ.get("GPU_DIR", ".gpu")) / "train" / "stills"
 for i, p in enumerate(list_stills(DEFAULT_OUT)):
     img = cv2.imread(str(p))
-    s = int(os.environ.get("STILL_SIDE", 416)) / max(img.shape[:2])
+    s = int(os.environ["STILL_SIDE"]) / max(img.shape[:2])
     if s < 1:
         img = cv2.resize(img, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)
     cv2.imwrite(str(out / f"{i:03d}.jpg"), img, [cv2.IMWRITE_JPEG_QUALITY, 92])
@@ -54,7 +55,6 @@ PY
     # truth, only real motion.
     CLIPS=${CLIPS:-$HOME/.cache/vsrapp/train-clips}
     [[ -d $CLIPS/clips ]] || python -m pruning.prepare_data --clips-only --out "$CLIPS"
-    export STILL_SIDE CLIP_FRAMES CLIP_CRF
     CLIPS=$CLIPS python - <<'PY'
 import av, cv2, os, pathlib
 from pruning.data import list_clips
@@ -62,10 +62,10 @@ src = pathlib.Path(os.environ["CLIPS"])
 out = pathlib.Path(os.environ.get("GPU_DIR", ".gpu")) / "train" / "clip-videos"
 out.mkdir(parents=True, exist_ok=True)
 for clip in list_clips(src):
-    frames = [cv2.imread(str(f))[:, :, ::-1] for f in clip[:int(os.environ.get("CLIP_FRAMES", 150))]]
+    frames = [cv2.imread(str(f))[:, :, ::-1] for f in clip[:int(os.environ["CLIP_FRAMES"])]]
     h, w = (d // 2 * 2 for d in frames[0].shape[:2])  # 4:2:0 wants even sides
     with av.open(str(out / f"{clip[0].parent.name}.mp4"), "w") as container:
-        options = {"crf": os.environ.get("CLIP_CRF", "20"), "preset": "slow"}
+        options = {"crf": os.environ["CLIP_CRF"], "preset": "slow"}
         stream = container.add_stream("libx264", rate=25, options=options)
         stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
         for rgb in frames:

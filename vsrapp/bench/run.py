@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import json
 import os
 import platform
@@ -112,7 +113,7 @@ def load_bench_model(spec: str, random_weights: bool = False) -> BenchModel:
             entry = zoo.get_entry(spec)
             if entry.bundled:  # a pruned model: its architecture is its plan, which ships beside its weights
                 folder = load_bench_model(str(zoo.find_weights(entry).parent), random_weights=True)
-                return BenchModel(spec, folder.model, folder.trained, folder.note)  # rows keep the zoo name
+                return dataclasses.replace(folder, name=spec)  # rows keep the zoo name
             torch.manual_seed(0)
             trained = entry.weights is None
             return BenchModel(spec, zoo.build(entry.arch).eval(), trained,
