@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from .basicvsr import SCALE, BasicVSR, BasicVSRUni
+from .spynet import flow_levels_skipped
 
 SPARSE_PLAN_FORMAT = "vsrapp-sparse-plan"
 SPARSE_PLAN_VERSION = 1
@@ -34,7 +35,9 @@ def build_dense(arch: dict[str, Any]) -> BasicVSR | BasicVSRUni:
     if arch.get("scale", SCALE) != SCALE:
         raise ValueError(f"only x{SCALE} models are supported")
     cls = BasicVSR if arch["bidirectional"] else BasicVSRUni
-    return cls(int(arch["num_feat"]), int(arch["num_block"]))
+    model = cls(int(arch["num_feat"]), int(arch["num_block"]))
+    model.spynet.skip_finest = flow_levels_skipped(arch)  # the flow it was trained with (0: SpyNet's full depth)
+    return model
 
 
 def validate_sparse_plan(plan: dict[str, Any], pattern: str) -> None:

@@ -36,7 +36,7 @@ from torch import nn
 
 from .basicvsr import SCALE, BasicVSR, BasicVSRUni
 from .contract import block_name, blocks_of, trunk_names
-from .spynet import SpyNet
+from .spynet import SpyNet, flow_levels_skipped
 
 PLAN_FORMAT = "vsrapp-slim-plan"
 PLAN_VERSION = 1
@@ -78,6 +78,7 @@ def validate_plan(plan: dict[str, Any]) -> None:
         raise ValueError(f"not a {PLAN_FORMAT} v{PLAN_VERSION} plan: "
                          f"{plan.get('format')!r} {plan.get('version')!r}")
     arch, kept = plan["arch"], plan["kept"]
+    flow_levels_skipped(arch)
     nf = arch["num_feat"]
     sizes = {"fusion.out": nf, "upconv1.out": nf, "upconv2.out": HR_FEAT, "conv_hr.out": HR_FEAT}
     for trunk in trunk_names(arch["bidirectional"]):
@@ -178,7 +179,8 @@ def _build_slim_layers(model: nn.Module, plan: dict[str, Any]) -> None:
     kept = plan["kept"]
     model.num_feat = arch["num_feat"]
     model.plan = plan
-    model.spynet = SpyNet()
+    # A plan may record a coarser flow the network was trained with (``arch.skip_finest``; 0 when absent).
+    model.spynet = SpyNet(skip_finest=flow_levels_skipped(arch))
     for name in trunk_names(arch["bidirectional"]):
         setattr(model, name, SlimTrunk(name, plan))
     fused_in = arch["num_feat"] * (2 if arch["bidirectional"] else 1)

@@ -6,6 +6,8 @@ Parameter names follow BasicSR (``basic_module.{level}.basic_module.{0,2,4,6,8}`
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -93,3 +95,12 @@ class SpyNet(nn.Module):
                              align_corners=False)
         # Python floats, not a tensor: no host-to-device copy per call (which would also break CUDA graphs).
         return torch.cat([flow[:, :1] * (w / w32), flow[:, 1:] * (h / h32)], dim=1)
+
+
+def flow_levels_skipped(arch: dict[str, Any]) -> int:
+    """The SpyNet levels the network of an export plan's ``arch`` skips (``arch["skip_finest"]``, 0 when absent:
+    the flow as trained), checked."""
+    skip = arch.get("skip_finest", 0)
+    if not isinstance(skip, int) or not 0 <= skip < NUM_LEVELS:
+        raise ValueError(f"plan arch skip_finest must be an int in [0, {NUM_LEVELS}), got {skip!r}")
+    return skip

@@ -42,6 +42,7 @@ from vsrapp_models.contract import block_name, num_blocks, trunk_names
 from vsrapp_models.dense_shaped import SPARSE_PLAN_FORMAT, SPARSE_PLAN_VERSION
 from vsrapp_models.loading import load_basicsr, load_model, read_basicsr_state
 from vsrapp_models.slim import HR_FEAT, PLAN_FORMAT, PLAN_VERSION, build_slim
+from vsrapp_models.spynet import NUM_LEVELS, flow_levels_skipped
 
 from .distill import CachedClips, DistillWeights, train_distill
 from .export import slice_state
@@ -250,6 +251,21 @@ def _cut_upsampler(init: str | Path, start: nn.Module, out: Path, cache: str | P
                                         start.bidirectional))
 
 
+def _flow_setting(out: Path, start: nn.Module | None, flow_skip: int | None) -> int:
+    """The SpyNet levels the run's student skips: recorded in its ``selection.json`` on the first start (so a
+    resumed run and its export keep it), else ``flow_skip``, else the ``start`` model's."""
+    path = out / SELECTION
+    selection = json.loads(path.read_text())
+    if "skip_finest" not in selection:
+        skip = flow_skip if flow_skip is not None else (start.spynet.skip_finest if start is not None else 0)
+        flow_levels_skipped({"skip_finest": skip})  # in range, or a clear error before any training
+        selection["skip_finest"] = skip
+        path.write_text(json.dumps(selection, indent=1))
+    elif flow_skip is not None and flow_skip != selection["skip_finest"]:
+        raise ValueError(f"{out} was started with skip_finest={selection['skip_finest']}; a run keeps its flow")
+    return selection["skip_finest"]
+
+
 def _continue_selection(init: str | Path, start: nn.Module, out: Path) -> None:
     """A further stretch of the same network keeps its selection: the teacher's blocks and the high-resolution
     channels that ``start`` (loaded from ``init``) recorded become the run's ``selection.json``, so its export
@@ -271,14 +287,16 @@ def _continue_selection(init: str | Path, start: nn.Module, out: Path) -> None:
 
 def run(teacher: BasicVSR, cache: str | Path | Sequence[str | Path], out: str | Path, keep: int, cfg: TrainConfig,
         ema: float = 0.995, init: str | Path | None = None, upsampler: int = HR_FEAT,
-        forward_only: bool = False) -> Path:
+        forward_only: bool = False, flow_skip: int | None = None) -> Path:
     """Select, distill (Charbonnier to the cached teacher output; ``cfg`` for the schedule) and save the
     student as ``out/model.pth`` (a BasicSR checkpoint when every layer is whole); resumable (re-run the same
     call). ``init``: start from a block-pruned student saved before (its .pth or export folder): with ``keep``
     blocks, a further stretch of training with a fresh schedule; with more, its blocks are ranked and cut to
     ``keep`` (gradual pruning). ``upsampler``: high-resolution channels kept (of 64). Several caches are one
     pool (taken in turn); the selection is made on the first. ``forward_only``: a forward-only student (of the
-    teacher's, or a bidirectional ``init``'s, forward trunk), distilled to the bidirectional teacher's output."""
+    teacher's, or a bidirectional ``init``'s, forward trunk), distilled to the bidirectional teacher's output.
+    ``flow_skip``: the student's SpyNet stops that many levels early (a cheaper flow, issue #18) and trains with
+    its own flow; default: the ``init`` model's setting (0 for the full flow, whose cached flows are used)."""
     out = Path(out)
     caches = [cache] if isinstance(cache, (str, Path)) else list(cache)
     start = load_model(init) if init is not None else None
@@ -301,6 +319,7 @@ def run(teacher: BasicVSR, cache: str | Path | Sequence[str | Path], out: str | 
         student = prepare(teacher, caches[0], out, keep, upsampler, forward_only=forward_only)
         if start is not None:
             student.load_state_dict(start.state_dict(), strict=True)  # a .pth or a folder; fp32
+    student.spynet.skip_finest = _flow_setting(out, start, flow_skip)
     if init is not None and not (out / INIT).is_file():
         (out / INIT).write_text(json.dumps({"from": str(init), "stages": stages_before(init)}, indent=1))
     resume = (out / "checkpoints" / "last.pt").is_file()
@@ -387,6 +406,9 @@ def export(run_dir: str | Path, out: str | Path | None = None, teacher: str = "b
                          "num_block": num_blocks(student), "scale": 4},
                 "kept": selection["kept"]}
     arch = plan["arch"]
+    if selection.get("skip_finest"):  # the coarser flow the network was trained with travels in its plan
+        arch["skip_finest"] = selection["skip_finest"]
+        student.spynet.skip_finest = selection["skip_finest"]
     meta = {"method": "blocks", "arch": "basicvsr" if arch["bidirectional"] else "basicvsr-uni",
             "kept_blocks": arch["num_block"], "teacher": teacher,
             "recipe": {"selection": {k: selection[k] for k in ("keep", "from_blocks", "from_upsampler", "clips",
@@ -431,6 +453,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--forward-only", action="store_true",
                    help="a forward-only student for live input (the forward trunk's blocks, the forward half of "
                         "fusion), distilled to the bidirectional teacher's output")
+    p.add_argument("--flow-skip", type=int, choices=range(NUM_LEVELS),
+                   help="SpyNet levels the student skips (a cheaper flow it trains and runs with; default: the "
+                        "--init model's, 0 for the full flow)")
     p.add_argument("--threads", type=int)
     args = p.parse_args(argv)
     if args.teacher:
@@ -441,7 +466,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         teacher = dense_teacher("basicvsr-vimeo-bi")
     cfg = TrainConfig(phase="finetune", data="", out=args.out, iters=args.iters, frames=0, lr=args.lr,
                       warmup=args.warmup, schedule="cosine", seed=args.seed, ckpt_every=50, threads=args.threads)
-    path = run(teacher, args.cache, args.out, args.keep, cfg, args.ema, args.init, args.upsampler, args.forward_only)
+    path = run(teacher, args.cache, args.out, args.keep, cfg, args.ema, args.init, args.upsampler, args.forward_only,
+               args.flow_skip)
     print(f"block-pruned student written to {path}")
     return 0
 

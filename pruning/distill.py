@@ -47,7 +47,7 @@ from torch.utils.data import Dataset
 from vsrapp_models.contract import is_spynet
 
 from .data import ClipConfig, SyntheticClips
-from .losses import RecurrenceTrace, charbonnier_loss, run_with_states, temporal_loss
+from .losses import RecurrenceTrace, charbonnier_loss, compute_flows, run_with_states, temporal_loss
 from .method import StepHooks
 from .train import (
     Dist,
@@ -217,6 +217,12 @@ class DistillWeights:
         return self.tf > 0
 
 
+def coarse_flow(model: nn.Module) -> bool:
+    """Whether ``model`` runs a cheaper flow than the teacher's (its SpyNet stops early). A gated SSL network
+    wraps its SpyNet and always runs the full one."""
+    return bool(getattr(getattr(model, "spynet", None), "skip_finest", 0))
+
+
 class DistillObjective(nn.Module):
     """The student's pass over a clip with the teacher's flows, and the weighted loss above. ``targets`` is a
     batch of :class:`CachedClips` dicts, or (with a live ``teacher``: a GPU has the time to run it every step)
@@ -244,6 +250,11 @@ class DistillObjective(nn.Module):
         flows = (targets.get("to_next") if self.model.bidirectional else None, targets.get("to_prev"))
         if lrs.shape[1] < 2:
             flows = (None, None)
+        elif coarse_flow(self.model):
+            # A student that runs a coarser flow than the teacher's learns with the flow it will run with (its
+            # frozen SpyNet stopped early: a fraction of the full flow's cost, no gradient through it).
+            with torch.no_grad():
+                flows = compute_flows(self.model, lrs)
         trace = run_with_states(self.model, lrs, flows)
         w = self.weights
         parts: dict[str, Any] = {"outputs": trace.outputs.detach()}

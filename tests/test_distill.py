@@ -561,3 +561,39 @@ def test_a_fine_tuned_folder_lists_its_fine_tuning_as_a_stage_after_its_block_st
     assert stages[0] == cpu and len(stages) == 2
     assert stages[1]["iters"] == 705 and stages[1]["batch"] == 8 and stages[1]["device"] == "NVIDIA H100"
     assert stages[1]["data"] == [{"live_teacher": "t.pth"}] and "out" not in stages[1]
+
+
+def test_a_student_with_a_cheaper_flow_trains_with_it_and_its_export_keeps_it(cache, tmp_path):
+    """``--flow-skip 1`` (issue #18's cheaper flow): the student's SpyNet stops a level early, the objective runs
+    the student on that flow rather than the teacher's cached one, the export's plan records it so the loaded
+    model runs it, a further stretch keeps it, and a resumed run refuses another setting."""
+    from vsrapp_models.loading import load_model
+    from vsrapp_pruning import blocks
+    from vsrapp_pruning.distill import DistillObjective
+    from vsrapp_pruning.losses import run_with_states
+
+    teacher = tiny_dense().eval()
+    n = len(teacher.forward_trunk.main[2])
+    out = tmp_path / "coarse"
+    blocks.run(teacher, cache, out, n - 1, config(out, iters=1), upsampler=32, forward_only=True, flow_skip=1)
+    folder = out / blocks.EXPORT
+    assert json.loads((folder / "plan.json").read_text())["arch"]["skip_finest"] == 1
+    model = load_model(folder)
+    assert model.spynet.skip_finest == 1
+
+    lr, targets = CachedClips(cache, length=1)[0]
+    lr, targets = lr[None], {k: v[None] for k, v in targets.items()}
+    objective = DistillObjective(model, DistillWeights())
+    with torch.no_grad():
+        loss, _ = objective(lr, targets, step=0)
+        own = charbonnier_loss(run_with_states(model, lr).outputs.float(), targets["out"])
+        cached = charbonnier_loss(run_with_states(model, lr, (None, targets["to_prev"])).outputs.float(),
+                                  targets["out"])
+    assert float(loss) == pytest.approx(float(own), rel=1e-6)
+    assert float(own) != pytest.approx(float(cached), rel=1e-6)  # the coarse flow is not the teacher's
+
+    more = tmp_path / "coarse-more"
+    blocks.run(teacher, cache, more, n - 1, config(more, iters=1), init=folder)
+    assert load_model(more / blocks.EXPORT).spynet.skip_finest == 1
+    with pytest.raises(ValueError, match="keeps its flow"):
+        blocks.run(teacher, cache, more, n - 1, config(more, iters=1), init=folder, flow_skip=0)
