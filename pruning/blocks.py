@@ -287,7 +287,7 @@ def _continue_selection(init: str | Path, start: nn.Module, out: Path) -> None:
 
 def run(teacher: BasicVSR, cache: str | Path | Sequence[str | Path], out: str | Path, keep: int, cfg: TrainConfig,
         ema: float = 0.995, init: str | Path | None = None, upsampler: int = HR_FEAT,
-        forward_only: bool = False, flow_skip: int | None = None) -> Path:
+        forward_only: bool = False, flow_skip: int | None = None, augment: bool = False) -> Path:
     """Select, distill (Charbonnier to the cached teacher output; ``cfg`` for the schedule) and save the
     student as ``out/model.pth`` (a BasicSR checkpoint when every layer is whole); resumable (re-run the same
     call). ``init``: start from a block-pruned student saved before (its .pth or export folder): with ``keep``
@@ -296,7 +296,8 @@ def run(teacher: BasicVSR, cache: str | Path | Sequence[str | Path], out: str | 
     pool (taken in turn); the selection is made on the first. ``forward_only``: a forward-only student (of the
     teacher's, or a bidirectional ``init``'s, forward trunk), distilled to the bidirectional teacher's output.
     ``flow_skip``: the student's SpyNet stops that many levels early (a cheaper flow, issue #18) and trains with
-    its own flow; default: the ``init`` model's setting (0 for the full flow, whose cached flows are used)."""
+    its own flow; default: the ``init`` model's setting (0 for the full flow, whose cached flows are used).
+    ``augment``: the pool is seen flipped, transposed and reversed in time after its first pass."""
     out = Path(out)
     caches = [cache] if isinstance(cache, (str, Path)) else list(cache)
     start = load_model(init) if init is not None else None
@@ -324,7 +325,7 @@ def run(teacher: BasicVSR, cache: str | Path | Sequence[str | Path], out: str | 
         (out / INIT).write_text(json.dumps({"from": str(init), "stages": stages_before(init)}, indent=1))
     resume = (out / "checkpoints" / "last.pt").is_file()
     _, trained = train_distill(cfg, student, caches, DistillWeights(out=1.0, gt=0.0, tf=0.0), {}, ema_decay=ema,
-                               resume=resume, save=False)
+                               resume=resume, save=False, augment=augment)
     path = out / STUDENT
     tmp = path.with_suffix(".part")
     torch.save({"params": {k: v.detach().cpu().contiguous() for k, v in trained.state_dict().items()}}, tmp)
@@ -371,15 +372,17 @@ def logged_stages(log: Path) -> list[dict]:
     if not log.is_file():
         return stages
     data: list[dict] = []
+    extra: dict = {}
     for line in log.read_text().splitlines():
         _, marker, rest = line.partition(" distill from ")
         if marker and rest.startswith("{"):
             source = json.loads(rest[:rest.index("; weights")])
             configs = [c["config"] for c in source["caches"]] if "caches" in source else [source.get("config", {})]
             data = [{k: c[k] for k in _DATA_KEYS if k in c} for c in configs]
+            extra = {"augment": source["augment"]} if "augment" in source else {}
         _, marker, rest = line.partition(" config ")
         if marker and rest.startswith("{"):
-            stage = {k: v for k, v in json.loads(rest).items() if k in _STAGE_KEYS} | {"data": data}
+            stage = {k: v for k, v in json.loads(rest).items() if k in _STAGE_KEYS} | {"data": data} | extra
             if not stages or stages[-1] != stage:
                 stages.append(stage)
     return stages
@@ -456,6 +459,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--flow-skip", type=int, choices=range(NUM_LEVELS),
                    help="SpyNet levels the student skips (a cheaper flow it trains and runs with; default: the "
                         "--init model's, 0 for the full flow)")
+    p.add_argument("--augment", action="store_true",
+                   help="after one pass over the cached pool, see its clips flipped, transposed and reversed in "
+                        "time (16 symmetries; the teacher's output moved with them)")
     p.add_argument("--threads", type=int)
     args = p.parse_args(argv)
     if args.teacher:
@@ -467,7 +473,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     cfg = TrainConfig(phase="finetune", data="", out=args.out, iters=args.iters, frames=0, lr=args.lr,
                       warmup=args.warmup, schedule="cosine", seed=args.seed, ckpt_every=50, threads=args.threads)
     path = run(teacher, args.cache, args.out, args.keep, cfg, args.ema, args.init, args.upsampler, args.forward_only,
-               args.flow_skip)
+               args.flow_skip, args.augment)
     print(f"block-pruned student written to {path}")
     return 0
 

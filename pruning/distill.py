@@ -155,7 +155,8 @@ class CachedClips(Dataset):
     in ``i``, so :class:`vsrapp_pruning.data.ResumableSampler` resumes it exactly. ``frames`` < the cached length keeps
     the first frames (for losses that need no backward state: the backward states saw the later frames)."""
 
-    def __init__(self, directory: str | Path | Sequence[str | Path], length: int, frames: int | None = None) -> None:
+    def __init__(self, directory: str | Path | Sequence[str | Path], length: int, frames: int | None = None,
+                 augment: bool = False) -> None:
         # Several caches (e.g. synthetic-motion stills and real clips) are read as one pool, their clips taken
         # in turn, so that every stretch of a run sees both kinds.
         directories = [Path(directory)] if isinstance(directory, (str, Path)) else [Path(d) for d in directory]
@@ -173,6 +174,7 @@ class CachedClips(Dataset):
             raise FileNotFoundError(f"{', '.join(map(str, directories))} holds no cached clips yet")
         self.length = length
         self.frames = frames
+        self.augment = augment
         self.stills: list[Path] = []  # the recipe counts stills; a cache has none of its own
 
     def __len__(self) -> int:
@@ -187,7 +189,43 @@ class CachedClips(Dataset):
             if key in record:
                 value = record[key].float()
                 targets[key] = value[:t - 1] if key.startswith("to_") else value[:t]
+        if self.augment and index >= len(self.paths):  # the first pass over the pool sees the clips as cached
+            lr, targets = symmetry(lr, targets, index // len(self.paths))
         return lr, targets
+
+
+def symmetry(lr: torch.Tensor, targets: dict[str, torch.Tensor], k: int) -> tuple[torch.Tensor, dict]:
+    """Clip and teacher targets under the ``k``-th of 16 symmetries (``k`` mod 16: the 8 flips and transposes of
+    the square crop, each forward or backward in time), so that a fixed pool teaches new motion and texture
+    directions on every pass instead of being memorised. The output target is the teacher's output moved the same
+    way, which is what the teacher makes of the moved clip up to its own small lack of symmetry. Flows move
+    with their images (a flipped axis negates its component, a transpose swaps them; reversing time swaps
+    ``to_next`` and ``to_prev``); the hidden states are moved too but are only approximate targets (the two
+    trunks differ), so the temporal term should not be trained on augmented clips."""
+    k %= 16
+    hflip, vflip, transpose, reverse = bool(k & 1), bool(k & 2), bool(k & 4), bool(k & 8)
+
+    def image(x: torch.Tensor) -> torch.Tensor:
+        if hflip:
+            x = x.flip(-1)
+        if vflip:
+            x = x.flip(-2)
+        return x.transpose(-1, -2) if transpose else x
+
+    def flow(f: torch.Tensor) -> torch.Tensor:
+        f = image(f)
+        sign = torch.tensor([-1.0 if hflip else 1.0, -1.0 if vflip else 1.0], dtype=f.dtype).view(2, 1, 1)
+        f = f * sign
+        return f.flip(-3) if transpose else f  # (x, y) -> (y, x): the axes swapped
+
+    moved = {key: (flow(v) if key.startswith("to_") else image(v)) for key, v in targets.items()}
+    lr = image(lr)
+    if reverse:
+        lr = lr.flip(0)
+        moved = {key: v.flip(0) for key, v in moved.items()}
+        swaps = {"to_next": "to_prev", "to_prev": "to_next", "fwd": "bwd", "bwd": "fwd"}
+        moved = {swaps.get(key, key): v for key, v in moved.items()}
+    return lr.contiguous(), {key: v.contiguous() for key, v in moved.items()}
 
 
 @torch.no_grad()
@@ -356,13 +394,15 @@ def train_distill(cfg: TrainConfig, student: nn.Module, cache: str | Path | Sequ
                   weights: DistillWeights,
                   base_meta: dict[str, Any] | None = None, ema_decay: float = 0.0, resume: bool = False,
                   env: Dist | None = None, save: bool = True, snapshot_every: int = 0,
-                  teacher: nn.Module | None = None, teacher_name: str = "") -> tuple[Path, nn.Module]:
+                  teacher: nn.Module | None = None, teacher_name: str = "",
+                  augment: bool = False) -> tuple[Path, nn.Module]:
     """Train ``student`` on the cached clips of ``cache`` (SpyNet frozen: its flows are the teacher's) with the
     weighted loss, warm-up and cosine schedule of ``cfg``, optionally an EMA of the weights (``ema_decay`` > 0,
     which is what gets saved). ``cache=None``: fresh synthetic clips from ``cfg.data`` (``cfg.frames``,
     ``cfg.lr_size``) with the live ``teacher`` instead. A pruned student is saved into ``cfg.out`` in its export
     format with the recipe extended (``save``); returns ``(cfg.out, the trained model, EMA weights in place
-    when used)``."""
+    when used)``. ``augment``: after its first pass, the cached pool is seen under :func:`symmetry`'s flips,
+    transposes and time reversal."""
     # SpyNet stays frozen throughout: the flows are the teacher's (cached, or its live pass). A copy, so that
     # the stretches below can set stop_at and max_seconds without touching the caller's config.
     cfg = dataclasses.replace(cfg, spynet_frozen_iters=-1)
@@ -373,9 +413,12 @@ def train_distill(cfg: TrainConfig, student: nn.Module, cache: str | Path | Sequ
     torch.manual_seed(cfg.seed)
     length = cfg.iters * cfg.batch * env.world
     if cache is not None:
+        if augment and weights.needs_states():
+            raise ValueError("the temporal term's hidden-state targets do not survive augmentation")
         dataset: Dataset = CachedClips(cache, length=length,
-                                       frames=None if weights.needs_states() or cfg.frames <= 0 else cfg.frames)
-        source = {**dataset.info, "clips_used": len(dataset.paths)}
+                                       frames=None if weights.needs_states() or cfg.frames <= 0 else cfg.frames,
+                                       augment=augment)
+        source = {**dataset.info, "clips_used": len(dataset.paths), **({"augment": "symmetry16"} if augment else {})}
         teacher = None
     else:
         if teacher is None:

@@ -568,6 +568,7 @@ def test_a_student_with_a_cheaper_flow_trains_with_it_and_its_export_keeps_it(ca
     the student on that flow rather than the teacher's cached one, the export's plan records it so the loaded
     model runs it, a further stretch keeps it, and a resumed run refuses another setting."""
     from vsrapp_models.loading import load_model
+    from vsrapp_models.pruned import read_meta
     from vsrapp_pruning import blocks
     from vsrapp_pruning.distill import DistillObjective
     from vsrapp_pruning.losses import run_with_states
@@ -593,7 +594,36 @@ def test_a_student_with_a_cheaper_flow_trains_with_it_and_its_export_keeps_it(ca
     assert float(own) != pytest.approx(float(cached), rel=1e-6)  # the coarse flow is not the teacher's
 
     more = tmp_path / "coarse-more"
-    blocks.run(teacher, cache, more, n - 1, config(more, iters=1), init=folder)
+    blocks.run(teacher, cache, more, n - 1, config(more, iters=1), init=folder, augment=True)
     assert load_model(more / blocks.EXPORT).spynet.skip_finest == 1
+    stages = read_meta(more / blocks.EXPORT)["recipe"]["stages"]
+    assert "augment" not in stages[0] and stages[-1]["augment"] == "symmetry16"  # the recipe says how it trained
     with pytest.raises(ValueError, match="keeps its flow"):
         blocks.run(teacher, cache, more, n - 1, config(more, iters=1), init=folder, flow_skip=0)
+
+
+def test_symmetry_moves_the_flows_with_the_frames_and_reverses_time():
+    """The augmentation's 16 symmetries keep a cached clip consistent: warping the moved next frame with the moved
+    flow gives the moved warp (so a student sees a real motion, not a broken one), and time reversal swaps the
+    flow directions frame for frame."""
+    from vsrapp_models.warp import flow_warp
+    from vsrapp_pruning.distill import symmetry
+
+    g = torch.Generator().manual_seed(0)
+    lr = torch.rand(3, 3, 12, 12, generator=g)
+    smooth = torch.nn.functional.avg_pool2d(torch.randn(2, 2, 12, 12, generator=g) * 3, 5, 1, 2)
+    targets = {"out": torch.rand(3, 3, 48, 48, generator=g), "to_next": smooth, "to_prev": -smooth.flip(0)}
+    warped = flow_warp(lr[1:], targets["to_next"])  # frame i+1 onto frame i
+    seen = set()
+    for k in range(8):
+        moved_lr, moved = symmetry(lr, targets, k)
+        expected, _ = symmetry(warped, {}, k)
+        torch.testing.assert_close(flow_warp(moved_lr[1:], moved["to_next"]), expected, atol=1e-5, rtol=0)
+        assert moved["out"].shape == (3, 3, 48, 48)
+        seen.add(tuple(moved_lr.flatten()[:5].tolist()))
+    assert len(seen) == 8  # eight different views
+    reversed_lr, reversed_targets = symmetry(lr, targets, 8)
+    torch.testing.assert_close(reversed_lr, lr.flip(0))
+    torch.testing.assert_close(reversed_targets["to_prev"], targets["to_next"].flip(0))
+    torch.testing.assert_close(reversed_targets["to_next"], targets["to_prev"].flip(0))
+    assert symmetry(lr, targets, 16)[0].equal(lr)  # k mod 16
