@@ -167,24 +167,28 @@ register_bundled(
     "channels: SSL's pixel-shuffle pruning), then one GPU call at SSL's batch shape (docs/MODELS.md); "
     "bidirectional, 2.9 M params (1.50 M without "
     "SpyNet); the fastest bundled bidirectional model, in torch and in int8; ships with vsrapp",
-    sha256="c403a34a7db4fc4f0383e50b48186e023489a09389614419c7c1838e184cb1e0", size=5_893_042,
-    # Quality: docs/results/vid4_basicvsr-b8-hr32.json (the bundled file: the CPU stages, one H100 call and a last
-    # CPU stretch; 25.92 before those two). 1.17x ssl-bi's speed in the same run (1.20x in the 20:38 UTC run).
-    metrics={"vid4_bi_psnr_y": 26.1292, "vid4_bi_ssim_y": 0.7814, "params_without_spynet": 1_498_947,
+    sha256="b38a8bb697ead6d24dedf3e9fabaa05b64bf97fb76e5f0a2c1148713400366f7", size=5_893_042,
+    # Quality: docs/results/vid4_basicvsr-b8-hr32.json (the bundled file: the CPU stages, one H100 call and two
+    # more CPU stretches; 25.92 before the last three, 26.13 before the last). Same network since stage 3, so the
+    # speeds stand: 1.17x ssl-bi's speed in the same run (1.20x in the 20:38 UTC run).
+    metrics={"vid4_bi_psnr_y": 26.1560, "vid4_bi_ssim_y": 0.7830, "params_without_spynet": 1_498_947,
              "cpu2_ms_per_frame_180x320": 1518.1, CPU_INT8_MS: 509.5, GPU_MS: 29.2},
 )
 register_bundled(
     "basicvsr-uni-b7-hr16", "basicvsr-uni",
     "Forward-only BasicVSR for live input: the forward trunk of basicvsr-b15 cut to 7 residual blocks and 16 of "
-    "64 high-resolution channels, distilled to the dense bidirectional model's output (docs/MODELS.md); "
+    "64 high-resolution channels, distilled to the dense bidirectional model's output, with SpyNet stopped one "
+    "level early (docs/MODELS.md); "
     "2.2 M params (0.75 M without SpyNet); the sharpest bundled forward-only model; ships with vsrapp",
-    sha256="b6411be7d3a1e766e861887c8a6e3d59e330f278a998fbcf89654b9af3cb6c0b", size=4_385_618,
-    # Quality: docs/results/vid4_basicvsr-uni-b7-hr16.json (the bundled file). Speed: one side-by-side run,
-    # benchmarks/results/uni-cpu-180x320-20261205.json: 758 ms against ssl-uni's 769 (1.01x; an earlier run of
-    # the unbundled export: 818 against 858); int8: benchmarks/results/int8-uni-cpu-180x320-20261205.json (Vid4
-    # 25.81 as --precision int8 makes it, docs/results/vid4_basicvsr-uni-b7-hr16-int8.json); docs/BENCHMARKS.md.
-    metrics={"vid4_bi_psnr_y": 25.7990, "vid4_bi_ssim_y": 0.7685, "params_without_spynet": 747_203,
-             "cpu2_ms_per_frame_180x320": 758.0, CPU_INT8_MS: 250.1, GPU_MS: 15.5},
+    sha256="2b60e87fd327f6369ae289f2de858159ec09f00edc702ce6881c6ac6f01eb012", size=4_385_618,
+    # Quality: docs/results/vid4_basicvsr-uni-b7-hr16.json (the bundled file: retrained with SpyNet stopped one level
+    # early, plan.json "skip_finest": 1; the full-flow weights bundled before scored 25.80, ...-fullflow.json).
+    # Speed: one side-by-side run, benchmarks/results/int8-uni-f1-cpu-180x320-20261205.json: 654 ms in torch against
+    # 778 for the full-flow weights (which ran 758 against ssl-uni's 769 in uni-cpu-180x320-20261205.json), 229 ms
+    # in OpenVINO int8 against 268; Vid4 in int8 as --precision int8 makes it:
+    # docs/results/vid4_basicvsr-uni-b7-hr16-int8.json. GPU: measured with the full flow (an upper bound).
+    metrics={"vid4_bi_psnr_y": 25.7888, "vid4_bi_ssim_y": 0.7671, "params_without_spynet": 747_203,
+             "cpu2_ms_per_frame_180x320": 654.2, CPU_INT8_MS: 229.0, GPU_MS: 15.5},
 )
 DENSE_REFERENCE = "basicvsr-vimeo-bi"  # the sharpest model vsrapp knows; the bundled ones are pruned from it
 
