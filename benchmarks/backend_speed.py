@@ -1,7 +1,8 @@
 """Network-only speed of models on backends, side by side in one run, through :class:`vsrapp.Upscaler`.
 
-Each entry is ``MODEL@BACKEND``: a zoo name or an export folder (``vsrapp export``, fp32 or int8) on ``torch``,
-``onnxruntime`` or ``openvino``. Frames are the bench's synthetic panning clip at ``--size``, already decoded;
+Each entry is ``MODEL@BACKEND[:PRECISION]``: a zoo name or an export folder (``vsrapp export``, fp32 or int8) on
+``torch``, ``onnxruntime`` or ``openvino``, with the Upscaler's precision (default ``auto``): ``ssl-bi@torch:bf16``
+(autocast: AMX on a Xeon that has it), ``basicvsr-b8-hr32@openvino:int8`` (what ``--precision int8`` runs). Frames are the bench's synthetic panning clip at ``--size``, already decoded;
 padding and the uint8 conversion are included, as in ``vsrapp bench``'s network-only figure. After a warm-up of
 two frames, the entries are timed in turn ``--repeats`` times and the best is kept, so a slow spell of a shared
 machine hits every entry alike.
@@ -26,11 +27,13 @@ from vsrapp.bench.run import host_info, parse_size
 from vsrapp.engine.synthetic import synthetic_frames
 
 
-def parse_entry(entry: str) -> tuple[str, str]:
+def parse_entry(entry: str) -> tuple[str, str, str]:
+    """``MODEL@BACKEND[:PRECISION]`` -> (model, backend, precision; ``auto`` when not given)."""
     model, _, backend = entry.rpartition("@")
     if not model:
-        raise SystemExit(f"{entry}: expected MODEL@BACKEND, e.g. ssl-bi@torch")
-    return model, backend
+        raise SystemExit(f"{entry}: expected MODEL@BACKEND[:PRECISION], e.g. ssl-bi@torch or ssl-bi@torch:bf16")
+    backend, _, precision = backend.partition(":")
+    return model, backend, precision or "auto"
 
 
 def best_ms_per_frame(ups: dict[str, Upscaler], clip: list, repeats: int, report: bool = False) -> dict[str, float]:
@@ -54,7 +57,7 @@ def best_ms_per_frame(ups: dict[str, Upscaler], clip: list, repeats: int, report
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("entries", nargs="+", help="MODEL@BACKEND (zoo name or export folder)")
+    p.add_argument("entries", nargs="+", help="MODEL@BACKEND[:PRECISION] (zoo name or export folder)")
     p.add_argument("--size", default="180x320", help="LR size (default 180x320)")
     p.add_argument("--frames", type=int, default=6, help="frames per timed run (default 6)")
     p.add_argument("--repeats", type=int, default=2)
@@ -67,8 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     clip = list(synthetic_frames(args.frames, *size))
     ups = {}
     for entry in args.entries:
-        model, backend = parse_entry(entry)
-        ups[entry] = Upscaler(model, device="cpu", backend=backend, threads=args.threads)
+        model, backend, precision = parse_entry(entry)
+        ups[entry] = Upscaler(model, device="cpu", backend=backend, precision=precision, threads=args.threads)
     best = best_ms_per_frame(ups, clip, args.repeats, report=True)
     first = args.entries[0]
     rows = {e: {"ms_per_frame": round(ms, 1), "speedup_vs_first": round(best[first] / ms, 3)} for e, ms in best.items()}

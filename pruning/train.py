@@ -28,7 +28,6 @@ import json
 import logging
 import math
 import os
-import platform
 import random
 import time
 from collections.abc import Iterable, Iterator
@@ -99,7 +98,10 @@ class TrainConfig:
     fitted_iters: int | None = None
     workers: int = 0
     threads: int | None = None
-    bf16: bool = True  # autocast on CUDA only
+    bf16: bool = True  # autocast on CUDA
+    # bf16 autocast on the CPU as well: 2.2x a block-distillation step on a Xeon with AMX (bf16 forward 45 dB
+    # from fp32's), slower where the CPU has no bf16 units. Off by default: a choice per machine.
+    bf16_cpu: bool = False
     channels_last: bool = True  # memory layout of the trained model (speed only)
 
     def clip_config(self) -> ClipConfig:
@@ -414,7 +416,7 @@ class Trainer:
             LOG.info("already at step %d of %d", self.step, cfg.iters)
             return
         self.objective.train()
-        autocast = env.device.type == "cuda" and cfg.bf16
+        autocast = cfg.bf16 if env.device.type == "cuda" else cfg.bf16_cpu
         started, start_step = time.perf_counter(), self.step
         try:
             self._run(dataset, autocast, started, start_step)
@@ -519,8 +521,10 @@ def _next_key(recipe: dict[str, Any], phase: str) -> str:
 
 
 def _recipe(cfg: TrainConfig, env: Dist, trainer: Trainer, n_stills: int) -> dict[str, Any]:
+    from vsrapp.bench.run import cpu_name
+
     device = torch.cuda.get_device_name(env.device) if env.device.type == "cuda" else \
-        f"CPU {platform.machine()} ({torch.get_num_threads()} threads)"
+        f"CPU {cpu_name()} ({torch.get_num_threads()} threads{', bf16' if cfg.bf16_cpu else ''})"
     tail = trainer.history[-max(1, cfg.log_every):]
     return {"phase": cfg.phase, "config": dataclasses.asdict(cfg), "world": env.world, "device": device,
             "effective_batch": cfg.batch * env.world, "stills": n_stills, "seconds": round(trainer.seconds, 1),

@@ -114,6 +114,23 @@ def test_distillation_moves_a_pruned_student_towards_the_teacher(cache, tmp_path
     torch.testing.assert_close(result.spynet.state_dict(), tiny_slim().spynet.state_dict(), rtol=0, atol=0)
 
 
+def test_bf16_on_the_cpu_still_moves_the_student_keeps_fp32_weights_and_is_recorded(cache, tmp_path):
+    student = tiny_slim()
+    lr, targets = _batch(cache, 1)
+
+    def gap(model: torch.nn.Module) -> float:
+        with torch.no_grad():
+            return float(charbonnier_loss(model.eval()(lr), targets["out"]))
+
+    before = gap(student)
+    out, result = train_distill(config(tmp_path / "d", iters=12, bf16_cpu=True), student, cache,
+                                DistillWeights(out=1.0), {"method": "ssl", "ratio": 0.5})
+    assert gap(result) < 0.9 * before, (before, gap(result))
+    assert all(p.dtype == torch.float32 for p in result.parameters())  # autocast computes in bf16, stores fp32
+    entry = json.loads((out / "meta.json").read_text())["recipe"]["distill"]
+    assert entry["config"]["bf16_cpu"] is True and entry["device"].endswith("bf16)")
+
+
 def test_ema_snapshots_and_resume_give_the_straight_run(cache, tmp_path):
     kw = dict(iters=4, lr=1e-2, warmup=2)
     weights = DistillWeights(out=1.0, gt=0.2, tf=0.5)

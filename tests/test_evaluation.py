@@ -47,3 +47,17 @@ def test_cli_eval_on_a_short_real_clip_writes_table_and_json(vid4_root, weights_
     main(["eval", "--model", "bicubic", "--data", str(vid4_root), "--clips", "walk", "--max-frames", "3",
           "--json", str(out), "-q"])
     assert json.loads(out.read_text())["psnr_y"] < clip["psnr_y"] - 1.0
+
+
+def test_cli_eval_scores_the_precision_upscale_runs(vid4_root, weights_env, tmp_path):
+    """--precision bf16 scores the network under the Upscaler's autocast and says so: close to fp32, not equal."""
+    scores = {}
+    for precision in ("fp32", "bf16"):
+        out = tmp_path / f"{precision}.json"
+        assert main(["eval", "--model", "basicvsr-uni-b7-hr16", "--data", str(vid4_root), "--clips", "walk",
+                     "--max-frames", "3", "--device", "cpu", "--precision", precision, "--json", str(out), "-q"]) == 0
+        result = json.loads(out.read_text())
+        assert result["precision"] == precision
+        scores[precision] = result["clips"][0]["psnr_y_per_frame"]
+    assert scores["bf16"] != scores["fp32"]
+    assert all(abs(a - b) < 0.3 for a, b in zip(scores["bf16"], scores["fp32"]))

@@ -134,7 +134,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     loaded = load_runtime_model(args.model, args.device, args.precision, args.backend, args.threads)
     model, device = loaded.model, str(loaded.device)
     result = evaluate(model, args.model, Path(data), clips=args.clips, max_frames=args.max_frames, device=device,
-                      progress=not args.quiet)
+                      progress=not args.quiet, dtype=loaded.dtype,
+                      precision=loaded.precision)
     print(result.table())
     print(f"{result.seconds:.0f} s on {result.device}")
     if args.json:
@@ -407,9 +408,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-frames", type=int, help="only the first N frames of each clip (quick checks)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
     p.add_argument("--json", help="write the full result (per clip, per frame) to this JSON file")
-    p.add_argument("--precision", default="fp32", choices=["fp32", INT8],
-                   help="fp32 (the papers' protocol) or int8: the model's int8 OpenVINO graphs, quantized once and "
-                        "cached as for upscale --precision int8")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16", INT8],
+                   help="fp32 (the papers' protocol); fp16 or bf16: torch autocast, as upscale runs them; int8: the "
+                        "model's int8 OpenVINO graphs, quantized once and cached as for upscale --precision int8")
     p.add_argument("--backend", default="auto", choices=list(BACKEND_CHOICES),
                    help="what runs the network (as for upscale; auto runs an export folder's graphs in their runtime)")
     p.add_argument("--threads", type=int, help="CPU threads (default: all cores)")

@@ -52,6 +52,7 @@ class EvalResult:
     seconds: float
     torch_version: str
     date: str
+    precision: str = "fp32"  # what ran: fp32, fp16/bf16 (autocast) or int8 (the model's int8 graphs)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -127,8 +128,14 @@ def evaluate(
     device: str = "cpu",
     dataset: str = "Vid4",
     progress: bool = True,
+    dtype: torch.dtype = torch.float32,
+    precision: str | None = None,
 ) -> EvalResult:
-    """Evaluate ``model`` on every clip folder under ``root`` (or the named ``clips``)."""
+    """Evaluate ``model`` on every clip folder under ``root`` (or the named ``clips``); ``dtype``: torch's arithmetic,
+    under the Upscaler's autocast (bf16, fp16), so that eval scores the precision users run; ``precision``: what
+    the result records as run (default: ``dtype``'s name; ``int8`` for a model of int8 graphs)."""
+    from .engine.upscaler import PRECISIONS, autocast_to
+
     scale = traits(model).scale
     clip_dirs = list_clips(root)
     if clips:
@@ -151,7 +158,8 @@ def evaluate(
             lr_tensor = torch.from_numpy(lrs).permute(0, 3, 1, 2).float().div(255.0).to(device)
             lr_tensor = lr_tensor.contiguous(memory_format=torch.channels_last)
             bar.set_postfix_str(clip.name)
-            out = upscale_clip(model, lr_tensor, on_step=bar.update)
+            with autocast_to(torch.device(device), dtype):
+                out = upscale_clip(model, lr_tensor, on_step=bar.update).float()
             scores = [y_metrics(to_uint8(o), g) for o, g in zip(out, gts)]
             results.append(ClipResult(
                 name=clip.name,
@@ -171,6 +179,7 @@ def evaluate(
         seconds=round(time.perf_counter() - started, 1),
         torch_version=torch.__version__,
         date=time.strftime("%Y-%m-%d"),
+        precision=precision or next(k for k, v in PRECISIONS.items() if v == dtype),
     )
 
 

@@ -352,7 +352,7 @@ def host_info(device: torch.device) -> dict[str, Any]:
         av_version = None
     info: dict[str, Any] = {
         "python": platform.python_version(), "torch": torch.__version__, "av": av_version,
-        "numpy": np.__version__, "platform": platform.platform(), "cpu": _cpu_name(),
+        "numpy": np.__version__, "platform": platform.platform(), "cpu": cpu_name(),
         "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
         "load_avg_1_5_15": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None,
         "git_commit": _git_commit(),
@@ -364,7 +364,8 @@ def host_info(device: torch.device) -> dict[str, Any]:
     return info
 
 
-def _cpu_name() -> str:
+def cpu_name() -> str:
+    """The CPU's model name (figures change with it: AMD EPYC and Intel Xeon machines take turns here)."""
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:

@@ -70,6 +70,11 @@ class RuntimeModel:
     precision: str
 
 
+def autocast_to(device: torch.device, dtype: torch.dtype) -> torch.autocast:
+    """The autocast a precision runs under (none for fp32): the Upscaler's and ``vsrapp eval``'s, one rule."""
+    return torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32)
+
+
 def load_runtime_model(model: str | nn.Module, device: str | torch.device = "auto", precision: str = "auto",
                        backend: str = backends.AUTO, threads: int | None = None) -> RuntimeModel:
     """Resolve a model (zoo name, ``auto``, checkpoint, pruned or export folder, or a module) with a backend,
@@ -401,8 +406,7 @@ class Upscaler:
 
     # ------------------------------------------------------------------------------------------- running
     def _autocast(self):
-        enabled = self.dtype != torch.float32
-        return torch.autocast(self.device.type, dtype=self.dtype, enabled=enabled)
+        return autocast_to(self.device, self.dtype)
 
     @torch.inference_mode()
     def _run_stream(self, lr: torch.Tensor) -> torch.Tensor:
