@@ -2,10 +2,10 @@
 
 Each entry is ``MODEL@BACKEND[:PRECISION]``: a zoo name or an export folder (``vsrapp export``, fp32 or int8) on
 ``torch``, ``onnxruntime`` or ``openvino``, with the Upscaler's precision (default ``auto``): ``ssl-bi@torch:bf16``
-(autocast: AMX on a Xeon that has it), ``basicvsr-b8-hr32@openvino:int8`` (what ``--precision int8`` runs). Frames are the bench's synthetic panning clip at ``--size``, already decoded;
-padding and the uint8 conversion are included, as in ``vsrapp bench``'s network-only figure. After a warm-up of
-two frames, the entries are timed in turn ``--repeats`` times and the best is kept, so a slow spell of a shared
-machine hits every entry alike.
+(autocast: AMX on a Xeon that has it), ``basicvsr-b8-hr32@openvino:int8`` (what ``--precision int8`` runs).
+Frames are the bench's synthetic panning clip at ``--size``, already decoded; padding and the uint8 conversion are
+included, as in ``vsrapp bench``'s network-only figure. After a warm-up of two frames, the entries are timed in
+turn ``--repeats`` times and the best is kept, so a slow spell of a shared machine hits every entry alike.
 
     python benchmarks/backend_speed.py basicvsr-vimeo-bi@torch runs/ov/dense-int8@openvino ssl-bi@torch \
         --threads 2 --json benchmarks/results/int8-cpu-180x320.json

@@ -462,6 +462,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--augment", action="store_true",
                    help="after one pass over the cached pool, see its clips flipped, transposed and reversed in "
                         "time (16 symmetries; the teacher's output moved with them)")
+    p.add_argument("--fit-seconds", type=float,
+                   help="shorten the schedule (--iters is the upper bound) so that training ends after about this "
+                        "many seconds, timed on its first steps (kept on resume)")
     p.add_argument("--bf16-cpu", action="store_true",
                    help="bf16 autocast on the CPU (about 2x a step where it has AMX; the weights stay fp32)")
     p.add_argument("--threads", type=int)
@@ -474,7 +477,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         teacher = dense_teacher("basicvsr-vimeo-bi")
     cfg = TrainConfig(phase="finetune", data="", out=args.out, iters=args.iters, frames=0, lr=args.lr,
                       warmup=args.warmup, schedule="cosine", seed=args.seed, ckpt_every=50, threads=args.threads,
-                      bf16_cpu=args.bf16_cpu)
+                      bf16_cpu=args.bf16_cpu, fit_seconds=args.fit_seconds)
     path = run(teacher, args.cache, args.out, args.keep, cfg, args.ema, args.init, args.upsampler, args.forward_only,
                args.flow_skip, args.augment)
     print(f"block-pruned student written to {path}")

@@ -73,6 +73,10 @@ def test_bench_cli_tiny_model_writes_well_formed_json(tiny_slim_dir, tmp_path, c
     doc = json.loads(out.read_text())
     assert doc["schema"] == "vsrapp-bench" and doc["version"] == 1
     assert doc["settings"]["device"] == "cpu" and doc["host"]["torch"] == torch.__version__
+    # The figures name the CPU's int8/bf16 instruction sets, as /proc/cpuinfo lists them.
+    if Path("/proc/cpuinfo").exists():
+        flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags"))
+        assert doc["host"]["cpu_features"] == [f for f in bench.CPU_FEATURES if f in flags.split()]
     assert doc["reference"] == str(tiny_slim_dir)  # no dense BasicVSR: the first model
     assert doc["sizes"][0]["lr_size"] == [16, 24] and doc["sizes"][0]["roofline"]["macs_per_s"] > 0
     slim, bicubic = doc["results"]
