@@ -521,7 +521,7 @@ def _next_key(recipe: dict[str, Any], phase: str) -> str:
 
 
 def _recipe(cfg: TrainConfig, env: Dist, trainer: Trainer, n_stills: int) -> dict[str, Any]:
-    from vsrapp.bench.run import cpu_name
+    from vsrapp.engine.hardware import cpu_name
 
     device = torch.cuda.get_device_name(env.device) if env.device.type == "cuda" else \
         f"CPU {cpu_name()} ({torch.get_num_threads()} threads{', bf16' if cfg.bf16_cpu else ''})"

@@ -21,6 +21,15 @@ def _require(path: Path, what: str) -> Path:
     return path
 
 
+@pytest.fixture(autouse=True)
+def cpu_without_amx(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In-process tests see a CPU without AMX, where ``--precision auto`` is fp32: outputs compare the same on the
+    AMD and the Intel machines. The AMX rule (bf16) has its own tests, which patch this back."""
+    from vsrapp.engine import hardware
+
+    monkeypatch.setattr(hardware, "has_amx_bf16", lambda: False)
+
+
 @pytest.fixture(scope="session")
 def official_weights_dir() -> Path:
     return _require(SHARED / "weights", "official BasicVSR weights")

@@ -13,6 +13,7 @@ import torch
 
 from vsrapp.bench import profiling as prof
 from vsrapp.bench import run as bench
+from vsrapp.engine.hardware import CPU_FEATURES
 from vsrapp_models.basicvsr import BasicVSR, BasicVSRUni
 from vsrapp_models.complexity import plan_macs_formula
 from vsrapp_models.slim import build_slim, validate_plan
@@ -76,7 +77,7 @@ def test_bench_cli_tiny_model_writes_well_formed_json(tiny_slim_dir, tmp_path, c
     # The figures name the CPU's int8/bf16 instruction sets, as /proc/cpuinfo lists them.
     if Path("/proc/cpuinfo").exists():
         flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags"))
-        assert doc["host"]["cpu_features"] == [f for f in bench.CPU_FEATURES if f in flags.split()]
+        assert doc["host"]["cpu_features"] == [f for f in CPU_FEATURES if f in flags.split()]
     assert doc["reference"] == str(tiny_slim_dir)  # no dense BasicVSR: the first model
     assert doc["sizes"][0]["lr_size"] == [16, 24] and doc["sizes"][0]["roofline"]["macs_per_s"] > 0
     slim, bicubic = doc["results"]

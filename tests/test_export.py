@@ -151,6 +151,18 @@ def test_backend_choice_and_limits(ort):
     assert not isinstance(up.model, backends.GraphModel)
 
 
+
+def test_auto_precision_on_an_amx_cpu_is_the_graphs_own_for_a_graph_backend(ort, monkeypatch, tmp_path):
+    """Where torch would autocast to bf16 (AMX), a graph backend still runs its fp32 graphs: no error."""
+    from vsrapp.engine import hardware
+
+    monkeypatch.setattr(hardware, "has_amx_bf16", lambda: True)
+    model = tiny_net(False, num_block=1)
+    assert Upscaler(model, device="cpu").precision == "bf16"
+    up = Upscaler(model, device="cpu", backend="onnxruntime", threads=1)
+    assert isinstance(up.model, backends.GraphModel) and up.precision == "fp32"
+
+
 # ------------------------------------------------------------------------------------------- CLI and errors
 def test_backend_not_installed_is_one_line_naming_the_extra(tmp_path, hide_module, capsys):
     hide_module("onnxruntime")

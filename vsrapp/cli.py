@@ -266,7 +266,8 @@ def cmd_upscale(args: argparse.Namespace) -> int:
         if not args.quiet:
             resumed = f", resumed at frame {report.resumed_from}" if report.resumed_from else ""
             print(f"{dst}: {report.frames} frames in {report.seconds:.1f} s ({report.fps:.2f} frames/s, "
-                  f"network {report.network_seconds:.1f} s) with {report.model} on {report.device}{resumed}")
+                  f"network {report.network_seconds:.1f} s) with {report.model} on {report.device}, {report.precision}"
+                  f"{resumed}")
     if failures and len(jobs) > 1:
         print(f"vsrapp: {failures} of {len(jobs)} videos failed", file=sys.stderr)
     return EXIT_USER_ERROR if failures else 0
@@ -355,8 +356,9 @@ def build_parser() -> argparse.ArgumentParser:
                         f"and slower, after `vsrapp fetch-weights`)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
     p.add_argument("--precision", default="auto", choices=list(PRECISION_CHOICES),
-                   help="auto: fp16 on CUDA, fp32 on CPU; int8: the model's int8 OpenVINO graphs on the CPU, "
-                        "quantized once on first use and cached (pip install \"vsrapp[openvino]\"); with "
+                   help="auto: fp16 on CUDA, bf16 on a CPU with AMX, else fp32; int8: the model's int8 OpenVINO "
+                        "graphs on the CPU, quantized once on first use and cached (pip install "
+                        "\"vsrapp[openvino]\"); with "
                         f"--model {zoo.AUTO} it runs {zoo.DENSE_REFERENCE} where its weights are installed")
     p.add_argument("--half", dest="precision", action="store_const", const="fp16", help="same as --precision fp16")
     p.add_argument("--window", type=int, default=DEFAULT_WINDOW, help="frames per window (bidirectional models)")

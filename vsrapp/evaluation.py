@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import json
-import platform
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -186,4 +185,6 @@ def evaluate(
 def _device_name(device: str) -> str:
     if device.startswith("cuda") and torch.cuda.is_available():
         return torch.cuda.get_device_name(torch.device(device))
-    return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    from .engine.hardware import cpu_name
+
+    return f"CPU ({cpu_name()}, {torch.get_num_threads()} threads)"

@@ -73,6 +73,7 @@ class UpscaleReport:
     seconds: float
     network_seconds: float
     reader_errors: list[str] = field(default_factory=list)
+    precision: str = ""  # what ran: fp32, fp16, bf16 (autocast) or int8
 
     @property
     def fps(self) -> float:
@@ -215,7 +216,8 @@ def upscale_file(
         _job_failed(exc, job, dst)
     job.remove()
     return UpscaleReport(src, dst, spec.model, str(upscaler.device), frames, start,
-                         round(time.perf_counter() - started, 3), round(network_seconds, 3), errors)
+                         round(time.perf_counter() - started, 3), round(network_seconds, 3), errors,
+                         upscaler.precision)
 
 
 # Failures of the machine, not of the input: once fixed (space freed, permissions or the drive back), --resume

@@ -33,6 +33,7 @@ from torch import nn
 
 from vsrapp_models.contract import block_name, is_network, traits
 
+from ..engine.hardware import cpu_features, cpu_name
 from ..engine.synthetic import synthetic_frames
 from ..engine.upscaler import DEFAULT_LOOKAHEAD, DEFAULT_WINDOW, pick_device, pick_precision
 from ..errors import UsageError
@@ -365,36 +366,6 @@ def host_info(device: torch.device) -> dict[str, Any]:
     return info
 
 
-# The instruction sets that decide the CPU figures: int8 dot products (VNNI), bf16 arithmetic, AMX tiles. Two
-# machines that /proc/cpuinfo both calls "Intel Xeon" can differ by 3x in bf16 and int8 through these.
-CPU_FEATURES = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
-
-
-def cpu_features() -> list[str]:
-    """Which of :data:`CPU_FEATURES` the CPU has (Linux; empty elsewhere)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    return [name for name in CPU_FEATURES if name in flags]
-    except OSError:
-        pass
-    return []
-
-
-def cpu_name() -> str:
-    """The CPU's model name (figures change with it: AMD EPYC and Intel Xeon machines take turns here)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def _installed_version(package: str) -> str | None:
     """A graph backend's version, read from its metadata (no import: OpenVINO takes seconds to load)."""
     from importlib.metadata import PackageNotFoundError, version
@@ -564,7 +535,7 @@ def add_command(subparsers: Any) -> None:
     p.add_argument("--size", nargs="+", default=["180x320"], help="LR sizes HEIGHTxWIDTH (default 180x320)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"],
-                   help="as `vsrapp upscale` (auto: fp16 on CUDA, fp32 on CPU)")
+                   help="as `vsrapp upscale` (auto: fp16 on CUDA, bf16 on a CPU with AMX, else fp32)")
     p.add_argument("--frames", type=int, default=16, help="frames per clip for every measurement (default 16)")
     p.add_argument("--warmup", type=int, default=2,
                    help="warm-up frames before each timing (default 2; 0 skips warm-up, fine on a CPU where a frame "

@@ -29,7 +29,7 @@ from torch import nn
 from vsrapp_models.contract import is_network, traits
 
 from .. import zoo
-from . import backends
+from . import backends, hardware
 from .recurrence import StreamRunner, WindowRunner
 
 DEFAULT_MODEL = zoo.AUTO  # the best bundled model: needs no download (zoo.resolve_name)
@@ -121,7 +121,8 @@ def _choose_backend(model: str | nn.Module, device: str | torch.device, precisio
         if str(device) == "auto":
             device = "cpu"
     dev = pick_device(device)
-    dtype = pick_precision("fp32" if precision == INT8 else precision, dev)
+    # The graph backends run their graphs' precision (fp32 or int8): auto is fp32 for them whatever the CPU.
+    dtype = pick_precision("fp32" if precision == INT8 or (graphs and precision == "auto") else precision, dev)
     if graphs and (dev.type != "cpu" or dtype != torch.float32):
         raise backends.BackendError(f"the {backend} backend runs on the CPU (got device {dev}, precision "
                                     f"{precision}); use --backend torch for those")
@@ -159,9 +160,12 @@ def _int8_graphs(source: nn.Module | str, label: str | None, threads: int | None
 
 
 def pick_precision(precision: str, device: torch.device) -> torch.dtype:
-    """fp32 on the CPU (half precision is slower there); on CUDA ``auto`` is fp16."""
+    """``auto``: fp16 on CUDA; on the CPU bf16 where it has AMX (3.4-3.6x faster than fp32 for the bundled models,
+    Vid4 within 0.01 dB of fp32), else fp32 (half precision is slower than fp32 without AMX)."""
     if precision == "auto":
-        return torch.float16 if device.type == "cuda" else torch.float32
+        if device.type == "cuda":
+            return torch.float16
+        return torch.bfloat16 if hardware.has_amx_bf16() else torch.float32
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of auto, {', '.join(PRECISIONS)}; got {precision!r}")
     return PRECISIONS[precision]
@@ -236,8 +240,8 @@ class Upscaler:
     runs) or ``auto`` (:mod:`vsrapp.engine.backends`). ``threads`` is for the graph backends' own sessions; torch's
     process-wide thread count is the entry point's to set (:func:`set_threads`).
 
-    ``precision``: ``auto`` (fp16 on CUDA, fp32 on the CPU), ``fp32``, ``fp16``, ``bf16`` (torch), or ``int8``:
-    the model's int8 OpenVINO graphs on the CPU, quantized once on first use and cached
+    ``precision``: ``auto`` (fp16 on CUDA, bf16 on a CPU with AMX, else fp32), ``fp32``, ``fp16``, ``bf16``
+    (torch), or ``int8``: the model's int8 OpenVINO graphs on the CPU, quantized once on first use and cached
     (:func:`vsrapp.quantize.cached_int8_export`; needs ``pip install "vsrapp[openvino]"``). ``self.precision``
     is what runs ("fp32", ..., "int8").
     """

@@ -306,7 +306,7 @@ def build_app(models: Sequence[ModelChoice] | None = None, limits: Limits | None
                                 elem_id="model")
             device = gr.Dropdown(app.devices, value="auto", label="Device", elem_id="device")
             precision = gr.Dropdown(app.precisions, value="auto", label="Precision",
-                                    info="auto: fp16 on a GPU, fp32 on the CPU"
+                                    info="auto: fp16 on a GPU, bf16 on a CPU with AMX, else fp32"
                                          + ("; int8: OpenVINO on the CPU, faster (the first run with a model "
                                             "quantizes it: minutes)" if INT8 in app.precisions else ""))
         model_info = gr.Markdown(menu.info(default), elem_id="model-info")
