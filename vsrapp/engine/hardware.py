@@ -40,5 +40,6 @@ def cpu_name() -> str:
 
 def has_amx_bf16() -> bool:
     """Whether the CPU multiplies bf16 in AMX tiles (Xeon since Sapphire Rapids): there torch's bf16 autocast runs
-    the networks 3.4-3.6x faster than fp32 (docs/BENCHMARKS.md), where elsewhere it is slower than fp32."""
+    the networks 3.4-3.5x faster than fp32 (docs/BENCHMARKS.md). Without AMX, bf16 is unmeasured at full size
+    (slower than fp32 on an AVX2-only CPU in a tiny-model check), so it is not chosen there."""
     return "amx_bf16" in cpu_features()

@@ -160,8 +160,8 @@ def _int8_graphs(source: nn.Module | str, label: str | None, threads: int | None
 
 
 def pick_precision(precision: str, device: torch.device) -> torch.dtype:
-    """``auto``: fp16 on CUDA; on the CPU bf16 where it has AMX (3.4-3.6x faster than fp32 for the bundled models,
-    Vid4 within 0.01 dB of fp32), else fp32 (half precision is slower than fp32 without AMX)."""
+    """``auto``: fp16 on CUDA; on the CPU bf16 where it has AMX (3.4-3.5x faster than fp32 for the block-pruned
+    models, Vid4 within 0.01 dB of fp32), else fp32 (see :func:`vsrapp.engine.hardware.has_amx_bf16`)."""
     if precision == "auto":
         if device.type == "cuda":
             return torch.float16
