@@ -121,9 +121,9 @@ def test_the_pace_of_a_folder_is_its_largest_frame_and_fastest_rate(media, tmp_p
 
 def test_models_command_states_the_rule_and_this_machines_default(capsys, weights_env):
     assert main(["models"]) == 0
-    last = capsys.readouterr().out.strip().splitlines()[-1]
+    rule = capsys.readouterr().out.strip().splitlines()[-2]  # the last line says the precision
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    assert f"on this machine ({device}): {zoo.resolve_name('auto', device)}" in last and zoo.AUTO_RULE in last
+    assert f"on this machine ({device}): {zoo.resolve_name('auto', device)}" in rule and zoo.AUTO_RULE in rule
 
 
 @pytest.mark.parametrize("fetched", [False, True], ids=["nothing-fetched", "after-setup"])

@@ -81,3 +81,15 @@ def test_cli_error_is_one_line_and_nonzero(capsys, tmp_path, monkeypatch):
     assert main(["eval", "--model", "basicvsr-vimeo-bi", "--data", str(tmp_path)]) != 0
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("vsrapp: error:") and "not found" in err[0]
+
+
+@pytest.mark.parametrize("amx", [False, True])
+def test_cli_models_says_what_precision_auto_runs_here(capsys, monkeypatch, amx):
+    from vsrapp.engine import hardware
+
+    monkeypatch.setattr(hardware, "has_amx_bf16", lambda: amx)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert main(["models"]) == 0
+    line = capsys.readouterr().out.splitlines()[-1]
+    assert line == ("default precision (--precision auto) on this machine: "
+                    + ("bf16 (the CPU has AMX)" if amx else "fp32 (no AMX on this CPU)"))
