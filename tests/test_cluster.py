@@ -336,3 +336,20 @@ def test_ray_int8_with_torch_is_one_line(media, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == EXIT_USER_ERROR and len(err) == 1 and "--precision int8 runs in openvino" in err[0], err
     assert not out.exists() and not job_dir_for(out).exists()
+
+
+@pytest.mark.parametrize("amx", [False, True])
+def test_the_driver_decides_auto_precision_once_for_every_worker(monkeypatch, amx):
+    """Workers on CPUs with and without AMX would pick bf16 and fp32 for themselves, and a video's segments would
+    differ at their seams: the driver decides ``auto`` once and the workers run what it decided."""
+    from vsrapp.cluster.driver import _one_precision
+    from vsrapp.engine import hardware
+    from vsrapp.jobs.spec import EncodeOptions, EngineOptions, JobSpec
+
+    monkeypatch.setattr(hardware, "has_amx_bf16", lambda: amx)
+    spec = JobSpec("", "", "basicvsr-b8-hr32", EngineOptions("auto", 24, 8, None, 16), EncodeOptions())
+    assert _one_precision(spec, "cpu", "torch").engine.precision == ("bf16" if amx else "fp32")
+    assert _one_precision(spec, "cuda", "torch").engine.precision == "fp16"
+    assert _one_precision(spec, "cpu", "openvino").engine.precision == "auto"  # the graphs' own precision
+    asked = JobSpec("", "", "basicvsr-b8-hr32", EngineOptions("fp32", 24, 8, None, 16), EncodeOptions())
+    assert _one_precision(asked, "cpu", "torch").engine.precision == "fp32"

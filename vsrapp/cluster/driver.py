@@ -255,6 +255,19 @@ def connect(address: str | None = None, num_cpus: int | None = None):
     return ray
 
 
+def _one_precision(spec: JobSpec, task_device: str, runs_on: str) -> JobSpec:
+    """The job with ``auto`` precision decided once, here: a worker deciding for itself would pick bf16 on a CPU
+    with AMX and fp32 on one without, and a video's segments would differ at their seams. The driver's CPU
+    decides for CPU tasks (on one machine, the workers' own); graph backends run their graphs' precision."""
+    if spec.engine.precision != "auto" or runs_on in GRAPH_BACKENDS:
+        return spec
+    import torch
+
+    dtype = upscaler.pick_precision("auto", torch.device(task_device))
+    name = next(k for k, v in upscaler.PRECISIONS.items() if v == dtype)
+    return replace(spec, engine=replace(spec.engine, precision=name))
+
+
 def upscale_on_ray(
     jobs: Sequence[tuple[str | os.PathLike, str | os.PathLike]],
     model: str | nn.Module = DEFAULT_MODEL,
@@ -309,7 +322,8 @@ def upscale_on_ray(
         model, name = zoo.resolve_model(model, task_device, engine.precision)
         spec = JobSpec("", "", name, engine, EncodeOptions(codec, crf, preset, pix_fmt, out_scale), segment_frames,
                        warmup=warmup, deinterlace=deinterlace)
-    spec = spec.for_ray(task_device)
+    spec = _one_precision(spec, task_device, runs_on).for_ray(task_device)
+    engine = spec.engine
     payload, shape = _model_for_tasks(model, engine, runs_on)
     bidirectional = bool(shape.bidirectional)
     workers = max(1, int(ray.cluster_resources().get("GPU" if gpus else "CPU", 1) // (1 if gpus else cpus_per_task)))
