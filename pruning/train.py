@@ -28,7 +28,9 @@ import json
 import logging
 import math
 import os
+import platform
 import random
+import re
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -520,11 +522,19 @@ def _next_key(recipe: dict[str, Any], phase: str) -> str:
     return key
 
 
-def _recipe(cfg: TrainConfig, env: Dist, trainer: Trainer, n_stills: int) -> dict[str, Any]:
-    from vsrapp.engine.hardware import cpu_name
+def _cpu_model() -> str:
+    """The CPU's model name for the recipe's record (an EPYC and a Xeon train at different speeds here; the
+    application's own probe is vsrapp.engine.hardware, which pruning does not import)."""
+    try:
+        found = re.search(r"^model name\s*:\s*(.+)$", Path("/proc/cpuinfo").read_text(), re.MULTILINE)
+    except OSError:
+        found = None
+    return found.group(1).strip() if found else platform.machine()
 
+
+def _recipe(cfg: TrainConfig, env: Dist, trainer: Trainer, n_stills: int) -> dict[str, Any]:
     device = torch.cuda.get_device_name(env.device) if env.device.type == "cuda" else \
-        f"CPU {cpu_name()} ({torch.get_num_threads()} threads{', bf16' if cfg.bf16_cpu else ''})"
+        f"CPU {_cpu_model()} ({torch.get_num_threads()} threads{', bf16' if cfg.bf16_cpu else ''})"
     tail = trainer.history[-max(1, cfg.log_every):]
     return {"phase": cfg.phase, "config": dataclasses.asdict(cfg), "world": env.world, "device": device,
             "effective_batch": cfg.batch * env.world, "stills": n_stills, "seconds": round(trainer.seconds, 1),

@@ -25,7 +25,7 @@ from tqdm import tqdm
 from vsrapp_models.contract import traits
 
 from .engine.compat import basicsr
-from .engine.recurrence import upscale_clip
+from .engine.recurrence import PRECISIONS, autocast_to, upscale_clip
 
 IMAGE_SUFFIXES = {".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff"}
 
@@ -133,7 +133,6 @@ def evaluate(
     """Evaluate ``model`` on every clip folder under ``root`` (or the named ``clips``); ``dtype``: torch's arithmetic,
     under the Upscaler's autocast (bf16, fp16), so that eval scores the precision users run; ``precision``: what
     the result records as run (default: ``dtype``'s name; ``int8`` for a model of int8 graphs)."""
-    from .engine.upscaler import PRECISIONS, autocast_to
 
     scale = traits(model).scale
     clip_dirs = list_clips(root)

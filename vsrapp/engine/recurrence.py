@@ -35,6 +35,12 @@ StepCallback = Callable[[float], None]
 # part name -> a context manager around one step call (vsrapp.bench.profiling.PartTimer); None: nothing is timed.
 PartTimer = Callable[[str], contextlib.AbstractContextManager[Any]]
 PARTS = ("spynet", "trunks", "upsampler")
+PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}  # torch's arithmetic
+
+
+def autocast_to(device: torch.device, dtype: torch.dtype) -> torch.autocast:
+    """The autocast a precision runs under (none for fp32): the Upscaler's and ``vsrapp eval``'s, one rule."""
+    return torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32)
 
 
 def _untimed(part: str) -> contextlib.AbstractContextManager[Any]:

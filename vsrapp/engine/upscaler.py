@@ -30,13 +30,12 @@ from vsrapp_models.contract import is_network, traits
 
 from .. import zoo
 from . import backends, hardware
-from .recurrence import StreamRunner, WindowRunner
+from .recurrence import PRECISIONS, StreamRunner, WindowRunner, autocast_to
 
 DEFAULT_MODEL = zoo.AUTO  # the best bundled model: needs no download (zoo.resolve_name)
 DEFAULT_WINDOW = 24
 DEFAULT_LOOKAHEAD = 8
 DEFAULT_TILE_OVERLAP = 16
-PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}  # torch's arithmetic
 # int8 is not a torch dtype: the model runs as int8 OpenVINO graphs (vsrapp.quantize), fed fp32 tensors.
 INT8 = backends.INT8
 PRECISION_CHOICES = ("auto", *PRECISIONS, INT8)  # what --precision, the library and the web page accept
@@ -68,11 +67,6 @@ class RuntimeModel:
     device: torch.device
     dtype: torch.dtype
     precision: str
-
-
-def autocast_to(device: torch.device, dtype: torch.dtype) -> torch.autocast:
-    """The autocast a precision runs under (none for fp32): the Upscaler's and ``vsrapp eval``'s, one rule."""
-    return torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32)
 
 
 def load_runtime_model(model: str | nn.Module, device: str | torch.device = "auto", precision: str = "auto",
