@@ -37,3 +37,14 @@ python -m pruning.distill cache --data "$CLIPS" --out "$REAL" --clips 72 --frame
 source pruning/recipes/block_stages.sh
 score_blocks basicvsr-b15 pruning/recipes/basicvsr_b15.sh "$CLIPS" "$R/s1/model.pth" "$R/s2/model.pth" \
     "$R/s3/model.pth"
+# 5. On a CPU with AMX (bf16 autocast, --bf16-cpu; 2026-12-06): a second pool of the same size (72 real windows,
+#    seed 400; 108 synthetic clips, seed 300; 7.5 min) beside the first, the pool seen under 16 symmetries after
+#    its first pass (--augment), from stage 3's weights with a fresh cosine schedule of 2,595 steps (what
+#    --fit-seconds 4200 gave: 1.6-2.1 s a step on the 2-core Xeon in bf16, ~90 min; about 4.6 h in fp32 on the
+#    EPYC: --bf16-cpu is measured only with AMX).
+python -m pruning.distill cache --data "$CLIPS" --out "${REAL}b" --clips 72 --frames 10 --lr-size 64 --seed 400 \
+    --real-prob 1 --threads 2
+python -m pruning.distill cache --out "${CACHE}b" --clips 108 --frames 10 --lr-size 64 --seed 300 --threads 2
+[[ -f $R/s5/model.pth ]] || python -m pruning.blocks --cache "$REAL" "$CACHE" "${REAL}b" "${CACHE}b" --keep 15 \
+    --init "$R/s3/model.pth" --out "$R/s5" --iters 2595 --augment --bf16-cpu --threads 2
+score_blocks basicvsr-b15 pruning/recipes/basicvsr_b15.sh "$CLIPS" "$R/s3/model.pth" "$R/s5/model.pth"
