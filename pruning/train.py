@@ -101,8 +101,8 @@ class TrainConfig:
     workers: int = 0
     threads: int | None = None
     bf16: bool = True  # autocast on CUDA
-    # bf16 autocast on the CPU as well: 2.2x a block-distillation step on a Xeon with AMX (bf16 forward 45 dB
-    # from fp32's), slower where the CPU has no bf16 units. Off by default: a choice per machine.
+    # bf16 autocast on the CPU as well: 2.4x a block-distillation step on a Xeon with AMX at the same held-out
+    # agreement (docs/RESULTS.md); measured only with AMX. Off by default: a choice per machine.
     bf16_cpu: bool = False
     channels_last: bool = True  # memory layout of the trained model (speed only)
 

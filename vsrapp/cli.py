@@ -84,10 +84,11 @@ def _auto_precision(device: str) -> str:
     import torch
 
     from .engine.hardware import has_amx_bf16
-    from .engine.upscaler import PRECISIONS, pick_precision
+    from .engine.recurrence import precision_name
+    from .engine.upscaler import pick_precision
 
     dev = torch.device(device)
-    name = next(k for k, v in PRECISIONS.items() if v == pick_precision("auto", dev))
+    name = precision_name(pick_precision("auto", dev))
     if dev.type == "cuda":
         return f"{name} (CUDA)"
     return f"{name} ({'the CPU has AMX' if has_amx_bf16() else 'no AMX on this CPU'})"

@@ -25,7 +25,7 @@ from tqdm import tqdm
 from vsrapp_models.contract import traits
 
 from .engine.compat import basicsr
-from .engine.recurrence import PRECISIONS, autocast_to, upscale_clip
+from .engine.recurrence import autocast_to, precision_name, upscale_clip
 
 IMAGE_SUFFIXES = {".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff"}
 
@@ -177,7 +177,7 @@ def evaluate(
         seconds=round(time.perf_counter() - started, 1),
         torch_version=torch.__version__,
         date=time.strftime("%Y-%m-%d"),
-        precision=precision or next(k for k, v in PRECISIONS.items() if v == dtype),
+        precision=precision or precision_name(dtype),
     )
 
 

@@ -38,6 +38,7 @@ from vsrapp_models.contract import Traits, traits
 from .. import export, zoo
 from ..engine import upscaler
 from ..engine.backends import AUTO, GRAPH_BACKENDS, resolve_backend
+from ..engine.recurrence import precision_name
 from ..engine.upscaler import DEFAULT_LOOKAHEAD, DEFAULT_MODEL, DEFAULT_TILE_OVERLAP, DEFAULT_WINDOW, set_threads
 from ..errors import ResourceError
 from ..jobs.folder import JobFolder
@@ -263,8 +264,7 @@ def _one_precision(spec: JobSpec, task_device: str, runs_on: str) -> JobSpec:
         return spec
     import torch
 
-    dtype = upscaler.pick_precision("auto", torch.device(task_device))
-    name = next(k for k, v in upscaler.PRECISIONS.items() if v == dtype)
+    name = precision_name(upscaler.pick_precision("auto", torch.device(task_device)))
     return replace(spec, engine=replace(spec.engine, precision=name))
 
 

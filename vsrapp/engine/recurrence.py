@@ -38,6 +38,11 @@ PARTS = ("spynet", "trunks", "upsampler")
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}  # torch's arithmetic
 
 
+def precision_name(dtype: torch.dtype) -> str:
+    """The option's name ("fp32", "fp16", "bf16") of a torch dtype of :data:`PRECISIONS`."""
+    return next(name for name, known in PRECISIONS.items() if known == dtype)
+
+
 def autocast_to(device: torch.device, dtype: torch.dtype) -> torch.autocast:
     """The autocast a precision runs under (none for fp32): the Upscaler's and ``vsrapp eval``'s, one rule."""
     return torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32)

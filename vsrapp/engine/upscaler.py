@@ -30,7 +30,7 @@ from vsrapp_models.contract import is_network, traits
 
 from .. import zoo
 from . import backends, hardware
-from .recurrence import PRECISIONS, StreamRunner, WindowRunner, autocast_to
+from .recurrence import PRECISIONS, StreamRunner, WindowRunner, autocast_to, precision_name
 
 DEFAULT_MODEL = zoo.AUTO  # the best bundled model: needs no download (zoo.resolve_name)
 DEFAULT_WINDOW = 24
@@ -84,7 +84,7 @@ def load_runtime_model(model: str | nn.Module, device: str | torch.device = "aut
         name = zoo.resolve_name(str(model), dev, precision) if isinstance(model, (str, Path)) else None
         net = zoo.get_model(name) if name is not None else model
     # What runs: a graph model says its graphs' precision; the bicubic baseline (no graphs) runs in torch.
-    ran = getattr(net, "precision", None) or next(k for k, v in PRECISIONS.items() if v == dtype)
+    ran = getattr(net, "precision", None) or precision_name(dtype)
     return RuntimeModel(net, backend, dev, dtype, ran)
 
 

@@ -18,8 +18,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import torch
-
+from ..engine.recurrence import precision_name
 from ..engine.upscaler import DEFAULT_LOOKAHEAD, DEFAULT_TILE_OVERLAP, DEFAULT_WINDOW, PRECISIONS
 from ..video import VideoError, VideoInfo
 from ..video.deinterlace import wanted
@@ -228,7 +227,3 @@ def write_manifest(path: Path, manifest: dict[str, Any]) -> None:
     tmp.write_text(json.dumps(manifest, indent=1))
     os.replace(tmp, path)  # atomic: a crash leaves the old or the new manifest, never half
 
-
-def precision_name(dtype: torch.dtype) -> str:
-    """The option's name ("fp32") of a torch dtype."""
-    return _SHORT_NAMES[str(dtype).removeprefix("torch.")]
