@@ -181,6 +181,43 @@ def make_with_subtitles(path: Path, work: Path) -> Path:
     return path
 
 
+ASS = """[Script Info]
+ScriptType: v4.00+
+PlayResX: 64
+PlayResY: 48
+
+[V4+ Styles]
+Format: Name, Fontname, Fontsize, PrimaryColour, SecondaryColour, OutlineColour, BackColour, Bold, Italic, \
+Underline, StrikeOut, ScaleX, ScaleY, Spacing, Angle, BorderStyle, Outline, Shadow, Alignment, MarginL, MarginR, \
+MarginV, Encoding
+Style: Default,Fansub Sans,12,&H00FFFFFF,&H000000FF,&H00000000,&H00000000,0,0,0,0,100,100,0,0,1,1,0,2,2,2,2,1
+
+[Events]
+Format: Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text
+Dialogue: 0,0:00:00.20,0:00:00.90,Default,,0,0,0,,Hello {\\i1}world{\\i0}
+Dialogue: 0,0:00:01.00,0:00:01.80,Default,,0,0,0,,Second line
+""".replace("\\\n", "")
+FONT = b"\x00\x01\x00\x00" + bytes(range(256)) * 4  # stands in for a .ttf: the bytes must arrive unchanged
+
+
+def make_with_fonts(path: Path, work: Path) -> Path:
+    """The shape of most anime releases: H.264 + styled ASS subtitles in mkv, with the font they name attached."""
+    ass = work / "styled.ass"
+    ass.write_text(ASS, encoding="utf-8")
+    n = FPS * SECONDS
+    with av.open(str(ass)) as subs, av.open(str(path), "w") as out:
+        v = _video_stream(out, "libx264", "yuv420p", options=X264)
+        s_in = subs.streams.subtitles[0]
+        s_out = out.add_stream_from_template(s_in)
+        out.add_attachment("Fansub Sans.ttf", "application/x-truetype-font", FONT)
+        for packet in subs.demux(s_in):
+            if packet.size:
+                packet.stream = s_out
+                out.mux(packet)
+        _write_frames(out, v, [picture(i) for i in range(n)], range(n), Fraction(1, FPS))
+    return path
+
+
 def make_10bit(path: Path, n: int = 10) -> Path:
     """FFV1 yuv420p10le in mkv (lossless, so the decoded values are known), tagged BT.709 limited."""
     with av.open(str(path), "w") as out:
@@ -405,6 +442,10 @@ class MediaLibrary:
     @property
     def subtitles(self) -> Path:
         return self._get("subtitles", "subs.mkv", make_with_subtitles, self.folder)
+
+    @property
+    def fonts(self) -> Path:
+        return self._get("fonts", "fonts.mkv", make_with_fonts, self.folder)
 
     @property
     def ten_bit(self) -> Path:

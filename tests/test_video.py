@@ -14,7 +14,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from media import PATCHES_YUV, bigbuckbunny, picture
+from media import FONT, PATCHES_YUV, bigbuckbunny, picture
 
 from vsrapp.video import VideoError, VideoReader, VideoWriter, list_packets, probe
 from vsrapp.video.streams import subtitle_text
@@ -216,6 +216,27 @@ def test_subtitles_converted_to_mov_text_for_mp4(media, tmp_path, caplog):
     cues = [c for c in cues if c[1]]  # mp4 fills gaps with empty samples
     assert cues == [(0.2, "Hello world"), (1.0, "Second line")]
     assert "converting to mov_text" in caplog.text
+
+
+def _attachments(path: Path) -> list[tuple[str, str, bytes]]:
+    with av.open(str(path)) as c:
+        return [(s.name, s.mimetype, bytes(s.data)) for s in c.streams if s.type == "attachment"]
+
+
+def test_fonts_of_styled_subtitles_copied_into_mkv(media, tmp_path):
+    """Anime releases style their ASS subtitles with fonts attached to the mkv; without the fonts a player draws
+    the subtitles in another face, so an mkv output keeps them byte for byte beside the ASS stream."""
+    out = tmp_path / "fonts.mkv"
+    transcode(media.fonts, out)
+    assert [s.codec for s in probe(out).subtitles] == ["ass"]
+    assert _attachments(out) == [("Fansub Sans.ttf", "application/x-truetype-font", FONT)]
+
+
+def test_fonts_dropped_from_mp4_with_a_warning_naming_them(media, tmp_path, caplog):
+    out = tmp_path / "fonts.mp4"
+    transcode(media.fonts, out)
+    assert [s.codec for s in probe(out).subtitles] == ["mov_text"]
+    assert "attachment 'Fansub Sans.ttf' dropped" in caplog.text and "use .mkv" in caplog.text
 
 
 def test_pcm_audio_transcoded_to_aac_for_mp4(media, tmp_path, caplog):

@@ -36,6 +36,8 @@ Decisions (tested in tests/test_video*.py):
   subtitles the container cannot hold are converted between subrip, mov_text and webvtt (text only, styling
   dropped); bitmap subtitles (DVD, DVB, PGS) are copied where the muxer takes them and otherwise dropped with a
   warning saying why.
+* Attachments (the fonts of styled ASS subtitles, cover art) are copied into Matroska outputs; other containers
+  cannot hold them, and a warning names each one dropped.
 * Interlaced input can be deinterlaced on decode (``VideoReader(deinterlace=True)``, FFmpeg's bwdif in
   ``send_frame`` mode: same frames, same timestamps; :mod:`vsrapp.video.deinterlace`); the jobs do that by
   default for inputs flagged interlaced, with one note line (:mod:`vsrapp.video.notes`).

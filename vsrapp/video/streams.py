@@ -1,4 +1,5 @@
-"""The source's audio and subtitle streams, read by a second demuxer and muxed beside the video as it is made.
+"""The source's audio and subtitle streams, read by a second demuxer and muxed beside the video as it is made, and
+its attachments.
 
 Packets are pulled one at a time and muxed up to the timestamp of the video packet about to be written, so the
 file is interleaved in one pass and memory stays bounded whatever the file's length.
@@ -24,7 +25,8 @@ _TEXT_TARGETS = ("mov_text", "subrip", "webvtt")
 
 
 class SideStreams:
-    """Routes every audio and subtitle packet of the source to the output: copy, transcode, convert or drop."""
+    """Routes every audio and subtitle packet of the source to the output (copy, transcode, convert or drop), and
+    copies its attachments (fonts, cover art) where the container holds them."""
 
     def __init__(self, out: av.container.OutputContainer, info: VideoInfo, out_path: str) -> None:
         self.out = out
@@ -86,6 +88,9 @@ class SideStreams:
                 log.warning("%s: extra video stream #%d (%s) not copied", self.out_path, stream.index,
                             stream.codec_context.name)
             return None
+        if kind == "attachment":
+            self._attach(stream)
+            return None
         if kind not in ("audio", "subtitle"):
             log.info("%s: %s stream #%d not copied", self.out_path, kind, stream.index)
             return None
@@ -103,6 +108,20 @@ class SideStreams:
             summary = next((s for s in info.audio + info.subtitles if s.index == stream.index), None)
             route.out_stream.metadata.update(summary.tags if summary else {})
         return route
+
+    def _attach(self, stream) -> None:
+        # Matroska files carry fonts (the styled ASS subtitles of most anime releases render with them) and cover
+        # art as attachments: written into the header, so they must be added before the first packet.
+        name = stream.name or stream.metadata.get("filename") or f"attachment-{stream.index}"
+        data = stream.data
+        if not data:
+            log.warning("%s: attachment #%d (%s) is empty; not copied", self.out_path, stream.index, name)
+        elif self.out.format.name != "matroska":
+            log.warning("%s: attachment %r dropped: %s cannot hold attachments (subtitles that use an attached font "
+                        "render with another one); use .mkv to keep it", self.out_path, name, self.out.format.name)
+        else:
+            mimetype = stream.mimetype or stream.metadata.get("mimetype") or "application/octet-stream"
+            self.out.add_attachment(name, mimetype, bytes(data))
 
     def _holds(self, kind: str, codec: str) -> bool:
         if not container_holds(self.out, codec):
