@@ -373,6 +373,7 @@ def logged_stages(log: Path) -> list[dict]:
         return stages
     data: list[dict] = []
     extra: dict = {}
+    logged: dict | None = None  # the last config line's stage, as logged (a resumed stretch logs it again)
     for line in log.read_text().splitlines():
         _, marker, rest = line.partition(" distill from ")
         if marker and rest.startswith("{"):
@@ -383,8 +384,13 @@ def logged_stages(log: Path) -> list[dict]:
         _, marker, rest = line.partition(" config ")
         if marker and rest.startswith("{"):
             stage = {k: v for k, v in json.loads(rest).items() if k in _STAGE_KEYS} | {"data": data} | extra
-            if not stages or stages[-1] != stage:
-                stages.append(stage)
+            if stage != logged:
+                stages.append(dict(stage))
+                logged = stage
+        # --fit-seconds: the config line holds the upper bound; the steps the time budget gave are logged after it.
+        _, marker, rest = line.partition(" schedule fitted to ")
+        if marker and stages and " -> " in rest:
+            stages[-1]["iters"] = int(rest.rsplit(" -> ", 1)[1].split()[0])
     return stages
 
 

@@ -631,3 +631,24 @@ def test_symmetry_moves_the_flows_with_the_frames_and_reverses_time():
     torch.testing.assert_close(reversed_targets["to_prev"], targets["to_next"].flip(0))
     torch.testing.assert_close(reversed_targets["to_next"], targets["to_prev"].flip(0))
     assert symmetry(lr, targets, 16)[0].equal(lr)  # k mod 16
+
+
+def test_a_fitted_stretch_records_the_steps_it_ran_not_the_upper_bound(tmp_path):
+    """`--fit-seconds` shortens --iters; the recipe a bundled model carries must say how long it really trained,
+    and a resumed stretch (the same config logged again) is still one stage."""
+    from vsrapp_pruning import blocks
+
+    source = '{"caches": [{"config": {"clips": 8, "frames": 10, "lr_size": 64, "seed": 1}}], "augment": "symmetry16"}'
+    config = '{"iters": 8000, "batch": 1, "lr_size": 64, "lr": 0.0001, "warmup": 20, "fitted_iters": null}'
+    log = tmp_path / "train.log"
+    log.write_text("\n".join([
+        f"2026-12-06 04:40:00 distill from {source}; weights {{'out': 1.0}}",
+        f"2026-12-06 04:40:00 config {config}",
+        "2026-12-06 04:41:07 schedule fitted to 4800 s of training: 0.847 s/step -> 5665 steps",
+        f"2026-12-06 05:00:00 distill from {source}; weights {{'out': 1.0}}",  # resumed
+        f"2026-12-06 05:00:00 config {config}",
+    ]) + "\n")
+    stages = blocks.logged_stages(log)
+    assert len(stages) == 1
+    assert stages[0]["iters"] == 5665 and stages[0]["augment"] == "symmetry16"
+    assert stages[0]["data"] == [{"clips": 8, "frames": 10, "lr_size": 64, "seed": 1}]
