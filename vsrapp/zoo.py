@@ -168,11 +168,11 @@ register_bundled(
     "channels: SSL's pixel-shuffle pruning), then one GPU call at SSL's batch shape (docs/MODELS.md); "
     "bidirectional, 2.9 M params (1.50 M without "
     "SpyNet); the fastest bundled bidirectional model, in torch and in int8; ships with vsrapp",
-    sha256="b38a8bb697ead6d24dedf3e9fabaa05b64bf97fb76e5f0a2c1148713400366f7", size=5_893_042,
-    # Quality: docs/results/vid4_basicvsr-b8-hr32.json (the bundled file: the CPU stages, one H100 call and two
-    # more CPU stretches; 25.92 before the last three, 26.13 before the last). Same network since stage 3, so the
-    # speeds stand: 1.17x ssl-bi's speed in the same run (1.20x in the 20:38 UTC run).
-    metrics={"vid4_bi_psnr_y": 26.1560, "vid4_bi_ssim_y": 0.7830, "params_without_spynet": 1_498_947,
+    sha256="da699707eff612cb03248df59448c684a25b1df6c6ffee19a7e86003136b9228", size=5_893_042,
+    # Quality: docs/results/vid4_basicvsr-b8-hr32.json (the bundled file: the CPU stages, one H100 call, two more
+    # CPU stretches and a bf16 one on a 360-clip pool under symmetries, 2026-12-06; 26.16 before it,
+    # ...-stage7.json). Same network since stage 3, so the speeds stand: 1.17x ssl-bi's speed in the same run.
+    metrics={"vid4_bi_psnr_y": 26.3259, "vid4_bi_ssim_y": 0.7889, "params_without_spynet": 1_498_947,
              "cpu2_ms_per_frame_180x320": 1518.1, CPU_INT8_MS: 509.5, GPU_MS: 29.2},
 )
 register_bundled(
@@ -181,9 +181,10 @@ register_bundled(
     "64 high-resolution channels, distilled to the dense bidirectional model's output, with SpyNet stopped one "
     "level early (docs/MODELS.md); "
     "2.2 M params (0.75 M without SpyNet); the sharpest bundled forward-only model; ships with vsrapp",
-    sha256="2b60e87fd327f6369ae289f2de858159ec09f00edc702ce6881c6ac6f01eb012", size=4_385_618,
+    sha256="dae9d2cc48653b564dc1fafc0bad82d39d7c091239d1bd79e10c336bb4a47032", size=4_385_618,
     # Quality: docs/results/vid4_basicvsr-uni-b7-hr16.json (the bundled file: retrained with SpyNet stopped one level
-    # early, plan.json "skip_finest": 1; the full-flow weights bundled before scored 25.80, ...-fullflow.json).
+    # early, plan.json "skip_finest": 1, then a bf16 stretch on a 360-clip pool under symmetries, 2026-12-06;
+    # 25.79 before it, ...-stage6.json; the full-flow weights bundled before that scored 25.80, ...-fullflow.json).
     # Speed: one side-by-side run, benchmarks/results/int8-uni-f1-cpu-180x320-20261205.json: 654 ms in torch against
     # 778 for the full-flow weights (which ran 758 against ssl-uni's 769 in uni-cpu-180x320-20261205.json), 229 ms
     # in OpenVINO int8 against 268; Vid4 in int8 as --precision int8 makes it:
