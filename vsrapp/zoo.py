@@ -189,7 +189,7 @@ register_bundled(
     # 778 for the full-flow weights (which ran 758 against ssl-uni's 769 in uni-cpu-180x320-20261205.json), 229 ms
     # in OpenVINO int8 against 268; Vid4 in int8 as --precision int8 makes it:
     # docs/results/vid4_basicvsr-uni-b7-hr16-int8.json. GPU: measured with the full flow (an upper bound).
-    metrics={"vid4_bi_psnr_y": 25.7888, "vid4_bi_ssim_y": 0.7671, "params_without_spynet": 747_203,
+    metrics={"vid4_bi_psnr_y": 26.0285, "vid4_bi_ssim_y": 0.7757, "params_without_spynet": 747_203,
              "cpu2_ms_per_frame_180x320": 654.2, CPU_INT8_MS: 229.0, GPU_MS: 15.5},
 )
 DENSE_REFERENCE = "basicvsr-vimeo-bi"  # the sharpest model vsrapp knows; the bundled ones are pruned from it
