@@ -166,13 +166,22 @@ def make_with_subtitles(path: Path, work: Path) -> Path:
     """H.264 + AAC + subrip in mkv: the subtitles are muxed from a tiny .srt read as a second input."""
     srt = work / "subs.srt"
     srt.write_text(SRT, encoding="utf-8")
+    return _mux_with_subtitles(path, srt, with_audio=True)
+
+
+def _mux_with_subtitles(path: Path, subtitles: Path, with_audio: bool,
+                        attachments: tuple[tuple[str, str, bytes], ...] = ()) -> Path:
+    """H.264 (+ AAC) in mkv with the subtitle file's stream muxed in, and any (name, mimetype, data) attached."""
     n = FPS * SECONDS
-    with av.open(str(srt)) as subs, av.open(str(path), "w") as out:
+    with av.open(str(subtitles)) as subs, av.open(str(path), "w") as out:
         v = _video_stream(out, "libx264", "yuv420p", options=X264)
-        a = _audio_stream(out)
+        a = _audio_stream(out) if with_audio else None
         s_in = subs.streams.subtitles[0]
         s_out = out.add_stream_from_template(s_in)
-        _write_audio(out, a)
+        for name, mimetype, data in attachments:
+            out.add_attachment(name, mimetype, data)
+        if a is not None:
+            _write_audio(out, a)
         for packet in subs.demux(s_in):
             if packet.size:
                 packet.stream = s_out
@@ -204,18 +213,8 @@ def make_with_fonts(path: Path, work: Path) -> Path:
     """The shape of most anime releases: H.264 + styled ASS subtitles in mkv, with the font they name attached."""
     ass = work / "styled.ass"
     ass.write_text(ASS, encoding="utf-8")
-    n = FPS * SECONDS
-    with av.open(str(ass)) as subs, av.open(str(path), "w") as out:
-        v = _video_stream(out, "libx264", "yuv420p", options=X264)
-        s_in = subs.streams.subtitles[0]
-        s_out = out.add_stream_from_template(s_in)
-        out.add_attachment("Fansub Sans.ttf", "application/x-truetype-font", FONT)
-        for packet in subs.demux(s_in):
-            if packet.size:
-                packet.stream = s_out
-                out.mux(packet)
-        _write_frames(out, v, [picture(i) for i in range(n)], range(n), Fraction(1, FPS))
-    return path
+    return _mux_with_subtitles(path, ass, with_audio=False,
+                               attachments=(("Fansub Sans.ttf", "application/x-truetype-font", FONT),))
 
 
 def make_10bit(path: Path, n: int = 10) -> Path:
