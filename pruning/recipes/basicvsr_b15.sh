@@ -42,9 +42,7 @@ score_blocks basicvsr-b15 pruning/recipes/basicvsr_b15.sh "$CLIPS" "$R/s1/model.
 #    its first pass (--augment), from stage 3's weights with a fresh cosine schedule of 2,595 steps (what
 #    --fit-seconds 4200 gave: 1.6-2.1 s a step on the 2-core Xeon in bf16, ~90 min; about 4.6 h in fp32 on the
 #    EPYC: --bf16-cpu is measured only with AMX).
-python -m pruning.distill cache --data "$CLIPS" --out "${REAL}b" --clips 72 --frames 10 --lr-size 64 --seed 400 \
-    --real-prob 1 --threads 2
-python -m pruning.distill cache --out "${CACHE}b" --clips 108 --frames 10 --lr-size 64 --seed 300 --threads 2
+second_pool
 [[ -f $R/s5/model.pth ]] || python -m pruning.blocks --cache "$REAL" "$CACHE" "${REAL}b" "${CACHE}b" --keep 15 \
     --init "$R/s3/model.pth" --out "$R/s5" --iters 2595 --augment --bf16-cpu --threads 2
 score_blocks basicvsr-b15 pruning/recipes/basicvsr_b15.sh "$CLIPS" "$R/s3/model.pth" "$R/s5/model.pth"

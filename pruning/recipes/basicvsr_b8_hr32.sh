@@ -59,9 +59,7 @@ score_blocks basicvsr-b8-hr32 pruning/recipes/basicvsr_b8_hr32.sh "$CLIPS" "$R/s
 #    fresh cosine schedule fitted to 80 min (--fit-seconds 4800: 5,665 steps at 0.85 s a step on the 2-core Xeon
 #    in bf16). Held-out agreement +0.47 / +0.95 dB, Vid4 26.16 -> 26.33, every clip up (foliage +0.40): the
 #    stretches that "flattened out" in stage 7 were short of data and steps, not of capacity.
-python -m pruning.distill cache --data "$CLIPS" --out "${REAL}b" --clips 72 --frames 10 --lr-size 64 --seed 400 \
-    --real-prob 1 --threads 2
-python -m pruning.distill cache --out "${CACHE}b" --clips 108 --frames 10 --lr-size 64 --seed 300 --threads 2
+second_pool
 [[ -f $R/s8/model.pth ]] || python -m pruning.blocks --cache "$REAL" "$CACHE" "${REAL}b" "${CACHE}b" --keep 8 \
     --init "$R/s7/export" --out "$R/s8" --iters 8000 --fit-seconds 4800 --augment --bf16-cpu --threads 2
 score_blocks basicvsr-b8-hr32 pruning/recipes/basicvsr_b8_hr32.sh "$CLIPS" "$R/s7/export" "$R/s8/export"

@@ -49,9 +49,7 @@ score_blocks basicvsr-uni-b7-hr16 pruning/recipes/basicvsr_uni_b7_hr16.sh "$CLIP
 #    seen under 16 symmetries after its first pass (--augment), from stage 6's weights (its coarser flow kept) with
 #    a fresh cosine schedule fitted to 35 min (--fit-seconds 2100: 5,918 steps, 0.36-0.41 s a step on the 2-core
 #    Xeon in bf16). Held-out agreement +0.41 / +0.93 dB, Vid4 25.79 -> 26.03, every clip up.
-python -m pruning.distill cache --data "$CLIPS" --out "${REAL}b" --clips 72 --frames 10 --lr-size 64 --seed 400 \
-    --real-prob 1 --threads 2
-python -m pruning.distill cache --out "${CACHE}b" --clips 108 --frames 10 --lr-size 64 --seed 300 --threads 2
+second_pool
 [[ -f $R/s7/model.pth ]] || python -m pruning.blocks --cache "$REAL" "$CACHE" "${REAL}b" "${CACHE}b" --keep 7 \
     --init "$R/s6/export" --out "$R/s7" --iters 8000 --fit-seconds 2100 --augment --bf16-cpu --threads 2
 score_blocks basicvsr-uni-b7-hr16 pruning/recipes/basicvsr_uni_b7_hr16.sh "$CLIPS" "$R/s6/export" "$R/s7/export"

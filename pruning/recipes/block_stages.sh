@@ -16,6 +16,15 @@ teacher_caches() {
     python -m pruning.distill cache --out "$CACHE" --clips 108 --frames 10 --lr-size 64 --seed 100 --threads 2
 }
 
+# second_pool: a second pool of the same size as teacher_caches' beside it, from other seeds (72 real-motion windows,
+# seed 400, in ${REAL}b; 108 synthetic clips, seed 300, in ${CACHE}b; 7.5 min on the AMX Xeon): the bf16 stretches
+# of 2026-12-06 train on both. Call after teacher_caches (or with CLIPS, REAL and CACHE set).
+second_pool() {
+    python -m pruning.distill cache --data "$CLIPS" --out "${REAL}b" --clips 72 --frames 10 --lr-size 64 --seed 400 \
+        --real-prob 1 --threads 2
+    python -m pruning.distill cache --out "${CACHE}b" --clips 108 --frames 10 --lr-size 64 --seed 300 --threads 2
+}
+
 # score_blocks NAME SCRIPT CLIPS MODEL...: held-out teacher agreement of every MODEL (a stage's model.pth or export
 # folder) on synthetic and real windows of other seeds than training (never Vid4), then the last MODEL's run
 # exported with SCRIPT recorded in its meta.json, scored on Vid4 whole clips (about 2-4 min) and named for
